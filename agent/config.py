@@ -1,0 +1,65 @@
+"""The launch configuration: every flag, in one frozen record saved in the journal."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+STAGES = ("experiment", "plot", "writeup")
+"""Stages after the run directory and baseline are prepared, in order."""
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """What the user asked for; recorded as the first journal event and reused on --resume."""
+
+    idea: str | None = None
+    """Idea name (file stem under templates/*/ideas/)."""
+    template: str | None = None
+    """Restrict the idea lookup to this template."""
+    model: str | None = None
+    """litellm model string, or `replay:PATH`; None = resolve from the environment."""
+    api_base: str | None = None
+    """OpenAI-compatible server URL."""
+    max_runs: int = 5
+    """Experiment runs after the baseline."""
+    max_attempts: int = 4
+    """Executions per run (a failed run is fixed and retried)."""
+    timeout_s: float | None = None
+    """Per-run timeout in seconds; None = the template's / preset's."""
+    preset: str | None = None
+    """Experiment preset (tiny, cpu, gpu); None = the harness's default for this machine."""
+    max_cost_usd: float | None = None
+    """Stop cleanly before an LLM call would push the cost past this."""
+    tpm_limit: int | None = None
+    """Client-side tokens-per-minute budget."""
+    runs_dir: str = "runs"
+    """Where run directories are created."""
+    stages: tuple[str, ...] = STAGES
+    """Stages to run, in order."""
+    quiet: bool = False
+    """No live status line."""
+    max_reflections: int = 3
+    """Times a failed edit or lint error is sent back to the LLM per turn."""
+    allow_failing_gates: bool = False
+    """Write the paper even when runs fail the plausibility gates (the paper says so)."""
+    literature_search: bool = False
+    """Let the writeup search Semantic Scholar / OpenAlex (cached; skipped offline)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stages"] = list(self.stages)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LaunchConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "stages" in values:
+            values["stages"] = tuple(values["stages"])
+        return cls(**values)
+
+    @property
+    def runs_path(self) -> Path:
+        return Path(self.runs_dir)

@@ -1,0 +1,100 @@
+"""What every stage receives: the run directory, its journal, the template, the idea, the
+configuration, the console, and the LLM client (created on first use).
+
+Resume works by re-running the stages with the journal as memory: a step that already
+happened (an LLM answer with the same call id, a committed run, an appended note) is read
+back from the journal instead of being done again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.config import LaunchConfig
+from agent.ideas import Idea
+from agent.journal import Event, Journal
+from agent.progress import Console
+from agent.template import Template
+from agent.workspace import Workspace
+
+CRASH_ENV = "AGENT_TEST_CRASH_AT"
+"""Test hook: `name[:n]` kills this process with SIGKILL at the n-th crash point `name`."""
+
+
+@dataclass
+class RunContext:
+    """Shared by all stages of one launch (or resume)."""
+
+    ws: Workspace
+    journal: Journal
+    template: Template
+    idea: Idea
+    config: LaunchConfig
+    console: Console
+    model: str
+    """The resolved model string (litellm name or replay:PATH)."""
+    preset: str | None
+    llm_factory: Any = None
+    """Callable returning the LLM client; called once, on the first question."""
+    _llm: Any = None
+    _crash_counts: dict[str, int] = field(default_factory=dict)
+
+    # --- journal as memory ----------------------------------------------------------------
+    def find(self, kind: str, **match: Any) -> Event | None:
+        """The last event of `kind` whose data has all of `match`."""
+        found = None
+        for event in self.journal.events():
+            if event.kind == kind and all(event.data.get(k) == v for k, v in match.items()):
+                found = event
+        return found
+
+    def record(self, kind: str, **data: Any) -> Event:
+        return self.journal.append(kind, **data)
+
+    # --- the LLM ----------------------------------------------------------------------------
+    @property
+    def llm(self) -> Any:
+        if self._llm is None:
+            self._llm = self.llm_factory()
+        return self._llm
+
+    def ask(self, messages: list[dict[str, str]], *, stage: str, prompt_kind: str, call_id: str) -> Any:
+        """An answer for `call_id`: from the journal if this call was answered before a crash,
+        else from the model. Returns the client's Completion or ContextOverflow value."""
+        done = self.find("llm.response", call_id=call_id)
+        if done is not None:
+            from agent.llm import Completion
+
+            d = done.data
+            return Completion(text=d["text"], input_tokens=d.get("input_tokens") or 0,
+                              output_tokens=d.get("output_tokens") or 0, cost_usd=d.get("cost_usd"),
+                              latency_s=d.get("latency_s") or 0.0, retries=d.get("retries") or 0,
+                              model=d.get("model") or self.model, replay=bool(d.get("replay")))
+        return self.llm.complete(messages, stage=stage, prompt_kind=prompt_kind, call_id=call_id)
+
+    def spent(self) -> tuple[int, float | None]:
+        """Tokens and dollars spent so far in this run (cost None if any price is unknown)."""
+        tokens, cost, unknown = 0, 0.0, False
+        for e in self.journal.of_kind("llm.response"):
+            tokens += int(e.data.get("input_tokens") or 0) + int(e.data.get("output_tokens") or 0)
+            if e.data.get("cost_usd") is None:
+                unknown = True
+            else:
+                cost += float(e.data["cost_usd"])
+        return tokens, (None if unknown and cost == 0 else cost)
+
+    # --- tests ------------------------------------------------------------------------------
+    def crashpoint(self, name: str) -> None:
+        """Die here (SIGKILL, like a power cut) when the test hook names this point."""
+        spec = os.environ.get(CRASH_ENV)
+        if not spec:
+            return
+        target, _, nth = spec.partition(":")
+        if target != name:
+            return
+        self._crash_counts[name] = self._crash_counts.get(name, 0) + 1
+        if self._crash_counts[name] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)

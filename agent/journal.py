@@ -1,0 +1,125 @@
+"""Append-only journal of everything a run did: one JSON object per line.
+
+Each event is written (flushed and fsynced) before the caller goes on, so a crash leaves at
+most a truncated last line, which `read` tolerates and reports. State is a fold over events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+JOURNAL_NAME = "journal.jsonl"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the journal."""
+
+    seq: int
+    """Position in the journal, from 0, without gaps."""
+    ts: float
+    """Unix time (seconds) when it was written."""
+    kind: str
+    """A past-tense fact, dotted by area: `run.started`, `llm.response`, `edit.applied`."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """The event's fields; JSON-serialisable."""
+    v: int = SCHEMA_VERSION
+    """Schema version of this line."""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"v": self.v, "seq": self.seq, "ts": self.ts, "kind": self.kind, "data": self.data},
+            ensure_ascii=False,
+            default=str,
+        )
+
+
+@dataclass(frozen=True)
+class JournalContents:
+    """What `read` found."""
+
+    events: list[Event]
+    """Every complete event, in order."""
+    truncated_tail: str | None
+    """The unparseable last line left by a crash mid-write, if any."""
+
+
+def read(path: Path) -> JournalContents:
+    """Read a journal; a malformed *last* line is reported, a malformed earlier one is an error.
+
+    Lines are decoded one by one: a crash can cut a multi-byte character in half, and that
+    must read as a truncated tail, not as an undecodable file.
+    """
+    if not path.exists():
+        return JournalContents([], None)
+    lines = path.read_bytes().split(b"\n")
+    events: list[Event] = []
+    tail: str | None = None
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+            events.append(Event(obj["seq"], obj["ts"], obj["kind"], obj.get("data", {}), obj["v"]))
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            is_last = all(not rest.strip() for rest in lines[i + 1 :])
+            if not is_last:
+                raise ValueError(f"{path}: line {i + 1} is not a journal event ({exc})") from exc
+            tail = raw.decode("utf-8", errors="replace")
+    return JournalContents(events, tail)
+
+
+class Journal:
+    """Appends events to `journal.jsonl`; a truncated tail from a crash is cut off on open."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        contents = read(path)
+        self.recovered_tail = contents.truncated_tail
+        if contents.truncated_tail is not None:
+            self._drop_truncated_tail()
+        elif path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            # A complete last event whose newline never reached the disk: end the line, or the
+            # next event would be glued onto it.
+            self._write(b"\n")
+        self._next_seq = contents.events[-1].seq + 1 if contents.events else 0
+
+    def _drop_truncated_tail(self) -> None:
+        raw = self.path.read_bytes()
+        keep = raw[: raw.rstrip(b"\n").rfind(b"\n") + 1]
+        # Truncate in place rather than rewrite: a second crash here cannot lose the journal.
+        with open(self.path, "r+b") as f:
+            f.truncate(len(keep))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _write(self, data: bytes) -> None:
+        with open(self.path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def append(self, kind: str, **data: Any) -> Event:
+        """Write one event durably and return it."""
+        event = Event(self._next_seq, time.time(), kind, data)
+        self._write((event.to_json() + "\n").encode("utf-8"))
+        self._next_seq += 1
+        return event
+
+    def events(self) -> list[Event]:
+        return read(self.path).events
+
+    def of_kind(self, *kinds: str) -> Iterator[Event]:
+        return (e for e in self.events() if e.kind in kinds)
+
+
+def kinds(events: Iterable[Event]) -> list[str]:
+    """The kinds of `events`, in order (handy in tests and summaries)."""
+    return [e.kind for e in events]

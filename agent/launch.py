@@ -1,0 +1,149 @@
+"""Command line: `python -m agent.launch --idea NAME` (thin: parse, hand over, print, exit).
+
+Exit codes: 0 done; 1 a bug of ours; 2 bad input or missing credentials (nothing created);
+3 the template or machine cannot run (e.g. the baseline fails); 4 stopped on purpose and
+resumable (cost budget, LLM unavailable); 5 a replayed session diverged; 130 interrupted.
+Only this module prints; everything it shows is also in the run's journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.config import STAGES, LaunchConfig
+
+EPILOG = """\
+model selection (first that applies):
+  --model, then $AGENT_MODEL, then $ANTHROPIC_API_KEY (a current Claude model), then
+  $OPENAI_API_KEY (a current OpenAI model), then the idea's recorded reference session
+  (replayed offline, with a banner saying so). --model replay:PATH replays a journal or
+  session file on purpose.
+
+exit codes: 0 done, 2 bad input or credentials (nothing created), 3 template/baseline
+broken, 4 stopped and resumable (--resume RUN_DIR), 5 replay diverged, 130 interrupted.
+
+examples:
+  python -m agent.launch --idea orthogonal_sae
+  python -m agent.launch --idea orthogonal_sae --model anthropic/claude-sonnet-4-5 --max-cost 5
+  python -m agent.launch --idea orthogonal_sae --model openai/qwen --api-base http://localhost:8000/v1
+  python -m agent.launch --resume runs/20261121_120000_orthogonal_sae
+"""
+
+
+def _stages(text: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in names if s not in STAGES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown stage(s) {bad}; choose from {', '.join(STAGES)}")
+    return tuple(s for s in STAGES if s in names)
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not 0 < value < math.inf:  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m agent.launch",
+        description="Run an LLM-driven research loop on an idea: plan, edit, run experiments, "
+        "plot, and write a paper whose every number traces to a run.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = p.add_argument_group("what to run")
+    what.add_argument("--idea", help="idea name: templates/*/ideas/NAME.json")
+    what.add_argument("--template", help="template folder, when the idea name is ambiguous")
+    what.add_argument("--templates-dir", default=None, help="where templates live (default: the repository's templates/)")
+    what.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run directory")
+    what.add_argument("--stages", type=_stages, default=STAGES, metavar="LIST",
+                      help=f"comma-separated stages to run (default: {','.join(STAGES)})")
+    what.add_argument("--skip-writeup", action="store_true", help="same as --stages experiment,plot")
+    model = p.add_argument_group("model")
+    model.add_argument("--model", help="litellm model string (anthropic/..., openai/..., ollama/...) or replay:PATH")
+    model.add_argument("--api-base", help="URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama)")
+    model.add_argument("--max-cost", type=_positive(float), metavar="USD",
+                       help="stop cleanly (resumable) before an LLM call would exceed this cost")
+    model.add_argument("--tpm-limit", type=_positive(int), metavar="TOKENS",
+                       help="client-side tokens-per-minute budget: wait instead of being rejected")
+    budget = p.add_argument_group("experiments")
+    budget.add_argument("--max-runs", type=_positive(int), default=5, help="runs after the baseline (default 5)")
+    budget.add_argument("--max-attempts", type=_positive(int), default=4,
+                        help="executions per run when it fails and is fixed (default 4)")
+    budget.add_argument("--max-reflections", type=_positive(int), default=3,
+                        help="times a failed edit or lint error goes back to the LLM per turn (default 3)")
+    budget.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
+                        help="per-run timeout (default: the template's or preset's)")
+    budget.add_argument("--preset", help="experiment size: tiny, cpu, gpu (default: best for this machine)")
+    paper = p.add_argument_group("paper")
+    paper.add_argument("--allow-failing-gates", action="store_true",
+                       help="write the paper even if runs fail the plausibility gates (the paper says so)")
+    paper.add_argument("--literature-search", action="store_true",
+                       help="let the writeup search for citations online (cached; skipped offline)")
+    out = p.add_argument_group("output")
+    out.add_argument("--runs-dir", default="runs", help="where run directories are created (default runs/)")
+    out.add_argument("--quiet", action="store_true", help="no live status line; errors only")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> LaunchConfig:
+    stages = tuple(s for s in args.stages if s != "writeup") if args.skip_writeup else args.stages
+    return LaunchConfig(
+        idea=args.idea, template=args.template, model=args.model, api_base=args.api_base,
+        max_runs=args.max_runs, max_attempts=args.max_attempts, timeout_s=args.timeout,
+        preset=args.preset, max_cost_usd=args.max_cost, tpm_limit=args.tpm_limit,
+        runs_dir=args.runs_dir, stages=stages, quiet=args.quiet,
+        max_reflections=args.max_reflections, allow_failing_gates=args.allow_failing_gates,
+        literature_search=args.literature_search,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.idea and not args.resume:
+        parser.error("say what to run: --idea NAME, or --resume RUN_DIR")
+    if args.idea and args.resume:
+        parser.error("--idea and --resume exclude each other: a resumed run keeps its idea")
+    if args.skip_writeup and tuple(args.stages) == ("writeup",):
+        parser.error("--skip-writeup with --stages writeup leaves nothing to run")
+    from agent.errors import AgentError
+    from agent.progress import Console
+
+    console = Console(quiet=args.quiet)
+    try:
+        from agent import orchestrator
+
+        if args.resume:
+            result = orchestrator.resume(Path(args.resume), config_from_args(args), console,
+                                         explicit=set(_explicit_flags(argv)))
+        else:
+            templates_dir = Path(args.templates_dir) if args.templates_dir else None
+            result = orchestrator.launch(config_from_args(args), console, templates_dir=templates_dir)
+    except AgentError as exc:
+        console.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.error("interrupted. Everything finished so far is committed; continue with --resume RUN_DIR.")
+        return 130
+    console.done(result)
+    return result.exit_code
+
+
+def _explicit_flags(argv: list[str] | None) -> list[str]:
+    """Flags the user typed (so --resume can override only those)."""
+    raw = sys.argv[1:] if argv is None else argv
+    return [a.split("=", 1)[0].lstrip("-").replace("-", "_") for a in raw if a.startswith("--")]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The only place that starts processes: experiments, plots, and compilers.
+
+Each child runs in its own process group (a new session), in the run directory, with stdout
+and stderr going to files, a timeout that kills the whole group, and an environment from
+which every LLM or cloud credential has been removed: an experiment never needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+RunStatus = Literal["ok", "failed", "timed_out", "killed"]
+
+# Names an experiment must never see. Matched on the upper-cased variable name.
+_CREDENTIAL_PATTERNS = (
+    re.compile(r".*_API_KEY$"),
+    re.compile(r".*_API_KEY_.*"),
+    re.compile(r".*_TOKEN$"),
+    re.compile(r".*_TOKEN_.*"),
+    re.compile(r".*SECRET.*"),
+    re.compile(r".*PASSWORD.*"),
+    re.compile(r"^AWS_.*"),
+    re.compile(r"^GOOGLE_APPLICATION_CREDENTIALS$"),
+    re.compile(r"^GCLOUD_.*"),
+    re.compile(r"^GCP_.*"),
+    re.compile(r"^AZURE_.*"),
+    re.compile(r"^API_KEY$"),
+)
+
+TAIL_CHARS = 4000  # what an outcome keeps of stderr: enough for a traceback, bounded for prompts
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What happened to one child process."""
+
+    status: RunStatus
+    """ok: exit 0; failed: non-zero exit; timed_out: killed at the timeout; killed: by a signal."""
+    returncode: int | None
+    """The exit code (negative for a signal), None if it never finished."""
+    duration_s: float
+    """Wall time in seconds."""
+    stdout_path: Path
+    """Where stdout went."""
+    stderr_path: Path
+    """Where stderr went."""
+    stderr_tail: str
+    """The end of stderr, bounded, always keeping the final exception line."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def describe(self) -> str:
+        """One line for people and prompts."""
+        if self.status == "ok":
+            return f"finished in {self.duration_s:.1f} s"
+        if self.status == "timed_out":
+            return f"timed out after {self.duration_s:.0f} s and was killed"
+        if self.status == "killed":
+            return f"was killed by signal {-(self.returncode or 0)} after {self.duration_s:.1f} s"
+        return f"failed with exit code {self.returncode} after {self.duration_s:.1f} s"
+
+
+def is_credential(name: str) -> bool:
+    upper = name.upper()
+    return any(p.match(upper) for p in _CREDENTIAL_PATTERNS)
+
+
+def scrubbed_env(base: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`base` (default: this process's environment) without credentials, plus `extra`."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not is_credential(k)}
+    env["PYTHONUNBUFFERED"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def tail_of(text: str, limit: int = TAIL_CHARS, exception_line: str | None = None) -> str:
+    """The last `limit` characters of `text`, keeping the exception line of a traceback.
+
+    A traceback ends with the line naming the exception; when output continues after it
+    (warnings at interpreter shutdown, a logger, a progress bar), that line is kept as well,
+    so the cause is never cut off. `exception_line` is that line when the caller found it
+    in output that `text` no longer holds.
+    """
+    text = text.rstrip()
+    exc_line = exception_line or _last_exception_line(text)
+    if len(text) <= limit:
+        tail = text
+    else:
+        tail = text[-limit:]
+        tail = tail[tail.find("\n") + 1 :] if "\n" in tail else tail
+    if exc_line and exc_line not in tail:
+        budget = max(limit - len(exc_line) - 40, limit // 2)
+        tail = tail[-budget:]
+        tail = f"{exc_line}\n[... output after the exception line, trimmed ...]\n{tail}"
+    elif len(text) <= limit:
+        return text
+    return f"[... {max(len(text) - len(tail), 0)} earlier characters trimmed ...]\n{tail}"
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+_EXC_RE = re.compile(r"^(?:[A-Za-z_][\w.]*)(?:Error|Exception|Interrupt|Exit|Warning)\b.*$|^\w+Error$")
+_SCAN_BYTES = 64 * 1024 * 1024  # how far back a huge stderr is searched for the exception line
+
+
+def _last_exception_line(text: str) -> str | None:
+    """The line naming the exception of the last traceback in `text`, if any.
+
+    The first unindented line after the last `Traceback (most recent call last):` is the
+    exception; without a complete traceback, the last line that looks like an error (an
+    error is preferred over a warning printed after it).
+    """
+    start = text.rfind(_TRACEBACK)
+    if start >= 0:
+        for line in text[start:].splitlines()[1:]:
+            if line.strip() and not line[0].isspace():
+                return line.strip()[:1000]
+    warning = None
+    for line in reversed(text.splitlines()):
+        if line.startswith((" ", "\t")) or not _EXC_RE.match(line.strip()):
+            continue
+        name = line.strip().split(":", 1)[0]
+        if not name.endswith("Warning"):
+            return line.strip()[:1000]
+        warning = warning or line.strip()[:1000]
+    return warning
+
+
+def _scan_exception_line(path: Path, size: int) -> str | None:
+    """The exception line of the last traceback in (the last 64 MB of) a file, streamed."""
+    found, in_traceback = None, False
+    with open(path, "rb") as f:
+        f.seek(max(0, size - _SCAN_BYTES))
+        for raw in f:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if line.startswith(_TRACEBACK):
+                in_traceback = True
+            elif in_traceback and line.strip() and not line[0].isspace():
+                found, in_traceback = line.strip()[:1000], False
+    return found
+
+
+def _read_tail(path: Path, limit: int) -> str:
+    """Tail of a possibly huge file, reading only its end (plus a scan for the exception)."""
+    size = path.stat().st_size if path.exists() else 0
+    if size == 0:
+        return ""
+    with open(path, "rb") as f:
+        # Enough of the end to find an exception line above a long trailing stream.
+        window = min(size, max(limit * 16, 256_000))
+        f.seek(size - window)
+        text = f.read().decode("utf-8", errors="replace")
+    exc_line = None
+    if window < size and _TRACEBACK not in text:
+        # The traceback lies further up, above a long stream of later output: find it.
+        exc_line = _scan_exception_line(path, size)
+    out = tail_of(text, limit, exception_line=exc_line)
+    if window < size and not out.startswith("[..."):
+        out = f"[... earlier output trimmed ...]\n{out}"
+    return out
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 3.0) -> None:
+    """SIGTERM then SIGKILL the child's whole process group; reap the child."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=grace_s)
+            # The leader is gone, but grandchildren may linger in the group: finish them.
+            if sig == signal.SIGTERM:
+                continue
+        except subprocess.TimeoutExpired:
+            continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    log_dir: Path,
+    timeout_s: float,
+    name: str = "",
+    env_extra: Mapping[str, str] | None = None,
+    tail_chars: int = TAIL_CHARS,
+) -> RunOutcome:
+    """Run `argv` in `cwd`; stdout/stderr go to `log_dir/{name}stdout.txt` / `stderr.txt`.
+
+    `python` as argv[0] means this interpreter, so children see the same installed packages.
+    Expected failures come back as an outcome, never an exception.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"{name}_" if name else ""
+    stdout_path = log_dir / f"{prefix}stdout.txt"
+    stderr_path = log_dir / f"{prefix}stderr.txt"
+    cmd = [sys.executable if argv[0] in ("python", "python3") else argv[0], *argv[1:]]
+    start = time.monotonic()
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=scrubbed_env(extra=env_extra),
+                start_new_session=True,  # own process group: the timeout kills grandchildren too
+            )
+        except OSError as exc:  # a missing program (pdflatex) is an outcome, not a crash of ours
+            err.write(f"cannot start {cmd[0]!r}: {exc}\n".encode())
+            err.flush()
+            return RunOutcome("failed", 127, time.monotonic() - start, stdout_path, stderr_path,
+                              _read_tail(stderr_path, tail_chars))
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            # Kill whatever the child left in its group, also on success or on our own crash.
+            _kill_group(proc) if (timed_out or proc.returncode is None) else _reap_group(proc.pid)
+    duration = time.monotonic() - start
+    rc = proc.returncode
+    status: RunStatus
+    if timed_out:
+        status = "timed_out"
+    elif rc == 0:
+        status = "ok"
+    elif rc is not None and rc < 0:
+        status = "killed"
+    else:
+        status = "failed"
+    return RunOutcome(status, None if timed_out else rc, duration, stdout_path, stderr_path,
+                      _read_tail(stderr_path, tail_chars))
+
+
+def _reap_group(pgid: int) -> None:
+    """After a normal exit, leave no stray process of the child's group behind."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,134 @@
+"""Executing one experiment run inside the run directory, and recording it.
+
+A run is executed through the runner, its outcome journaled, its result files committed
+(one commit per finished run), and the orchestrator's own notes section appended and
+committed. Each step is journaled after its commit, so a resumed launch never repeats it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from agent import runner
+from agent.context import RunContext
+from agent.results import RunRecord, config_changes, finished_runs, format_config_changes, load_run
+
+
+@dataclass(frozen=True)
+class RunAttempt:
+    """What one execution of `python experiment.py --out_dir=run_i` produced."""
+
+    index: int
+    attempt: int
+    status: runner.RunStatus | str
+    """Runner status, or `no_results` when it exited 0 without writing final_info.json."""
+    describe: str
+    """One line: how it ended."""
+    stderr_tail: str
+    commit: str
+    """The code commit that ran."""
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _from_event(data: dict[str, Any]) -> RunAttempt:
+    return RunAttempt(data["run"], data["attempt"], data["status"], data["describe"],
+                      data.get("stderr_tail", ""), data["commit"], data.get("duration_s", 0.0))
+
+
+def execute(ctx: RunContext, index: int, attempt: int, *, stage: str = "experiment") -> RunAttempt:
+    """Run `run_{index}` (attempt `attempt`) unless the journal says it already ran."""
+    done = ctx.find("run.recorded", run=index, attempt=attempt)
+    if done is not None:
+        return _from_event(done.data)
+    out_name = f"run_{index}"
+    out_dir = ctx.ws.resolve(out_name)
+    if out_dir.exists():  # leftovers of an attempt that did not finish
+        shutil.rmtree(out_dir)
+    commit = ctx.ws.head()
+    timeout = ctx.template.timeout_for(ctx.preset, ctx.config.timeout_s)
+    argv = ctx.template.command_for(out_name)
+    ctx.record("run.started", stage=stage, run=index, attempt=attempt, commit=commit,
+               command=" ".join(argv), timeout_s=timeout, preset=ctx.preset)
+    ctx.console.status(f"run {index} attempt {attempt}: {' '.join(argv)} (timeout {timeout:.0f} s)")
+    ctx.crashpoint("run_started")
+    env = {"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else {}
+    outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, env_extra=env)
+    status: str = outcome.status
+    describe = outcome.describe()
+    if outcome.ok and not (out_dir / "final_info.json").is_file():
+        status, describe = "no_results", "exited 0 but wrote no final_info.json"
+    if outcome.ok and status == "ok":
+        try:
+            load_run(ctx.ws.root, index, ctx.template)
+        except (ValueError, KeyError) as exc:
+            status, describe = "no_results", f"wrote an unreadable final_info.json ({exc})"
+    ctx.record("run.finished", stage=stage, run=index, attempt=attempt, status=status,
+               returncode=outcome.returncode, duration_s=round(outcome.duration_s, 3),
+               stderr_tail=outcome.stderr_tail)
+    if status == "ok":
+        sha = ctx.ws.commit([out_name], f"{stage}: run {index} results (attempt {attempt}, {describe})")
+    else:
+        # Keep the failed attempt's logs in history, out of the way of the next attempt.
+        logs = ctx.ws.resolve(f"logs/{out_name}_attempt{attempt}")
+        logs.parent.mkdir(exist_ok=True)
+        if logs.exists():
+            shutil.rmtree(logs)
+        shutil.move(str(out_dir), logs)
+        sha = ctx.ws.commit([f"logs/{out_name}_attempt{attempt}"],
+                            f"{stage}: run {index} attempt {attempt} {status}: logs")
+    result = RunAttempt(index, attempt, status, describe, outcome.stderr_tail, commit, outcome.duration_s)
+    ctx.record("run.recorded", stage=stage, run=index, attempt=attempt, status=status, describe=describe,
+               stderr_tail=outcome.stderr_tail, commit=commit, sha=sha, duration_s=round(outcome.duration_s, 3))
+    return result
+
+
+def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> None:
+    """The orchestrator's own section for a finished run, so failed edits cannot lose it."""
+    if ctx.find("notes.appended", run=index) is not None:
+        return
+    runs = finished_runs(ctx.ws.root, ctx.template)
+    run = next(r for r in runs if r.index == index)
+    base = next((r for r in runs if r.index == 0), None)
+    files = []
+    if base is not None and base.commit and run.commit and index != 0:
+        files = [f for f in ctx.ws.changed_files(base_commit(ctx), run.commit) if not f.startswith(("run_", "logs/"))]
+    lines = [f"## Run {index}" + (" (baseline)" if index == 0 else ""),
+             f"Recorded by the orchestrator from run_{index}/final_info.json (code commit {(run.commit or '?')[:10]}).",
+             ]
+    if summary:
+        lines.append(f"What was tried: {summary}")
+    if index != 0:
+        lines.append(f"Code changed since the baseline: {', '.join(files) if files else 'none'}")
+        lines.append(f"Config changed since the baseline: {format_config_changes(config_changes(base, run))}")
+    for m in ctx.template.headline:
+        v = run.metrics.get(m.name)
+        lines.append(f"- {m.label}: {m.fmt(v) if isinstance(v, (int, float)) else 'n/a'}")
+    failing = run.failing(severity=None)
+    lines.append("Gates: " + ("all pass" if not failing else
+                              "; ".join(f"[{g.severity}] {g.message}" for g in failing)))
+    _append(ctx, "\n".join(lines) + "\n")
+    sha = ctx.ws.commit(["notes.txt"], f"notes: run {index} results section (orchestrator)")
+    ctx.record("notes.appended", run=index, sha=sha)
+
+
+def _append(ctx: RunContext, text: str) -> None:
+    path = ctx.ws.resolve("notes.txt")
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    sep = "" if not old or old.endswith("\n\n") else ("\n" if old.endswith("\n") else "\n\n")
+    path.write_text(old + sep + text, encoding="utf-8")
+
+
+def base_commit(ctx: RunContext) -> str:
+    """The commit the baseline ran at (the setup commit)."""
+    event = ctx.find("run.recorded", run=0)
+    return event.data["commit"] if event else ctx.ws.history()[0].sha
+
+
+def latest(ctx: RunContext) -> list[RunRecord]:
+    return finished_runs(ctx.ws.root, ctx.template)

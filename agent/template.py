@@ -1,0 +1,221 @@
+"""Experiment templates: `templates/<name>/template.toml`, loaded and validated once.
+
+The manifest says what the LLM may edit, how a run is started, which metrics matter and in
+which direction, which plausibility gates a run must pass, and which presets exist.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.gates import Gate, GateSyntaxError, parse_gate
+
+from agent.errors import UsageError
+
+Direction = Literal["higher", "lower"]
+MANIFEST = "template.toml"
+DEFAULT_EDITABLE = ("experiment.py", "plot.py", "notes.txt", "latex/template.tex")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric a run reports in `final_info.json["metrics"]`."""
+
+    name: str
+    """Key in the metrics dict."""
+    label: str
+    """Human name for tables and prompts."""
+    direction: Direction
+    """Whether higher or lower is better."""
+    headline: bool = False
+    """Shown in the compact results table and the paper's main table."""
+    format: str = ".4g"
+    """Python format spec used wherever the value is printed."""
+
+    def fmt(self, value: float | None) -> str:
+        if value is None:
+            return "n/a"
+        try:
+            return format(value, self.format)
+        except (ValueError, TypeError):
+            # An integer spec ("d") given a float read back from JSON, or a NaN: still print it.
+            if isinstance(value, float) and value.is_integer():
+                try:
+                    return format(int(value), self.format)
+                except (ValueError, TypeError):
+                    pass
+            return format(value, ".4g") if isinstance(value, (int, float)) else str(value)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named size of the experiment (model, data, time budget)."""
+
+    name: str
+    description: str
+    timeout_s: float | None
+    """Per-run timeout for this preset, seconds; None means the template's."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """A loaded, validated template manifest."""
+
+    name: str
+    root: Path
+    """The template's folder."""
+    description: str
+    """Goes into the system prompt."""
+    editable: tuple[str, ...]
+    """Run-directory-relative files the LLM may change."""
+    run_command: tuple[str, ...]
+    """argv with `{out_dir}` placeholder."""
+    plot_command: tuple[str, ...]
+    timeout_s: float
+    """Per-run timeout in seconds (a preset or --timeout may override)."""
+    figures: tuple[str, ...]
+    """Files the plot command must produce."""
+    metrics: tuple[Metric, ...]
+    gates: tuple[Gate, ...]
+    presets: dict[str, Preset]
+    provides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """What ideas bound to this template may assume: models, datasets, evaluations."""
+    presets_provider: str | None = None
+    """Module with `available() -> {name: None | reason}` and `default_name()`, if any."""
+
+    @property
+    def headline(self) -> tuple[Metric, ...]:
+        return tuple(m for m in self.metrics if m.headline)
+
+    def metric(self, name: str) -> Metric | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def command_for(self, out_dir: str) -> list[str]:
+        return [part.replace("{out_dir}", out_dir) for part in self.run_command]
+
+    def timeout_for(self, preset: str | None, override: float | None = None) -> float:
+        if override:
+            return override
+        p = self.presets.get(preset or "")
+        return p.timeout_s if p and p.timeout_s else self.timeout_s
+
+
+def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: Path) -> Any:
+    if key not in data:
+        raise UsageError(f"{where}: required field '{key}' is missing")
+    if not isinstance(data[key], kind):
+        raise UsageError(f"{where}: field '{key}' has the wrong type ({type(data[key]).__name__})")
+    return data[key]
+
+
+def _str_list(value: Any, key: str, where: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise UsageError(f"{where}: field '{key}' must be a list of non-empty strings")
+    return tuple(value)
+
+
+def load(root: Path) -> Template:
+    """Load `root/template.toml`; any problem is a UsageError naming the file and field."""
+    path = root / MANIFEST
+    if not path.is_file():
+        raise UsageError(f"{path}: template manifest not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from exc
+    name = _require(data, "name", str, path)
+    if name != root.name:
+        raise UsageError(f"{path}: field 'name' is '{name}' but the folder is '{root.name}'")
+    description = _require(data, "description", str, path).strip()
+    editable = _str_list(data.get("editable", list(DEFAULT_EDITABLE)), "editable", path)
+    for rel in editable:
+        if not _safe_rel(rel):
+            raise UsageError(f"{path}: field 'editable' has an unsafe path '{rel}'")
+    run_command = _str_list(_require(data, "run_command", list, path), "run_command", path)
+    if not any("{out_dir}" in p for p in run_command):
+        raise UsageError(f"{path}: field 'run_command' must contain '{{out_dir}}'")
+    plot_command = _str_list(data.get("plot_command", ["python", "plot.py"]), "plot_command", path)
+    timeout_s = _require(data, "timeout_s", (int, float), path)
+    if isinstance(timeout_s, bool) or not 0 < timeout_s < float("inf"):
+        raise UsageError(f"{path}: field 'timeout_s' must be a positive number of seconds")
+    figures = _str_list(data.get("figures", []), "figures", path) if data.get("figures") else ()
+    for rel in figures:
+        if not _safe_rel(rel):
+            raise UsageError(f"{path}: field 'figures' has an unsafe path '{rel}'")
+    metrics = tuple(_metric(m, i, path) for i, m in enumerate(_require(data, "metrics", list, path)))
+    if not any(m.headline for m in metrics):
+        raise UsageError(f"{path}: field 'metrics' needs at least one metric with headline = true")
+    raw_gates = data.get("gates", [])
+    if not isinstance(raw_gates, list) or not all(isinstance(g, dict) for g in raw_gates):
+        raise UsageError(f"{path}: field 'gates' must be a list of tables ([[gates]])")
+    gates = []
+    for i, g in enumerate(raw_gates):
+        try:
+            gates.append(parse_gate(g))
+        except GateSyntaxError as exc:
+            raise UsageError(f"{path}: field 'gates': {exc}") from exc
+        except SyntaxError as exc:  # not even an expression: `a <`
+            raise UsageError(f"{path}: field 'gates': gates[{i}] check {g.get('check')!r} "
+                             f"is not a valid expression ({exc.msg})") from exc
+    presets = {pname: _preset(pname, p, path) for pname, p in _table(data, "presets", path).items()}
+    provides = {k: _str_list(v, f"provides.{k}", path) for k, v in _table(data, "provides", path).items()}
+    for rel in ("experiment.py",):
+        if not (root / rel).is_file():
+            raise UsageError(f"{root}: the template has no {rel}")
+    return Template(name, root, description, editable, run_command, plot_command, float(timeout_s),
+                    figures, metrics, tuple(gates), presets, provides, data.get("presets_provider"))
+
+
+def _safe_rel(rel: str) -> bool:
+    """A plain relative path inside the run directory, not into its git repository."""
+    parts = Path(rel).parts
+    return bool(parts) and not Path(rel).is_absolute() and ".." not in parts \
+        and not rel.startswith(("~", ".git")) and ".git" not in parts
+
+
+def _table(data: dict[str, Any], key: str, where: Path) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: field '{key}' must be a table ([{key}])")
+    return value
+
+
+def _preset(name: str, raw: Any, where: Path) -> Preset:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: field 'presets.{name}' must be a table ([presets.{name}])")
+    timeout = raw.get("timeout_s")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not 0 < timeout < float("inf")):
+        raise UsageError(f"{where}: field 'presets.{name}.timeout_s' must be a positive number of seconds")
+    return Preset(name, str(raw.get("description", "")), None if timeout is None else float(timeout))
+
+
+def _metric(raw: Any, i: int, path: Path) -> Metric:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: metrics[{i}] must be a table")
+    for key in ("name", "label", "direction"):
+        if not isinstance(raw.get(key), str):
+            raise UsageError(f"{path}: metrics[{i}] field '{key}' is missing")
+    if raw["direction"] not in ("higher", "lower"):
+        raise UsageError(f"{path}: metrics[{i}] field 'direction' must be 'higher' or 'lower'")
+    fmt = str(raw.get("format", ".4g"))
+    errors = []
+    for sample in (1.0, 1):  # ".4g" suits floats, "d" suits counts: either will do
+        try:
+            format(sample, fmt)
+            break
+        except ValueError as exc:
+            errors.append(str(exc))
+    else:
+        raise UsageError(f"{path}: metrics[{i}] field 'format' is not a format spec ({errors[0]})")
+    return Metric(raw["name"], raw["label"], raw["direction"], bool(raw.get("headline", False)), fmt)
+
+
+def discover(templates_dir: Path) -> list[Path]:
+    """Template folders (those with a manifest) under `templates_dir`."""
+    if not templates_dir.is_dir():
+        return []
+    return sorted(p for p in templates_dir.iterdir() if (p / MANIFEST).is_file())
