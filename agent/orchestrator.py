@@ -34,15 +34,12 @@ class LaunchResult:
 
 def _stage_fn(name: str) -> Stage:
     # Imported on use: a stage may pull in heavy modules (LaTeX, plotting).
-    if name == "experiment":
-        from agent.stages.experiment import run_stage
-    elif name == "plot":
-        from agent.stages.plot import run_stage
-    elif name == "writeup":
-        from agent.stages.writeup import run_stage
-    else:
+    import importlib
+
+    if name not in ("experiment", "plot", "writeup"):
         raise UsageError(f"unknown stage '{name}'")
-    return run_stage
+    stage: Stage = importlib.import_module(f"agent.stages.{name}").run_stage
+    return stage
 
 
 def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = None) -> LaunchResult:

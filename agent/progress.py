@@ -12,9 +12,10 @@ from typing import Any, Protocol
 
 
 class Outcome(Protocol):
-    run_dir: Any
-    exit_code: int
-    summary: str
+    @property
+    def exit_code(self) -> int: ...
+    @property
+    def summary(self) -> str: ...
 
 
 class Console:

@@ -66,7 +66,11 @@ def _delta(value: Any, base: Any, fmt: str) -> str:
         return ""
     d = value - base
     rel = f", {d / abs(base) * 100:+.0f}%" if base else ""
-    return f" ({format(d, '+' + fmt.lstrip('+'))}{rel})"
+    try:
+        text = format(d, "+" + fmt.lstrip("+"))
+    except ValueError:  # an integer spec ("d") applied to a float difference
+        text = format(d, "+.4g")
+    return f" ({text}{rel})"
 
 
 def results_table(template: Template, runs: list[RunRecord]) -> str:

@@ -97,7 +97,7 @@ def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> Non
     base = next((r for r in runs if r.index == 0), None)
     files = []
     if base is not None and base.commit and run.commit and index != 0:
-        files = [f for f in ctx.ws.changed_files(base_commit(ctx), run.commit) if not f.startswith(("run_", "logs/"))]
+        files = [f for f in ctx.ws.changed_files(base_commit(ctx), run.commit) if not f.startswith(("run_", "logs/")) and f != "notes.txt"]
     lines = [f"## Run {index}" + (" (baseline)" if index == 0 else ""),
              f"Recorded by the orchestrator from run_{index}/final_info.json (code commit {(run.commit or '?')[:10]}).",
              ]

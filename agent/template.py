@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.gates import Gate, GateSyntaxError, parse_gate
-
 from agent.errors import UsageError
+from harness.gates import Gate, GateSyntaxError, parse_gate
 
 Direction = Literal["higher", "lower"]
 MANIFEST = "template.toml"

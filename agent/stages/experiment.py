@@ -65,6 +65,7 @@ def run_stage(ctx: RunContext) -> str:
     last: RunAttempt | None = None
     edit_problem: str | None = None
     succeeded: list[int] = []
+    summary = ""
     while run <= max_runs:
         table = results_table(ctx.template, finished_runs(ctx.ws.root, ctx.template))
         if run == 1 and attempt == 1:
@@ -85,8 +86,10 @@ def run_stage(ctx: RunContext) -> str:
         ctx.console.status(f"run {run} attempt {attempt}: asking the model ({kind})")
         call_id = f"{STAGE}/run{run}/attempt{attempt}"
         messages = [system, {"role": "user", "content": user}]
+        label = {"experiment.plan": "plan and run 1", "experiment.results": f"after run {run - 1}",
+                 "experiment.failure": f"fix run {run}"}[kind] + f" (attempt {attempt})"
         session = edit_session(ctx, messages, stage=STAGE, prompt_kind=kind, call_id=call_id,
-                               label=f"run {run} attempt {attempt}", require_change=False,
+                               label=label, require_change=False,
                                editable=(*_code_files(ctx), "notes.txt"))
         if not plan:
             plan = prose(session.first_reply)[:PLAN_CHARS]
@@ -102,13 +105,14 @@ def run_stage(ctx: RunContext) -> str:
         if edit_problem:
             ctx.record("run.skipped", run=run, attempt=attempt, reason=edit_problem)
         else:
-            summary = _run_summary(session.first_reply, run)
+            if attempt == 1 or not summary:  # a fix keeps what the run is meant to test
+                summary = _run_summary(session.first_reply, run)
             ctx.record("run.planned", run=run, attempt=attempt, summary=summary, commit=ctx.ws.head())
             last = runs.execute(ctx, run, attempt)
             if last.ok:
                 runs.append_notes(ctx, run, summary)
                 succeeded.append(run)
-                run, attempt = run + 1, 1
+                run, attempt, summary = run + 1, 1, ""
                 continue
         attempt += 1
         if attempt > max_attempts:

@@ -1,0 +1,233 @@
+"""The one call every stage makes: `LLMClient.complete(messages, stage=..., prompt_kind=...)`.
+
+Live models and replays take the same path: the budget check, the tokens-per-minute wait, the
+`llm.request` event, litellm, retries on transient failures, the `llm.response` event. A replay
+differs only in what it hands litellm: the recorded reply as `mock_response`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agent.errors import ReplayDiverged, StoppedResumable
+from agent.journal import Journal
+from agent.llm import cost
+from agent.llm.backend import litellm
+from agent.llm.failures import LLMUnavailable, classify, permanent_error
+from agent.llm.pacing import TokenWindow, backoff_s
+from agent.llm.providers import has_key, key_env
+from agent.llm.records import Completion, ContextOverflow, Failure, LLMSettings, Message
+from agent.llm.replay import RecordedReply, ReplayCursor, banner, load_recording, replay_path
+
+NO_KEY = "sk-no-key-needed"
+"""Sent to an api_base when no key is configured: the openai client refuses to send none."""
+
+
+class CostLimitReached(StoppedResumable):
+    """The next call would take the run past --max-cost (exit 4, resumable)."""
+
+
+class LLMClient:
+    """Talks to one model for one run, journalling every exchange in the run's journal."""
+
+    def __init__(self, settings: LLMSettings, journal: Journal, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random,
+                 env: Mapping[str, str] = os.environ) -> None:
+        self.settings = settings
+        self.journal = journal
+        self._clock, self._sleep, self._rng, self._env = clock, sleep, rng, env
+        path = replay_path(settings.model)
+        self._recording = load_recording(path) if path is not None else None
+        self._cursor: ReplayCursor | None = None
+        self._window = TokenWindow(settings.tpm_limit, clock) if settings.tpm_limit else None
+
+    @property
+    def is_replay(self) -> bool:
+        return self._recording is not None
+
+    def banner(self) -> str:
+        """What the CLI prints before the first call: loud for a replay."""
+        if self._recording is not None:
+            return banner(self._recording)
+        s = self.settings
+        where = f" at {s.api_base}" if s.api_base else ""
+        unpriced = s.max_cost_usd is not None and cost.price_per_token(s.model) is None
+        warning = (" (its price is unknown, so --max-cost cannot be enforced: "
+                   "register_price() it)") if unpriced else ""
+        return f"LLM: {s.model}{where}{warning}"
+
+    def complete(self, messages: list[Message], *, stage: str, prompt_kind: str,
+                 call_id: str | None = None) -> Completion | ContextOverflow:
+        """Ask the model. Transient failures are retried here; a prompt too long for the model
+        comes back as `ContextOverflow`; anything the user must fix raises a UsageError.
+        `call_id` (the caller's name for this exchange) is copied into every event it causes."""
+        where = {"stage": stage, "prompt_kind": prompt_kind, "call_id": call_id,
+                 "model": self.settings.model}
+        estimated = cost.estimate_tokens(messages, self.settings.model)
+        self._check_budget(estimated, where)
+        self._pace(estimated, where)
+        self._start_replay()
+        self.journal.append("llm.request", **where, messages=messages,
+                            estimated_input_tokens=estimated)
+        recorded = self._next_recorded(prompt_kind, where)
+        return self._send(messages, estimated, recorded, where)
+
+    # -- before sending ---------------------------------------------------------------------
+
+    def _check_budget(self, estimated: int, where: dict[str, Any]) -> None:
+        limit = self.settings.max_cost_usd
+        if limit is None or self.is_replay:
+            return
+        events = self.journal.events()
+        spent = cost.spent_usd(events)
+        upcoming = cost.estimate_call_usd(self.settings.model, estimated, events,
+                                          self.settings.max_output_tokens)
+        if spent + upcoming <= limit:
+            return
+        self.journal.append("llm.budget_stopped", **where, spent_usd=spent,
+                            estimate_usd=upcoming, max_cost_usd=limit)
+        run_dir = self.journal.path.parent
+        suggested = max(2 * limit, spent + 10 * upcoming)
+        raise CostLimitReached(
+            f"stopped before the next LLM call: ${spent:.4f} spent so far and the call is "
+            f"estimated at ${upcoming:.4f}, which would pass --max-cost {limit:g}. Nothing is "
+            f"lost: continue with --resume {run_dir} --max-cost {suggested:.2f}")
+
+    def _pace(self, estimated: int, where: dict[str, Any]) -> None:
+        if self._window is None:
+            return
+        wait = self._window.wait_s(estimated)
+        if wait > 0:
+            self.journal.append("llm.throttled", **where,
+                                wait_s=round(wait, 3), estimated_input_tokens=estimated,
+                                window_tokens=self._window.used(), tpm_limit=self._window.tpm_limit)
+            self._sleep(wait)
+        self._window.record(estimated)
+
+    def _start_replay(self) -> None:
+        """On first use: the cursor starts after the replies this run already got (resume)."""
+        if self._recording is None or self._cursor is not None:
+            return
+        start = sum(1 for _ in self.journal.of_kind("llm.response"))
+        self.journal.append("llm.replay_started", path=str(self._recording.path),
+                            source=self._recording.source,
+                            replies=len(self._recording.replies), start_step=start)
+        self._cursor = ReplayCursor(self._recording, start)
+
+    def _next_recorded(self, prompt_kind: str, where: dict[str, Any]) -> RecordedReply | None:
+        if self._cursor is None:
+            return None
+        try:
+            return self._cursor.next(prompt_kind)
+        except ReplayDiverged as exc:
+            self.journal.append("llm.failed", **where, failure="replay_diverged",
+                                message=str(exc), attempts=0)
+            raise
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _request(self, messages: list[Message], recorded: RecordedReply | None) -> dict[str, Any]:
+        s = self.settings
+        args: dict[str, Any] = {
+            "messages": messages, "timeout": s.timeout_s, "temperature": s.temperature,
+            "max_tokens": self._max_tokens(), "drop_params": True,
+            # ours decide: litellm's own retries would retry a 401 and sleep unseen
+            "num_retries": 0, "max_retries": 0,
+        }
+        if recorded is not None:
+            return {**args, "model": "openai/replay", "mock_response": recorded.text}
+        args["model"] = s.model
+        if s.api_base:
+            args["api_base"] = s.api_base
+        if s.api_key:
+            args["api_key"] = s.api_key
+        elif s.api_base and not has_key(s.model, self._env):
+            args["api_key"] = NO_KEY
+        return args
+
+    def _max_tokens(self) -> int:
+        _, model_max = cost.model_limits(self.settings.model)
+        return min(self.settings.max_output_tokens, model_max or self.settings.max_output_tokens)
+
+    def _send(self, messages: list[Message], estimated: int, recorded: RecordedReply | None,
+              where: dict[str, Any]) -> Completion | ContextOverflow:
+        s = self.settings
+        retries, waited = 0, 0.0
+        while True:
+            started = self._clock()
+            error: Exception | None = None
+            try:
+                response = litellm().completion(**self._request(messages, recorded))
+                parsed = _parse(response)
+            except Exception as exc:  # every provider failure; classified below
+                error, parsed = exc, None
+            latency = self._clock() - started
+            if parsed is not None:
+                return self._record(parsed, estimated, recorded, latency, retries, where)
+            failure = classify(error) if error is not None else Failure(
+                "malformed_response", "the response has no choices or no message")
+            if failure.kind == "context_overflow":
+                self.journal.append("llm.failed", **where, failure=failure.kind,
+                                    message=failure.message, attempts=retries + 1)
+                return ContextOverflow(failure.message, estimated, cost.model_limits(s.model)[0],
+                                       s.model)
+            if not failure.transient:
+                self.journal.append("llm.failed", **where, failure=failure.kind,
+                                    message=failure.message, attempts=retries + 1)
+                raise permanent_error(failure, s.model, s.api_base, key_env(s.model)) from error
+            wait = backoff_s(retries + 1, failure.retry_after_s, base_s=s.backoff_base_s,
+                             cap_s=s.backoff_cap_s, rng=self._rng)
+            if retries + 1 >= s.max_attempts or waited + wait > s.max_total_wait_s:
+                self.journal.append("llm.failed", **where, failure=failure.kind,
+                                    message=failure.message, attempts=retries + 1)
+                raise LLMUnavailable(
+                    f"{s.model} did not answer: {retries + 1} attempts and {waited:.0f} s of "
+                    f"backoff (limits: {s.max_attempts} attempts, {s.max_total_wait_s:g} s); last "
+                    f"failure {failure.kind}: {failure.message}. Nothing is lost: continue later "
+                    f"with --resume {self.journal.path.parent}") from error
+            self.journal.append("llm.retry", **where, attempt=retries + 1, failure=failure.kind,
+                                wait_s=round(wait, 3), status_code=failure.status_code,
+                                message=failure.message)
+            self._sleep(wait)
+            waited += wait
+            retries += 1
+
+    def _record(self, parsed: tuple[str, str | None, int | None, int | None], estimated: int,
+                recorded: RecordedReply | None, latency: float, retries: int,
+                where: dict[str, Any]) -> Completion:
+        text, finish_reason, input_tokens, output_tokens = parsed
+        model = self.settings.model
+        if recorded is not None or input_tokens is None:
+            input_tokens = estimated
+        if recorded is not None or output_tokens is None:
+            output_tokens = cost.estimate_tokens([{"role": "assistant", "content": text}], model)
+        price = cost.call_cost(model, input_tokens, output_tokens)
+        completion = Completion(text, input_tokens, output_tokens, price, latency, retries, model,
+                                recorded is not None, finish_reason)
+        self.journal.append("llm.response", **where, text=text, input_tokens=input_tokens,
+                            output_tokens=output_tokens, cost_usd=price,
+                            latency_s=round(latency, 3), retries=retries,
+                            replay=completion.replay, finish_reason=finish_reason)
+        return completion
+
+
+def _parse(response: Any) -> tuple[str, str | None, int | None, int | None] | None:
+    """(text, finish_reason, input tokens, output tokens), or None for a malformed response."""
+    try:
+        choice = response.choices[0]
+        content = choice.message.content
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    usage = getattr(response, "usage", None)
+    tokens_in = getattr(usage, "prompt_tokens", None)
+    tokens_out = getattr(usage, "completion_tokens", None)
+    return (content if isinstance(content, str) else "",
+            getattr(choice, "finish_reason", None),
+            tokens_in if isinstance(tokens_in, int) else None,
+            tokens_out if isinstance(tokens_out, int) else None)

@@ -1,0 +1,92 @@
+"""Prices, token estimates and spend. Spend is a fold over the journal, never a counter.
+
+An unknown price is None all the way to the journal: a local or unlisted model must not crash
+the run, and must not be reported as free either. `register_price` fills the gap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from agent.journal import Event
+from agent.llm.backend import litellm
+from agent.llm.records import Message
+
+_REGISTERED: dict[str, tuple[float, float]] = {}
+"""Prices set with `register_price`: model -> (USD per input token, USD per output token)."""
+
+DEFAULT_OUTPUT_GUESS = 1024
+"""Reply tokens assumed for a cost estimate before the journal has any reply to average."""
+
+
+def register_price(model: str, input_per_mtok: float, output_per_mtok: float) -> None:
+    """Price a model litellm does not know (a local server, a fine-tune), in USD per million
+    tokens; it takes precedence over litellm's price map."""
+    _REGISTERED[model] = (input_per_mtok / 1e6, output_per_mtok / 1e6)
+
+
+def is_replay(model: str) -> bool:
+    return model.startswith("replay:")
+
+
+def price_per_token(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per token, or None if nobody knows."""
+    if model in _REGISTERED:
+        return _REGISTERED[model]
+    if is_replay(model):
+        return (0.0, 0.0)
+    try:
+        cost_in, cost_out = litellm().cost_per_token(
+            model=model, prompt_tokens=1_000_000, completion_tokens=1_000_000)
+        return (float(cost_in) / 1e6, float(cost_out) / 1e6)
+    except Exception:  # litellm raises several kinds for "not in the map"
+        return None
+
+
+def call_cost(model: str, input_tokens: int, output_tokens: int) -> float | None:
+    """USD for one call, or None when the model's price is unknown."""
+    price = price_per_token(model)
+    if price is None:
+        return None
+    return price[0] * input_tokens + price[1] * output_tokens
+
+
+def estimate_tokens(messages: list[Message], model: str) -> int:
+    """Prompt tokens, estimated before sending (litellm's counter, else ~3 characters a token)."""
+    counted_as = "gpt-4" if is_replay(model) else model
+    try:
+        return int(litellm().token_counter(model=counted_as, messages=messages))
+    except Exception:
+        chars = sum(len(m.get("content") or "") for m in messages)
+        return math.ceil(chars / 3) + 4 * len(messages) + 3
+
+
+def model_limits(model: str) -> tuple[int | None, int | None]:
+    """(max input tokens, max output tokens) from litellm's map, None where unknown."""
+    if is_replay(model):
+        return (None, None)
+    try:
+        info = litellm().get_model_info(model)
+    except Exception:
+        return (None, None)
+    limits = (info.get("max_input_tokens"), info.get("max_output_tokens"))
+    return (limits[0] if isinstance(limits[0], int) else None,
+            limits[1] if isinstance(limits[1], int) else None)
+
+
+def spent_usd(events: Iterable[Event]) -> float:
+    """Dollars spent by the run so far: the sum of known costs of `llm.response` events."""
+    return sum(e.data.get("cost_usd") or 0.0 for e in events if e.kind == "llm.response")
+
+
+def estimate_call_usd(model: str, input_tokens: int, events: Iterable[Event],
+                      max_output_tokens: int) -> float:
+    """What the next call will probably cost: its prompt, plus a reply as long as the run's
+    replies so far on average. 0.0 when the price is unknown."""
+    price = price_per_token(model)
+    if price is None:
+        return 0.0
+    outputs = [e.data.get("output_tokens") or 0 for e in events if e.kind == "llm.response"]
+    guess = round(sum(outputs) / len(outputs)) if outputs else DEFAULT_OUTPUT_GUESS
+    return price[0] * input_tokens + price[1] * min(guess, max_output_tokens)

@@ -1,0 +1,64 @@
+"""Shared pieces of the end-to-end tests: the toy template's scripted session, and a way to
+launch the real CLI as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+TOY_TEMPLATES = REPO / "tests" / "fixtures" / "templates"
+
+
+def block(path: str, search: str, replace: str) -> str:
+    return f"{path}\n```python\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
+
+
+PLAN = (
+    "Plan:\n1. Run 1: heavy-ball momentum 0.5.\n2. Run 2: momentum 0.9.\n\n"
+    "Run 1: add heavy-ball momentum 0.5\n\n"
+    + block("experiment.py", "    momentum: float = 0.0  # heavy-ball momentum\n",
+            "    momentum: float = 0.5  # heavy-ball momentum\n")
+    # A block that cannot match: the loop must report it and ask again.
+    + block("experiment.py", "    lr: float = 0.25  # step size\n", "    lr: float = 0.05  # step size\n")
+)
+FIX_FAILED_BLOCK = block("experiment.py", "    lr: float = 0.1  # step size\n", "    lr: float = 0.05  # step size\n")
+RUN2_CRASHES = (
+    "Run 2: momentum 0.9\n\n"
+    + block("notes.txt", "", "Analysis of run 1: momentum 0.5 converged.\n")
+    + block("experiment.py", "    momentum: float = 0.5  # heavy-ball momentum\n",
+            "    momentum: float = 0.9  # heavy-ball momentum\n")
+    + block("experiment.py", "    x, v, losses = 5.0, 0.0, []\n",
+            "    x, v, losses = 5.0, 0.0, []\n    raise RuntimeError('boom: planted crash')\n")
+)
+FIX_CRASH = block("experiment.py", "    raise RuntimeError('boom: planted crash')\n", "")
+DONE = block("notes.txt", "", "Analysis of run 2: momentum 0.9 oscillates more.\n") + "\nALL_COMPLETED\n"
+
+TOY_SESSION = [PLAN, FIX_FAILED_BLOCK, RUN2_CRASHES, FIX_CRASH, DONE]
+TOY_KINDS = ["experiment.plan", "edit.retry", "experiment.results", "experiment.failure", "experiment.results"]
+
+
+def write_session(path: Path, replies: list[str] = TOY_SESSION, kinds: list[str] = TOY_KINDS) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for kind, reply in zip(kinds, replies, strict=True):
+            f.write(json.dumps({"stage": kind.split(".")[0], "prompt_kind": kind, "reply": reply}) + "\n")
+    return path
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
+        cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Run `python -m agent.launch ARGS` in a subprocess, as a user types it."""
+    full_env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "agent.launch", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def only_run_dir(runs_dir: Path) -> Path:
+    dirs = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(dirs) == 1, dirs
+    return dirs[0]

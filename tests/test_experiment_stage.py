@@ -1,0 +1,56 @@
+"""End to end: the experiment stage on the toy template, through the real CLI and real HTTP."""
+
+from __future__ import annotations
+
+from agent.journal import read
+from agent.workspace import Workspace
+from tests.e2e_helpers import TOY_SESSION, TOY_TEMPLATES, cli, only_run_dir
+from tests.fakellm import FakeLLM, Reply
+
+
+def test_experiment_stage_with_failed_edit_crash_retry_and_all_completed(tmp_path):
+    with FakeLLM([Reply(t) for t in TOY_SESSION], error_status=400) as srv:
+        proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", "openai/test-model",
+                   "--api-base", srv.base_url, "--runs-dir", str(tmp_path), "--stages", "experiment",
+                   "--max-runs", "3", "--quiet")
+        requests = list(srv.requests)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run_dir = only_run_dir(tmp_path)
+    events = read(run_dir / "journal.jsonl").events
+    kinds = [e.kind for e in events]
+    assert len(requests) == len(TOY_SESSION)
+    assert [e.data["prompt_kind"] for e in events if e.kind == "llm.response"] == [
+        "experiment.plan", "edit.retry", "experiment.results", "experiment.failure", "experiment.results"]
+    # The failed block was reported back with the closest real lines, then fixed.
+    assert any(e.kind == "edit.failed" for e in events)
+    assert "lr: float = 0.1" in requests[1]["messages"][-1]["content"]
+    # Runs: baseline, run 1 ok, run 2 crashed once then succeeded; no run 3.
+    recorded = [(e.data["run"], e.data["attempt"], e.data["status"]) for e in events if e.kind == "run.recorded"]
+    assert recorded == [(0, 1, "ok"), (1, 1, "ok"), (2, 1, "failed"), (2, 2, "ok")]
+    crash = next(e for e in events if e.kind == "run.recorded" and e.data["status"] == "failed")
+    assert "RuntimeError: boom: planted crash" in crash.data["stderr_tail"]
+    assert "RuntimeError: boom: planted crash" in requests[3]["messages"][-1]["content"]
+    assert not (run_dir / "run_3").exists()
+    assert "stage.finished" in kinds and "experiment.completed_by_model" in kinds
+    # Results come from the runs: run 1 used momentum 0.5 and lr 0.05, run 2 momentum 0.9.
+    import json
+
+    info1 = json.loads((run_dir / "run_1" / "final_info.json").read_text())
+    info2 = json.loads((run_dir / "run_2" / "final_info.json").read_text())
+    assert info1["config"] == {"lr": 0.05, "steps": 50, "momentum": 0.5}
+    assert info2["config"]["momentum"] == 0.9
+    assert info1["metrics"]["final_loss"] < 25
+    # Git: linear, one commit per applied edit and per finished run, the failed attempt's logs kept.
+    ws = Workspace(run_dir)
+    assert ws.is_linear() and not ws.is_dirty()
+    messages = [c.message for c in ws.history()]
+    assert messages[0].startswith("setup:")
+    assert sum("edit experiment.py" in m for m in messages) >= 3
+    assert any(m.startswith("experiment: run 2 attempt 1 failed") for m in messages)
+    assert (run_dir / "logs" / "run_2_attempt1" / "stderr.txt").is_file()
+    # Notes: the orchestrator's sections for every run, plus the model's analysis on top.
+    notes = (run_dir / "notes.txt").read_text()
+    for i in (0, 1, 2):
+        assert f"## Run {i}" in notes
+    assert "Analysis of run 1" in notes and "Analysis of run 2" in notes
+    assert "What was tried: add heavy-ball momentum 0.5" in notes
