@@ -87,6 +87,7 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
     changed = {k: v for k, v in overrides.to_dict().items() if k in explicit and k not in ("idea", "resume")}
     config = LaunchConfig.from_dict({**config.to_dict(), **changed})
     ws = Workspace(run_dir)
+    _kill_leftovers(journal, ws.root)
     lost = ws.restore_clean() if ws.is_dirty() else []
     template = template_mod.load(Path(started.data["template_root"]))
     idea = ideas.load(Path(started.data["idea_path"]))
@@ -100,6 +101,19 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
     ctx = RunContext(ws, journal, template, idea, config, console, model, started.data.get("preset"),
                      llm_factory=_llm_factory(model, config, journal))
     return _go(ctx)
+
+
+def _kill_leftovers(journal: Journal, root: Path) -> None:
+    """An experiment whose orchestrator was killed may still run: stop it before restoring."""
+    from agent import runner
+
+    events = journal.events()
+    finished = {(e.data.get("run"), e.data.get("attempt")) for e in events if e.kind == "run.finished"}
+    for e in events:
+        if e.kind == "run.process" and (e.data["run"], e.data["attempt"]) not in finished:
+            if runner.kill_leftover(int(e.data["pgid"]), root):
+                journal.append("run.leftover_killed", run=e.data["run"], attempt=e.data["attempt"],
+                               pgid=e.data["pgid"])
 
 
 def _llm_factory(model: str, config: LaunchConfig, journal: Journal) -> Callable[[], object]:

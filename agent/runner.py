@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -201,8 +201,12 @@ def run(
     name: str = "",
     env_extra: Mapping[str, str] | None = None,
     tail_chars: int = TAIL_CHARS,
+    on_start: Callable[[int], None] | None = None,
 ) -> RunOutcome:
     """Run `argv` in `cwd`; stdout/stderr go to `log_dir/{name}stdout.txt` / `stderr.txt`.
+
+    `on_start(pid)` is called once the child exists (its pid is also its process group), so a
+    caller can record it and clean up after a crash of its own (`kill_leftover`).
 
     `python` as argv[0] means this interpreter, so children see the same installed packages.
     Expected failures come back as an outcome, never an exception.
@@ -231,6 +235,8 @@ def run(
                               _read_tail(stderr_path, tail_chars))
         timed_out = False
         try:
+            if on_start is not None:
+                on_start(proc.pid)
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
@@ -250,6 +256,22 @@ def run(
         status = "failed"
     return RunOutcome(status, None if timed_out else rc, duration, stdout_path, stderr_path,
                       _read_tail(stderr_path, tail_chars))
+
+
+def kill_leftover(pgid: int, cwd: Path) -> bool:
+    """Kill process group `pgid` left by a crashed orchestrator, if its leader still runs in
+    `cwd` (a pid reused by an unrelated process is left alone). True if something was killed."""
+    try:
+        leader_cwd = Path(os.readlink(f"/proc/{pgid}/cwd")).resolve()
+    except OSError:
+        return False
+    if leader_cwd != cwd.resolve() and cwd.resolve() not in leader_cwd.parents:
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _reap_group(pgid: int) -> None:

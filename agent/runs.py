@@ -58,7 +58,8 @@ def execute(ctx: RunContext, index: int, attempt: int, *, stage: str = "experime
     ctx.console.status(f"run {index} attempt {attempt}: {' '.join(argv)} (timeout {timeout:.0f} s)")
     ctx.crashpoint("run_started")
     env = {"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else {}
-    outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, env_extra=env)
+    outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, env_extra=env,
+                         on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, pgid=pid))
     status: str = outcome.status
     describe = outcome.describe()
     if outcome.ok and not (out_dir / "final_info.json").is_file():

@@ -62,3 +62,9 @@ def only_run_dir(runs_dir: Path) -> Path:
     dirs = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(dirs) == 1, dirs
     return dirs[0]
+
+
+PLOT_EDIT = block("plot.py", 'ax.set_xlabel("step")\n', 'ax.set_xlabel("gradient step")\n')
+PLOT_DESCRIBE = block("notes.txt", "", "Figure loss.png: loss per step for the baseline and both momentum runs.\n")
+TOY_SESSION_WITH_PLOT = [*TOY_SESSION, PLOT_EDIT, PLOT_DESCRIBE]
+TOY_KINDS_WITH_PLOT = [*TOY_KINDS, "plot.edit", "plot.describe"]

@@ -136,7 +136,7 @@ def _file_name_above(lines: list[str], head: int, floor: int) -> str | None:
 def _clean_name(line: str) -> str | None:
     """`experiment.py` from forms like `**experiment.py**`, `# file: experiment.py`, `experiment.py:`."""
     name = line.strip().strip("*`'\"").strip()
-    name = re.sub(r"^(#+|//|--)\s*", "", name)
+    name = re.sub(r"^(#+|//|--|[-+]|\d+[.)])\s+|^#+", "", name)
     name = re.sub(r"^(file(name)?|path)\s*:\s*", "", name, flags=re.IGNORECASE)
     name = name.strip("*`'\"").rstrip(":").strip("*`'\" ")
     # A path has no spaces and has a suffix or a folder; prose ("Here is the fix:") has neither.

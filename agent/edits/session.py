@@ -63,6 +63,11 @@ def converse(
     messages: list[str] = []
     changed: set[str] = set()
     outstanding: EditReport | None = None  # the last reply's blocks that did not apply
+
+    def finish(problem: str | None) -> EditSession:
+        ok = problem is None
+        return EditSession(replies, reports, sorted(changed), ok, problem, replies[-1], messages)
+
     while True:
         parsed = parse(replies[-1])
         report = apply_blocks(parsed.blocks, policy)
@@ -75,19 +80,13 @@ def converse(
             outstanding = None if report.clean else report
         verdict = _judge(parsed, outstanding, changed, policy, require_change, lint_python)
         if not verdict.message:
-            return EditSession(replies, reports, sorted(changed), True, None, replies[-1], messages)
+            return finish(None)
         if len(messages) >= max_reflections:
-            problem = f"{verdict.problem} (after {max_reflections} reflections)"
-            return EditSession(
-                replies, reports, sorted(changed), False, problem, replies[-1], messages
-            )
+            return finish(f"{verdict.problem} (after {max_reflections} reflections)")
         messages.append(verdict.message)
         answer = ask(verdict.message)
         if answer is None:
-            problem = f"{verdict.problem} (no further reply could be asked for)"
-            return EditSession(
-                replies, reports, sorted(changed), False, problem, replies[-1], messages
-            )
+            return finish(f"{verdict.problem} (no further reply could be asked for)")
         replies.append(answer)
 
 

@@ -107,7 +107,8 @@ def run_stage(ctx: RunContext) -> str:
         else:
             if attempt == 1 or not summary:  # a fix keeps what the run is meant to test
                 summary = _run_summary(session.first_reply, run)
-            ctx.record("run.planned", run=run, attempt=attempt, summary=summary, commit=ctx.ws.head())
+            if ctx.find("run.planned", run=run, attempt=attempt) is None:
+                ctx.record("run.planned", run=run, attempt=attempt, summary=summary, commit=ctx.ws.head())
             last = runs.execute(ctx, run, attempt)
             if last.ok:
                 runs.append_notes(ctx, run, summary)
