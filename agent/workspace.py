@@ -39,6 +39,9 @@ latex/*.bbl
 latex/*.blg
 latex/*.fls
 latex/*.fdb_latexmk
+latex/*.toc
+latex/*.pdf
+latex/compile_logs/
 """
 _SKIP_FROM_TEMPLATE = {"ideas", "__pycache__", ".git", ".pytest_cache"}
 
@@ -87,7 +90,7 @@ class Workspace:
             dest = root / "latex"
             dest.mkdir(exist_ok=True)
             for f in latex_skeleton.iterdir():
-                if f.is_file() and not (dest / f.name).exists():
+                if f.is_file() and f.suffix in (".sty", ".cls", ".bst") and not (dest / f.name).exists():
                     shutil.copy2(f, dest / f.name)
         (root / "idea.json").write_text(json.dumps(idea_fields, indent=2) + "\n", encoding="utf-8")
         (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")

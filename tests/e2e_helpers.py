@@ -68,3 +68,34 @@ PLOT_EDIT = block("plot.py", 'ax.set_xlabel("step")\n', 'ax.set_xlabel("gradient
 PLOT_DESCRIBE = block("notes.txt", "", "Figure loss.png: loss per step for the baseline and both momentum runs.\n")
 TOY_SESSION_WITH_PLOT = [*TOY_SESSION, PLOT_EDIT, PLOT_DESCRIBE]
 TOY_KINDS_WITH_PLOT = [*TOY_KINDS, "plot.edit", "plot.describe"]
+
+
+TEX = "latex/template.tex"
+PARTS = {
+    "Title and Abstract": [
+        ("\\title{\\writeupstub{Title}}", "\\title{Momentum on a Quadratic Bowl}"),
+        ("\\writeupstub{Abstract}", "We add heavy-ball momentum~\\citep{polyak1964some} to gradient descent on a "
+         "quadratic. With momentum the final loss is \\RunOneFinalLoss{} against \\BaselineFinalLoss{} for the baseline."),
+    ],
+    "Introduction": [("\\writeupstub{Introduction}", "Gradient descent converges slowly on ill-conditioned problems.")],
+    "Background": [("\\writeupstub{Background}", "Heavy-ball momentum~\\citep{polyak1964some} reuses past gradients.")],
+    "Method": [("\\writeupstub{Method}", "We add a momentum term to the update.")],
+    "Experimental Setup": [("\\writeupstub{Experimental Setup}", "The baseline is run\\_0, the unmodified template.")],
+    "Results": [("\\writeupstub{Results}",
+                 "\\ResultsTable\nTable~\\ref{tab:results} lists every run. Momentum reached \\RunOneFinalLoss{}.\n"
+                 "\\begin{figure}[h]\\centering\\includegraphics[width=0.6\\linewidth]{loss.png}"
+                 "\\caption{Loss per step.}\\label{fig:loss}\\end{figure}\nFigure~\\ref{fig:loss} shows the loss curves.")],
+    "Conclusion": [("\\writeupstub{Conclusion}", "Momentum helps on this toy problem.")],
+    "Related Work": [("\\writeupstub{Related Work}", "Momentum methods go back to~\\citet{polyak1964some}.")],
+}
+
+
+def writeup_replies(parts: dict[str, list[tuple[str, str]]] = PARTS) -> tuple[list[str], list[str]]:
+    """A draft and a (no-change) refinement per part, as a reference session would hold them."""
+    replies, kinds = [], []
+    for pairs in parts.values():
+        replies.append("".join(block(TEX, old + "\n", new + "\n") for old, new in pairs))
+        kinds.append("writeup.draft")
+        replies.append("The section reads well; no changes.")
+        kinds.append("writeup.refine")
+    return replies, kinds

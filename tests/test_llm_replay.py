@@ -103,7 +103,7 @@ def test_replay_diverges_loudly_when_the_run_asks_for_another_prompt(tmp_path: P
         ask(client, "write_section")
     message = str(caught.value)
     assert caught.value.exit_code == 5
-    assert "step 0" in message and "'write_section'" in message
+    assert "step 1 of" in message and "'write_section'" in message
     assert "'plan_experiments'" in message and str(session) in message
     failed = journal.events()[-1]
     assert failed.kind == "llm.failed" and failed.data["failure"] == "replay_diverged"
@@ -114,7 +114,7 @@ def test_replay_that_runs_out_of_replies_says_so(tmp_path: Path) -> None:
     client = replay_client(session, Journal(tmp_path / "journal.jsonl"))
     ask(client, "plan_experiments")
     ask(client, "edit")
-    with pytest.raises(ReplayDiverged, match=r"exhausted at step 2: .* holds 2 replies"):
+    with pytest.raises(ReplayDiverged, match=r"exhausted at step 3: .* holds 2 replies"):
         ask(client, "edit")
 
 

@@ -133,13 +133,13 @@ class ReplayCursor:
         total = len(rec.replies)
         if step >= total:
             raise ReplayDiverged(
-                f"replay exhausted at step {step}: {rec.path} holds {total} replies and the run "
+                f"replay exhausted at step {step + 1}: {rec.path} holds {total} replies and the run "
                 f"asks for another ('{prompt_kind}'). Record a longer session with a live model "
                 f"(--model ...), or stop the run here.")
         reply = rec.replies[step]
         if reply.prompt_kind != prompt_kind:
             raise ReplayDiverged(
-                f"replay diverged at step {step} of {rec.path}: the run asks for a "
+                f"replay diverged at step {step + 1} of {total} in {rec.path}: the run asks for a "
                 f"'{prompt_kind}' reply but the recording has '{reply.prompt_kind}' there"
                 f"{f' (stage {reply.stage})' if reply.stage else ''}. The prompts or the loop "
                 f"changed since it was recorded: record it again with a live model (--model ...).")

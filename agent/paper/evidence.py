@@ -110,10 +110,13 @@ def _leaves(node: Any, path: str) -> Iterable[tuple[str, Any]]:
 
 
 def _numbers_in_string(text: str) -> list[float]:
+    """Numbers written inside a string: `pythia-70m` -> 70 and 7e7, `15.2%` -> 15.2 and 0.152."""
     out = []
-    for m in re.finditer(r"(?<![\d.])(\d+(?:\.\d+)?)([kKmMbB]?)(?![\d])", text):
+    for m in re.finditer(r"(?<![\d.])(\d+(?:\.\d+)?)([kKmMbB%]?)(?![\d])", text):
         out.append(float(m.group(1)))
-        if m.group(2):
+        if m.group(2) == "%":
+            out.append(float(m.group(1)) / 100)
+        elif m.group(2):
             out.append(float(m.group(1)) * {"k": 1e3, "m": 1e6, "b": 1e9}[m.group(2).lower()])
     return out
 
@@ -132,8 +135,8 @@ def build_evidence(final_infos: Mapping[str, Mapping[str, Any]], descriptions: M
         for path, leaf in _leaves(info, ""):
             top = path.split(".", 1)[0]
             source: Source = top if top in _SOURCES else "other"  # type: ignore[assignment]
-            if isinstance(leaf, str) and source == "config":
-                values += [EvidenceValue(run, path, x, "config", "", 0.0) for x in _numbers_in_string(leaf)]
+            if isinstance(leaf, str) and source in ("config", "gates"):
+                values += [EvidenceValue(run, path, x, source, "", 0.0) for x in _numbers_in_string(leaf)]
             if isinstance(leaf, bool) or not isinstance(leaf, (int, float)) or not math.isfinite(leaf):
                 continue
             if source != "metrics":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +142,6 @@ def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence
     runs, skipped = _sorted_runs(final_infos)
     specs = _with_undeclared(as_specs(metrics), [final_infos[r]["metrics"] for r in runs])
     words = [metric_word(s.name) for s in specs]
-    if len(set(words)) != len(words):
-        raise ValueError(f"two metrics map to the same macro name: {words}")
     base = final_infos.get("run_0", {}).get("metrics", {}) if "run_0" in runs else {}
     macros = [Macro("NumRuns", str(sum(r != "run_0" for r in runs)), "", "", "count",
                     float(sum(r != "run_0" for r in runs)))]
@@ -162,6 +161,9 @@ def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence
                 pct = 100 * (value - ref) / abs(ref)
                 pct_spec = MetricSpec(spec.name, spec.label, format=".1f")
                 macros.append(Macro(name + "DeltaPct", _signed(pct, pct_spec) + r"\%", run, spec.name, "delta_pct", pct))
+    clashes = [n for n, count in Counter(m.name for m in macros).items() if count > 1]
+    if clashes:
+        raise ValueError(f"metric names collide in macro names: {clashes}; rename a metric in template.toml")
     return macros, skipped
 
 
@@ -225,7 +227,7 @@ def build_results_tex(final_infos: Mapping[str, Mapping[str, Any]], metrics: Seq
               r"\newcommand{\ResultsTable}{%", r"\begin{table}[t]", r"\centering\small",
               r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{\ResultsTabular}",
               f"\\caption{{{caption}}}", r"\label{tab:results}", r"\end{table}}", ""]
-    return ResultsTex("\n".join(lines), tuple(m for m in macros), "ResultsTable", tuple(skipped))
+    return ResultsTex("\n".join(lines), tuple(macros), "ResultsTable", tuple(skipped))
 
 
 def load_final_infos(run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,152 @@
+"""The writeup stage: a LaTeX paper drafted section by section, every number from a run.
+
+results.tex (macros and the results table) is generated from the runs' final_info.json
+files; each section is drafted, checked (grounding: numbers and claims against the result
+files), refined, and fixed while findings remain (bounded); then the paper is checked and
+compiled with the compiler's real errors fed back (bounded). What remains goes to review.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from agent import prompting
+from agent.context import RunContext
+from agent.results import finished_runs, run_summaries
+from agent.stages.common import StageFailed, edit_session
+
+STAGE = "writeup"
+TEX = "latex/template.tex"
+GROUNDING_FIXES = 2
+LATEX_FIXES = 3
+
+
+def _slug(part: str) -> str:
+    return re.sub(r"[^a-z]+", "_", part.lower()).strip("_")
+
+
+def _gate_report(runs: list[Any]) -> list[str]:
+    return [f"{r.label}: {g.message}" for r in runs for g in r.failing("fail")]
+
+
+def run_stage(ctx: RunContext) -> str:
+    from agent.paper import checks, evidence, grounding, results_tex, sections
+
+    runs = finished_runs(ctx.ws.root, ctx.template)
+    failing = _gate_report(runs)
+    if failing and not ctx.config.allow_failing_gates:
+        _write_review(ctx, gates=failing, findings=[], problems=[], compiled=None, blocked=True)
+        raise StageFailed("writeup stopped: these runs fail the template's plausibility gates, so they "
+                          "cannot be presented as results:\n- " + "\n- ".join(failing) +
+                          "\nFix the experiments, or pass --allow-failing-gates to write a paper that "
+                          "says so (review.json has the report).")
+    summaries = run_summaries(ctx.journal.events())
+    infos = results_tex.load_final_infos(ctx.ws.root)
+    descriptions = {r.name: summaries.get(r.index, "") for r in runs}
+    latex_dir = ctx.ws.resolve("latex")
+    rt = results_tex.write_results_tex(latex_dir, infos, list(ctx.template.metrics), descriptions)
+    ctx.ws.commit(["latex/results.tex"], "writeup: results.tex generated from the runs' final_info.json")
+    ev = evidence.build_evidence(infos, descriptions, list(ctx.template.metrics))
+    bib = (latex_dir / "references.bib").read_text(encoding="utf-8") if (latex_dir / "references.bib").is_file() else ""
+    figures = [{"name": f, "description": "made by plot.py; described in notes.txt"}
+               for f in _figures(ctx)]
+    run_list = [{"name": r.name, "description": descriptions[r.name]} for r in runs]
+    system = {"role": "system", "content": prompting.render(
+        "writeup_system", template_name=ctx.template.name, template_description=ctx.template.description)}
+    tex_path = ctx.ws.resolve(TEX)
+
+    def findings_for(part: str) -> list[Any]:
+        titles = sections.SECTION_TITLES[part]  # type: ignore[index]
+        return [f for f in grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev) if f.section in titles]
+
+    for part in sections.DRAFT_ORDER:
+        ctx.console.status(f"drafting {part}")
+        slug = _slug(part)
+        user = prompting.render(
+            "writeup_section", section=part, stubs=list(sections.stubs(part)), idea_title=ctx.idea.title,
+            idea=ctx.idea.fields["Experiment"], runs=run_list, macros=rt.listing(), table_macro=rt.table_macro,
+            references=[e.line() for e in checks.bib_entries(bib)], figures=figures,
+            gate_failures=failing, notes=ctx.ws.resolve("notes.txt").read_text(encoding="utf-8"),
+            tex=tex_path.read_text(encoding="utf-8"))
+        messages = [system, {"role": "user", "content": user}]
+        draft = edit_session(ctx, messages, stage=STAGE, prompt_kind="writeup.draft",
+                             call_id=f"writeup/{slug}/draft", label=f"draft {part}", editable=(TEX,))
+        problems = [f.describe() for f in findings_for(part)]
+        problems += [p.describe() for p in checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names())
+                     if p.kind == "placeholder" and part in p.message]
+        ctx.record("writeup.checked", part=part, after="draft", findings=problems)
+        refine = [*messages, {"role": "assistant", "content": draft.final_reply},
+                  {"role": "user", "content": prompting.render("writeup_refine", section=part,
+                                                               figures=figures, problems=problems)}]
+        edit_session(ctx, refine, stage=STAGE, prompt_kind="writeup.refine", call_id=f"writeup/{slug}/refine",
+                     label=f"refine {part}", editable=(TEX,), require_change=False)
+        for attempt in range(1, GROUNDING_FIXES + 1):
+            found = findings_for(part)
+            ctx.record("writeup.checked", part=part, after=f"refine/fix{attempt - 1}",
+                       findings=[f.describe() for f in found])
+            if not found:
+                break
+            fix = [system, {"role": "user", "content": prompting.render(
+                "writeup_grounding_fix", findings=[f.describe() for f in found], macros=rt.listing(),
+                runs=run_list, attempt=attempt, max_attempts=GROUNDING_FIXES)}]
+            edit_session(ctx, fix, stage=STAGE, prompt_kind="writeup.grounding",
+                         call_id=f"writeup/{slug}/grounding{attempt}", label=f"ground {part}", editable=(TEX,))
+    compiled, problems = _compile(ctx, system, rt)
+    remaining = grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev)
+    _write_review(ctx, gates=failing, findings=[f.to_dict() for f in remaining],
+                  problems=[p.describe() for p in problems], compiled=compiled, blocked=False)
+    if compiled.status == "skipped":
+        return f"paper written to {TEX} but not compiled: {compiled.message}"
+    if not compiled.ok:
+        raise StageFailed(f"writeup: the paper does not compile after {LATEX_FIXES} fixes:\n{compiled.feedback()}")
+    flagged = f"; {len(remaining)} grounding finding(s) remain (see review.json)" if remaining else "; grounding check clean"
+    return f"paper.pdf built{flagged}"
+
+
+def _figures(ctx: RunContext) -> list[str]:
+    from agent.stages.plot import expected_figures, figure_problem
+
+    return [f for f in expected_figures(ctx) if figure_problem(ctx.ws.resolve(f)) is None]
+
+
+def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, list[Any]]:
+    """Pre-compile checks and pdflatex, with the real errors fed back a bounded number of times."""
+    from agent.paper import checks, compile
+
+    tex_path, latex_dir = ctx.ws.resolve(TEX), ctx.ws.resolve("latex")
+    result, problems = None, []
+    for attempt in range(1, LATEX_FIXES + 2):
+        ctx.console.status(f"compiling the paper (attempt {attempt})")
+        problems = checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names())
+        result = compile.compile_paper(latex_dir, log_dir=ctx.ws.resolve("logs/latex"),
+                                       pdf_out=ctx.ws.resolve("paper.pdf"))
+        ctx.record("writeup.compiled", attempt=attempt, status=result.status, errors=len(result.errors),
+                   chktex=len(result.chktex), problems=[p.describe() for p in problems])
+        if result.status == "skipped" or (result.ok and not problems and not result.chktex) or attempt > LATEX_FIXES:
+            break
+        fix = [system, {"role": "user", "content": prompting.render(
+            "writeup_latex_fix", status=result.status, errors=[e.describe() for e in result.errors] + list(result.bibtex_errors),
+            warnings=list(result.warnings), chktex=list(result.chktex), problems=[p.describe() for p in problems],
+            tex=tex_path.read_text(encoding="utf-8"), attempt=attempt, max_attempts=LATEX_FIXES)}]
+        edit_session(ctx, fix, stage=STAGE, prompt_kind="writeup.latex_fix", call_id=f"writeup/latex/fix{attempt}",
+                     label="fix LaTeX", editable=(TEX,))
+    paths = ["latex", "logs/latex"] + (["paper.pdf"] if ctx.ws.resolve("paper.pdf").is_file() else [])
+    ctx.ws.commit(paths, f"writeup: paper compiled ({result.status if result else 'not run'})")
+    return result, problems
+
+
+def _write_review(ctx: RunContext, *, gates: list[str], findings: list[dict[str, Any]], problems: list[str],
+                  compiled: Any, blocked: bool) -> None:
+    review = {
+        "gates": {"failing": gates, "blocked_paper": blocked, "allowed_by_flag": bool(gates) and not blocked},
+        "grounding": {"findings": findings, "clean": not findings},
+        "checks": problems,
+        "compile": None if compiled is None else {
+            "status": compiled.status, "message": compiled.message,
+            "errors": [e.describe() for e in compiled.errors], "chktex": list(compiled.chktex)},
+    }
+    ctx.ws.resolve("review.json").write_text(json.dumps(review, indent=2) + "\n", encoding="utf-8")
+    ctx.ws.commit(["review.json"], "writeup: review.json (gates, grounding, checks, compile)")
+    ctx.record("writeup.reviewed", findings=len(findings), problems=len(problems), blocked=blocked)

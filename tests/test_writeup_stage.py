@@ -1,0 +1,72 @@
+"""The writeup stage on the toy template: results.tex from the runs, sections drafted and
+refined, grounding checked, the paper compiled; plausibility gates block a paper."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from agent.journal import read
+from tests.e2e_helpers import (
+    TOY_KINDS_WITH_PLOT,
+    TOY_SESSION_WITH_PLOT,
+    TOY_TEMPLATES,
+    block,
+    cli,
+    only_run_dir,
+    write_session,
+    writeup_replies,
+)
+
+needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+ARGS = ["--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--max-runs", "3", "--quiet"]
+
+
+def _session(tmp_path, experiment=TOY_SESSION_WITH_PLOT, kinds=TOY_KINDS_WITH_PLOT):
+    replies, wkinds = writeup_replies()
+    return write_session(tmp_path / "session.jsonl", [*experiment, *replies], [*kinds, *wkinds])
+
+
+@needs_pdflatex
+def test_writeup_builds_a_grounded_paper_from_the_runs(tmp_path):
+    proc = cli(*ARGS, "--model", f"replay:{_session(tmp_path)}", "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run_dir = only_run_dir(tmp_path / "runs")
+    results_tex = (run_dir / "latex" / "results.tex").read_text()
+    info1 = json.loads((run_dir / "run_1" / "final_info.json").read_text())
+    assert f"{info1['metrics']['final_loss']:.4g}" in results_tex  # the macro holds the run's number
+    assert (run_dir / "paper.pdf").read_bytes().startswith(b"%PDF-")
+    review = json.loads((run_dir / "review.json").read_text())
+    assert review["grounding"]["clean"] and review["compile"]["status"] == "ok"
+    tex = (run_dir / "latex" / "template.tex").read_text()
+    assert "\\writeupstub" not in tex.split("\\begin{document}")[1]
+    events = read(run_dir / "journal.jsonl").events
+    assert [e.data["part"] for e in events if e.kind == "writeup.checked" and e.data["after"] == "draft"] == [
+        "Title and Abstract", "Introduction", "Background", "Method", "Experimental Setup", "Results",
+        "Conclusion", "Related Work"]
+    import subprocess
+
+    text = subprocess.run(["pdftotext", str(run_dir / "paper.pdf"), "-"], capture_output=True, text=True).stdout
+    for heading in ("Introduction", "Related Work", "Background", "Method", "Experimental Setup", "Results",
+                    "Conclusion", "References"):
+        assert heading in text
+    assert "Momentum on a Quadratic Bowl" in text
+
+
+def test_failing_gates_block_the_paper_unless_allowed(tmp_path):
+    # Run 1 diverges (lr 1.5): it fails the toy template's "converged" gate.
+    diverge = ("Run 1: step size 1.5\n" + block("experiment.py", "    lr: float = 0.1  # step size\n",
+                                                "    lr: float = 1.5  # step size\n"))
+    done = "ALL_COMPLETED"
+    plot = TOY_SESSION_WITH_PLOT[-2:]
+    session = _session(tmp_path, [diverge, done, *plot],
+                       ["experiment.plan", "experiment.results", "plot.edit", "plot.describe"])
+    proc = cli(*ARGS, "--model", f"replay:{session}", "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 6, proc.stderr
+    assert "plausibility gates" in proc.stderr and "diverged" in proc.stderr
+    run_dir = only_run_dir(tmp_path / "runs")
+    review = json.loads((run_dir / "review.json").read_text())
+    assert review["gates"]["blocked_paper"] and review["gates"]["failing"]
+    assert not (run_dir / "paper.pdf").exists()
