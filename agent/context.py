@@ -86,6 +86,14 @@ class RunContext:
                 cost += float(e.data["cost_usd"])
         return tokens, (None if unknown and cost == 0 else cost)
 
+    def status(self, text: str) -> None:
+        """The live status line: what is happening, plus tokens and cost so far."""
+        if self.console.quiet:
+            return
+        tokens, cost = self.spent()
+        money = "cost unknown" if cost is None else f"${cost:.2f}"
+        self.console.status(f"{text} | {tokens:,} tokens, {money}")
+
     # --- tests ------------------------------------------------------------------------------
     def crashpoint(self, name: str) -> None:
         """Die here (SIGKILL, like a power cut) when the test hook names this point."""

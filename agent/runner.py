@@ -201,7 +201,7 @@ def run(
     name: str = "",
     env_extra: Mapping[str, str] | None = None,
     tail_chars: int = TAIL_CHARS,
-    on_start: Callable[[int], None] | None = None,
+    on_start: Callable[[int], object] | None = None,
 ) -> RunOutcome:
     """Run `argv` in `cwd`; stdout/stderr go to `log_dir/{name}stdout.txt` / `stderr.txt`.
 

@@ -55,7 +55,7 @@ def execute(ctx: RunContext, index: int, attempt: int, *, stage: str = "experime
     argv = ctx.template.command_for(out_name)
     ctx.record("run.started", stage=stage, run=index, attempt=attempt, commit=commit,
                command=" ".join(argv), timeout_s=timeout, preset=ctx.preset)
-    ctx.console.status(f"run {index} attempt {attempt}: {' '.join(argv)} (timeout {timeout:.0f} s)")
+    ctx.status(f"run {index} attempt {attempt}: {' '.join(argv)} (timeout {timeout:.0f} s)")
     ctx.crashpoint("run_started")
     env = {"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else {}
     outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, env_extra=env,

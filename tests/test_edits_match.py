@@ -156,9 +156,10 @@ def test_replace_already_present_is_pointed_out() -> None:
     assert "already there" in result.reason
 
 
-def test_empty_search_creates_or_prepends() -> None:
+def test_empty_search_creates_or_appends() -> None:
     assert _replaced("", "", "import json\n").content == "import json\n"
-    assert _replaced("b\n", "", "a\n").content == "a\nb\n"
+    assert _replaced("b\n", "", "a\n").content == "b\na\n"
+    assert _replaced("b", "", "a\n").content == "b\na\n"
 
 
 def test_empty_replace_deletes_the_lines() -> None:

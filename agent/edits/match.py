@@ -61,8 +61,10 @@ def substitute(content: str, search: str, replacement: str) -> Replaced | NoMatc
     new = split_lines(replacement)
     old = split_lines(search)
     if not "".join(old).strip():
-        # Empty SEARCH: create the file, or put the lines at its top.
-        return Replaced(_join(new + file_lines, ends_with_newline), "exact", 1)
+        # Empty SEARCH: create the file, or append the lines at its end (as aider does; the
+        # prompts tell the model so, and notes are kept by appending).
+        head = content if not content or content.endswith("\n") else content + "\n"
+        return Replaced(head + (_join(new, True) if new else ""), "exact", len(file_lines) + 1)
     levels: list[tuple[MatchKind, Callable[[], list[tuple[int, int, list[str]]]]]] = [
         ("exact", lambda: _find(file_lines, old, new, _same)),
         ("whitespace", lambda: _find(file_lines, *_trim_blank(old, new), _same_stripped)),

@@ -83,7 +83,7 @@ def run_stage(ctx: RunContext) -> str:
             user = prompting.render("experiment_results", run=run - 1, next_run=run, max_runs=max_runs,
                                     results_table=table, run_summary=last.describe if last else "",
                                     plan=plan, notes_tail=_notes_tail(ctx), files=_files(ctx), command=cmd)
-        ctx.console.status(f"run {run} attempt {attempt}: asking the model ({kind})")
+        ctx.status(f"run {run} attempt {attempt}: asking the model ({kind})")
         call_id = f"{STAGE}/run{run}/attempt{attempt}"
         messages = [system, {"role": "user", "content": user}]
         label = {"experiment.plan": "plan and run 1", "experiment.results": f"after run {run - 1}",

@@ -54,7 +54,7 @@ def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
     if done is not None:
         return done.data["ok"], done.data["problem"], done.data["stderr_tail"]
     ctx.record("plot.started", attempt=attempt, commit=ctx.ws.head())
-    ctx.console.status(f"python plot.py (attempt {attempt})")
+    ctx.status(f"python plot.py (attempt {attempt})")
     log_dir = ctx.ws.resolve(f"logs/plot_attempt{attempt}")
     outcome = runner.run(list(ctx.template.plot_command), cwd=ctx.ws.root, log_dir=log_dir,
                          timeout_s=PLOT_TIMEOUT_S)

@@ -62,7 +62,7 @@ def run_stage(ctx: RunContext) -> str:
         return [f for f in grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev) if f.section in titles]
 
     for part in sections.DRAFT_ORDER:
-        ctx.console.status(f"drafting {part}")
+        ctx.status(f"drafting {part}")
         slug = _slug(part)
         user = prompting.render(
             "writeup_section", section=part, stubs=list(sections.stubs(part)), idea_title=ctx.idea.title,
@@ -118,7 +118,7 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
     tex_path, latex_dir = ctx.ws.resolve(TEX), ctx.ws.resolve("latex")
     result, problems = None, []
     for attempt in range(1, LATEX_FIXES + 2):
-        ctx.console.status(f"compiling the paper (attempt {attempt})")
+        ctx.status(f"compiling the paper (attempt {attempt})")
         problems = checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names())
         result = compile.compile_paper(latex_dir, log_dir=ctx.ws.resolve("logs/latex"),
                                        pdf_out=ctx.ws.resolve("paper.pdf"))
