@@ -29,6 +29,7 @@ SAMPLES = {
                               warnings=["Citation `x' on page 1 undefined"], chktex=["3:5: [9] `}' expected"],
                               problems=["line 4: figure file 'a.png' does not exist"], tex="\\section{Method}",
                               attempt=2, max_attempts=3),
+    "writeup_system": dict(template_name="sae_variants", template_description="SAEs on a residual stream."),
 }
 
 
