@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="let the writeup search for citations online (cached; skipped offline)")
     out = p.add_argument_group("output")
     out.add_argument("--runs-dir", default="runs", help="where run directories are created (default runs/)")
-    out.add_argument("--quiet", action="store_true", help="no live status line; errors only")
+    out.add_argument("--quiet", action="store_true", help="no progress lines or live status; only warnings, errors and the final summary")
     return p
 
 

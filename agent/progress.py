@@ -36,11 +36,13 @@ class Console:
         return self._console
 
     def banner(self, text: str, style: str = "bold yellow") -> None:
-        """A loud message that must not be missed (e.g. a replay instead of a live model)."""
-        if not self.quiet:
-            from rich.panel import Panel
+        """A loud message that must not be missed (a replay instead of a live model): shown
+        even with --quiet."""
+        from rich.panel import Panel
 
-            self._rich().print(Panel(text, style=style))
+        self._pause()
+        self._rich().print(Panel(text, style=style))
+        self._resume()
 
     def info(self, text: str) -> None:
         if not self.quiet:
@@ -87,5 +89,4 @@ class Console:
 
     def done(self, outcome: Outcome) -> None:
         self.stop_status()
-        if not self.quiet or outcome.exit_code:
-            print(outcome.summary, flush=True)
+        print(outcome.summary, flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.journal import read
 from agent.workspace import Workspace
-from tests.e2e_helpers import TOY_SESSION, TOY_TEMPLATES, cli, only_run_dir
+from tests.e2e_helpers import TOY_SESSION, TOY_TEMPLATES, block, cli, only_run_dir
 from tests.fakellm import FakeLLM, Reply
 
 
@@ -54,3 +54,52 @@ def test_experiment_stage_with_failed_edit_crash_retry_and_all_completed(tmp_pat
         assert f"## Run {i}" in notes
     assert "Analysis of run 1" in notes and "Analysis of run 2" in notes
     assert "What was tried: add heavy-ball momentum 0.5" in notes
+
+
+def _replay(tmp_path, replies, kinds, *extra):
+    from tests.e2e_helpers import write_session
+
+    session = write_session(tmp_path / "session.jsonl", replies, kinds)
+    return cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", f"replay:{session}",
+               "--runs-dir", str(tmp_path / "runs"), "--stages", "experiment", "--quiet", *extra)
+
+
+def test_all_completed_before_any_successful_run_fails_the_stage(tmp_path):
+    proc = _replay(tmp_path, ["Nothing to do.\nALL_COMPLETED"], ["experiment.plan"])
+    assert proc.returncode == 6
+    assert "ALL_COMPLETED before any run succeeded" in proc.stderr
+    run_dir = only_run_dir(tmp_path / "runs")
+    kinds = [e.kind for e in read(run_dir / "journal.jsonl").events]
+    assert "stage.finished" not in kinds and "launch.stopped" in kinds
+
+
+def test_a_run_failing_all_attempts_keeps_the_runs_that_succeeded(tmp_path):
+    from tests.e2e_helpers import block
+
+    crash = block("experiment.py", "    x, v, losses = 5.0, 0.0, []\n",
+                  "    x, v, losses = 5.0, 0.0, []\n    raise RuntimeError('still broken')\n")
+    still = "Trying again.\n" + block("experiment.py", "    raise RuntimeError('still broken')\n",
+                                      "    raise RuntimeError('still broken!')\n")
+    replies = [TOY_SESSION[0], TOY_SESSION[1], "Run 2: a crash\n" + crash, still]
+    kinds = ["experiment.plan", "edit.retry", "experiment.results", "experiment.failure"]
+    proc = _replay(tmp_path, replies, kinds, "--max-attempts", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "run 2 failed all 2 attempts" in proc.stdout
+    run_dir = only_run_dir(tmp_path / "runs")
+    assert (run_dir / "run_1" / "final_info.json").is_file()
+    assert not (run_dir / "run_2").exists()
+    assert (run_dir / "logs" / "run_2_attempt2" / "stderr.txt").is_file()
+    events = read(run_dir / "journal.jsonl").events
+    assert any(e.kind == "experiment.gave_up" for e in events)
+
+
+def test_a_reply_without_code_changes_is_not_run(tmp_path):
+    notes_only = "Run 1: nothing yet\n" + block("notes.txt", "", "thinking\n")
+    replies = [notes_only, *TOY_SESSION[:2], "ALL_COMPLETED"]
+    kinds = ["experiment.plan", "experiment.failure", "edit.retry", "experiment.results"]
+    proc = _replay(tmp_path, replies, kinds)
+    assert proc.returncode == 0, proc.stderr
+    events = read(only_run_dir(tmp_path / "runs") / "journal.jsonl").events
+    skipped = [e for e in events if e.kind == "run.skipped"]
+    assert len(skipped) == 1 and "changed no code" in skipped[0].data["reason"]
+    assert [(e.data["run"], e.data["attempt"]) for e in events if e.kind == "run.started"] == [(0, 1), (1, 2)]
