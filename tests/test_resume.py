@@ -78,7 +78,7 @@ def reference(tmp_path_factory) -> dict:
     return _fingerprint(run_dir)
 
 
-def _wait_for(journal: Path, kind: str, nth: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+def _wait_for(journal: Path, kind: str, nth: int, proc: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if journal.exists():
@@ -109,13 +109,14 @@ def test_resume_after_kill_during_an_llm_call(tmp_path, reference):
         args = [*COMMON, "--model", "openai/test-model", "--api-base", srv.base_url, "--runs-dir", str(tmp_path)]
         proc = _popen(args)
         journal = None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while journal is None and time.monotonic() < deadline:
             dirs = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
             journal = dirs[0] / "journal.jsonl" if dirs else None
             time.sleep(0.05)
         assert journal is not None
-        _wait_for(journal, "llm.request", 3, proc)
+        _wait_for(journal, "llm.request", 3, proc, timeout=180)
+        deadline = time.monotonic() + 60
         while len(srv.requests) < 3:  # the third request has reached the server: it is in flight
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)

@@ -64,6 +64,8 @@ def run_stage(ctx: RunContext) -> str:
     for part in sections.DRAFT_ORDER:
         ctx.status(f"drafting {part}")
         slug = _slug(part)
+        if part == "Related Work" and ctx.config.literature_search:
+            bib = _literature(ctx, bib)
         user = prompting.render(
             "writeup_section", section=part, stubs=list(sections.stubs(part)), idea_title=ctx.idea.title,
             idea=ctx.idea.fields["Experiment"], runs=run_list, macros=rt.listing(), table_macro=rt.table_macro,
@@ -103,6 +105,26 @@ def run_stage(ctx: RunContext) -> str:
         raise StageFailed(f"writeup: the paper does not compile after {LATEX_FIXES} fixes:\n{compiled.feedback()}")
     flagged = f"; {len(remaining)} grounding finding(s) remain (see review.json)" if remaining else "; grounding check clean"
     return f"paper.pdf built{flagged}"
+
+
+def _literature(ctx: RunContext, bib: str) -> str:
+    """Add what a literature search finds to references.bib (cached; skipped when offline)."""
+    from agent.paper import literature
+
+    done = ctx.find("literature.searched")
+    if done is None:
+        result = literature.search(ctx.idea.title)
+        added: list[str] = []
+        if result.papers:
+            bib, added = literature.merge_into_bib(bib, result.papers)
+            ctx.ws.resolve("latex/references.bib").write_text(bib, encoding="utf-8")
+            ctx.ws.commit(["latex/references.bib"], f"writeup: {len(added)} references from a literature search")
+        ctx.record("literature.searched", query=ctx.idea.title, added=added, skipped=result.skipped,
+                   cached=result.cached)
+        if result.skipped:
+            ctx.console.info(result.skipped)
+    path = ctx.ws.resolve("latex/references.bib")
+    return path.read_text(encoding="utf-8") if path.is_file() else bib
 
 
 def _figures(ctx: RunContext) -> list[str]:

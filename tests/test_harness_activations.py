@@ -1,0 +1,107 @@
+"""Activation harvesting, the on-disk cache and the splice, on the tiny model (built once per
+cache directory, then reused)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from harness import activations, models
+from harness.activations import ActivationSource, residual, token_mask
+from harness.evaluate import downstream
+from harness.presets import PRESETS
+
+# A small slice of the tiny preset: its own cache entries, harvested in about a second.
+SMALL = dataclasses.replace(PRESETS["tiny"], train_tokens=4096, eval_tokens=2048, ce_tokens=512)
+
+
+@pytest.fixture(scope="module")
+def source() -> ActivationSource:
+    src = ActivationSource(SMALL)
+    src.eval_activations()  # both splits are in the cache from here on
+    return src
+
+
+def test_cache_hit_does_not_run_the_language_model(source: ActivationSource,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_model(preset: object) -> None:
+        raise AssertionError("the language model was loaded on a cache hit")
+
+    monkeypatch.setattr(models, "load", no_model)
+    again = ActivationSource(SMALL)
+    batches = list(again.batches(256, 3))
+    assert [b.shape for b in batches] == [(256, source.d_in)] * 3
+    assert again.describe()["activation_cache_hit"] is True
+    assert again.eval_activations().shape == (2048, source.d_in)
+    assert again.tokens_served == 768
+
+
+def test_activations_are_the_residual_after_the_layer_at_text_positions(
+        source: ActivationSource) -> None:
+    lm, layer = source.lm, SMALL.layer
+    rows = source.ce_rows()[:2]  # the first held-out rows, in harvest order
+    with torch.no_grad():
+        hidden = lm.model(input_ids=rows, output_hidden_states=True).hidden_states[layer + 1]
+    mask = token_mask(rows, lm.special_ids)
+    assert not mask[:, 0].any(), "BOS is excluded"
+    expected = hidden[mask]  # (n, d_model)
+    cached = source.eval_activations()[:len(expected)] / source.scale
+    assert torch.allclose(cached, expected, atol=1e-4)
+    assert torch.allclose(residual(lm, rows, layer)[mask], expected, atol=1e-5)
+
+
+def test_scaled_training_activations_have_mean_square_norm_d_in(source: ActivationSource) -> None:
+    x = torch.cat(list(source.batches(1024, 4)))
+    assert (x * x).sum(-1).mean().item() == pytest.approx(source.d_in, rel=0.05)
+
+
+def test_cache_key_changes_with_what_determines_the_activations() -> None:
+    base = ActivationSource(SMALL).entry("train")
+    for change in ({"train_tokens": 4097}, {"layer": 2}, {"context_len": 64}):
+        assert ActivationSource(dataclasses.replace(SMALL, **change)).entry("train") != base
+    assert ActivationSource(SMALL).entry("eval") != base
+
+
+def test_identity_splice_scores_one_and_zero_reconstruction_scores_zero(
+        source: ActivationSource) -> None:
+    class Identity(torch.nn.Module):
+        def __init__(self, scale: float) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(scale))
+
+        def forward(self, x: torch.Tensor, output_features: bool = False):
+            return self.scale * x, x
+
+    perfect = downstream(Identity(1.0), source)
+    assert perfect["ce_loss_score"] == pytest.approx(1.0, abs=1e-4)
+    assert perfect["kl_sae"] == pytest.approx(0.0, abs=1e-5)
+    assert perfect["kl_div_score"] == pytest.approx(1.0, abs=1e-4)
+    ablated = downstream(Identity(0.0), source)
+    assert ablated["ce_loss_score"] == pytest.approx(0.0, abs=1e-4)
+    assert ablated["ce_zero_ablation"] > ablated["ce_clean"] + 1.0  # layer 1 matters
+
+
+@pytest.mark.slow
+def test_two_processes_harvesting_at_once_share_one_entry() -> None:
+    probe = dataclasses.replace(SMALL, train_tokens=3001)
+    entry = ActivationSource(probe).entry("train")
+    shutil.rmtree(entry, ignore_errors=True)
+    code = ("import dataclasses, numpy as np; from harness.activations import ActivationSource; "
+            "from harness.presets import PRESETS; "
+            "p = dataclasses.replace(PRESETS['tiny'], train_tokens=3001, eval_tokens=2048, "
+            "ce_tokens=512); s = ActivationSource(p); "
+            "print(float(np.asarray(s._split('train')[0], dtype='float64').sum()))")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env=os.environ.copy()) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0] == outs[1]
+    siblings = [p.name for p in entry.parent.iterdir() if p.name.startswith(entry.name)]
+    assert sorted(siblings) == sorted([entry.name, entry.name + ".lock"]), "no staging leftovers"
+    assert activations.FORMAT >= 1
