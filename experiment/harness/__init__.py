@@ -1,0 +1,34 @@
+"""The trusted experiment harness: activations, evaluation and result records for templates.
+
+Templates import it as `harness` (not `experiment`, which is the template's own script).
+Importing the package is cheap and torch-free; the heavy names load on first use:
+
+    source = harness.ActivationSource()      # preset from EXPERIMENT_PRESET / preset.json
+    for step, x in enumerate(source.batches(batch_size, steps, device=device)): ...
+    record = harness.finish(out_dir, sae, source, cfg, trainer, timings=...)
+    print(harness.summary(record))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "ActivationSource": ("harness.activations", "ActivationSource"),
+    "evaluate": ("harness.evaluate", "evaluate"),
+    "finish": ("harness.record", "finish"),
+    "summary": ("harness.record", "summary"),
+    "collect_config": ("harness.config", "collect"),
+    "resolve_preset": ("harness.presets", "resolve"),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    return getattr(importlib.import_module(module), attr)

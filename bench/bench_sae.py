@@ -1,0 +1,180 @@
+"""Throughput of the SAE pipeline on this machine, for the README and for regressions.
+
+Prints:
+1. activation harvesting, tokens/s (the preset's model, a fresh cache entry);
+2. SAE training, tokens/s, with the template's CustomSAE + CustomTrainer on cached activations;
+3. the same against `dictionary-learning`'s StandardTrainer on the same batches and config
+   (skipped with a message when that package is not importable);
+4. achieved FLOP/s of SAE training against this machine's measured fp32 matmul rate;
+5. wall time of the template's baseline run 1 (activations harvested) vs run 2 (cache hit).
+
+Run: python bench/bench_sae.py [--preset tiny] [--steps 200] [--skip-runs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "templates" / "sae_variants"
+
+
+def template_module() -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("sae_template", TEMPLATE / "experiment.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def matmul_rate(n: int = 2048, reps: int = 10) -> float:
+    """Best-of fp32 FLOP/s of an n x n matmul on the default device."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def harvest_rate(preset_name: str, tokens: int) -> float:
+    """Tokens/s of harvesting a fresh entry (model already loaded, so loading is not counted)."""
+    from harness.activations import ActivationSource
+    from harness.presets import resolve
+
+    preset = dataclasses.replace(resolve(preset_name), train_tokens=tokens + int(time.time()) % 97)
+    source = ActivationSource(preset)
+    source.lm  # noqa: B018 - load before timing
+    entry = source.entry("train")
+    start = time.perf_counter()
+    source.train_tokens  # noqa: B018 - harvests
+    seconds = time.perf_counter() - start
+    shutil.rmtree(entry, ignore_errors=True)
+    return preset.train_tokens / seconds
+
+
+def batches(preset_name: str, batch_size: int, steps: int) -> tuple[list[torch.Tensor], int]:
+    from harness.activations import ActivationSource
+
+    source = ActivationSource(preset_name)
+    return list(source.batches(batch_size, steps, seed=0)), source.d_in
+
+
+def ours(xs: list[torch.Tensor], d_in: int, warmup: int) -> float:
+    mod = template_module()
+    cfg = mod.Config()
+    torch.manual_seed(0)
+    sae = mod.CustomSAE(d_in, cfg.expansion_factor * d_in, cfg.activation, cfg.k)
+    trainer = mod.CustomTrainer(sae, len(xs), cfg.lr, cfg.l1_penalty, cfg.lr_warmup_steps,
+                                cfg.lr_decay_frac, cfg.l1_warmup_frac)
+    for step, x in enumerate(xs[:warmup]):
+        trainer.update(step, x)
+    start = time.perf_counter()
+    for step, x in enumerate(xs[warmup:], start=warmup):
+        trainer.update(step, x)
+    return sum(len(x) for x in xs[warmup:]) / (time.perf_counter() - start)
+
+
+def theirs(xs: list[torch.Tensor], d_in: int, warmup: int) -> float | str:
+    """dictionary-learning's StandardTrainer; its package __init__ needs nnsight, so load only
+    the trainer modules (they import torch and einops)."""
+    spec = importlib.util.find_spec("dictionary_learning")
+    if spec is None or spec.origin is None:
+        return "dictionary-learning is not installed (pip install --no-deps dictionary-learning einops)"
+    pkg = types.ModuleType("dictionary_learning")
+    pkg.__path__ = [str(Path(spec.origin).parent)]
+    sys.modules.setdefault("dictionary_learning", pkg)
+    try:
+        from dictionary_learning.trainers.standard import StandardTrainer
+    except ImportError as err:
+        return f"dictionary-learning is not importable here ({err})"
+    cfg = template_module().Config()
+    trainer = StandardTrainer(
+        steps=len(xs), activation_dim=d_in, dict_size=cfg.expansion_factor * d_in, layer=1,
+        lm_name="bench", lr=cfg.lr, l1_penalty=cfg.l1_penalty,
+        warmup_steps=cfg.lr_warmup_steps, sparsity_warmup_steps=max(1, len(xs) // 20),
+        seed=0, device="cpu", wandb_name=None)
+    for step, x in enumerate(xs[:warmup]):
+        trainer.update(step, x)
+    start = time.perf_counter()
+    for step, x in enumerate(xs[warmup:], start=warmup):
+        trainer.update(step, x)
+    return sum(len(x) for x in xs[warmup:]) / (time.perf_counter() - start)
+
+
+def baseline_runs(preset_name: str) -> tuple[float, float]:
+    """Wall seconds of `python experiment.py` twice in a fresh run dir with an empty activation
+    cache (the language model itself is reused from the main cache)."""
+    from harness import cache
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir, cache_dir = Path(tmp) / "run", Path(tmp) / "cache"
+        shutil.copytree(TEMPLATE, run_dir, ignore=shutil.ignore_patterns("latex", "ideas"))
+        (run_dir / "preset.json").write_text(json.dumps({"preset": preset_name}))
+        (cache_dir / "models").mkdir(parents=True)
+        for model in (cache.root() / "models").iterdir():
+            if model.is_dir():
+                (cache_dir / "models" / model.name).symlink_to(model)
+        env = {**os.environ, "HARNESS_CACHE_DIR": str(cache_dir)}
+        env.pop("EXPERIMENT_PRESET", None)
+        walls = []
+        for i in (1, 2):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "experiment.py", f"--out_dir=run_{i}"], cwd=run_dir,
+                           env=env, check=True, capture_output=True)
+            walls.append(time.perf_counter() - start)
+        return walls[0], walls[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--steps", type=int, default=200, help="SAE training steps timed")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--harvest-tokens", type=int, default=50_000)
+    parser.add_argument("--skip-runs", action="store_true", help="skip the run-1 vs run-2 timing")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.2f}, preset {args.preset}")
+
+    print(f"harvesting: {harvest_rate(args.preset, args.harvest_tokens):,.0f} tokens/s")
+    warmup = 20
+    xs, d_in = batches(args.preset, args.batch_size, args.steps + warmup)
+    ours_rate = ours(xs, d_in, warmup)
+    d_sae = template_module().Config().expansion_factor * d_in
+    print(f"SAE training (d_in {d_in}, d_sae {d_sae}, batch {args.batch_size}): "
+          f"{ours_rate:,.0f} tokens/s")
+    ref = theirs(xs, d_in, warmup)
+    if isinstance(ref, str):
+        print(f"dictionary-learning comparison skipped: {ref}")
+    else:
+        print(f"dictionary-learning StandardTrainer: {ref:,.0f} tokens/s "
+              f"-> ours is {ours_rate / ref:.2f}x")
+    # Forward: encode and decode, 2 * d_in * d_sae FLOP each per token; backward about twice.
+    flops = 12 * d_in * d_sae * ours_rate
+    peak = matmul_rate()
+    print(f"SAE training: {flops / 1e9:,.1f} GFLOP/s achieved; fp32 matmul peak "
+          f"{peak / 1e9:,.1f} GFLOP/s -> {flops / peak:.0%}")
+    if not args.skip_runs:
+        first, second = baseline_runs(args.preset)
+        print(f"baseline run 1 (harvests): {first:.1f} s; run 2 (cache hit): {second:.1f} s "
+              f"-> {first / second:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

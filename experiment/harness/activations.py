@@ -1,0 +1,236 @@
+"""Residual-stream activations: harvested once per (model, layer, data, tokens, context), cached.
+
+`ActivationSource` is what a template uses: `batches()` for training, `eval_activations()`
+and `ce_rows()` for the harness's evaluation, `lm` (loaded lazily) for splicing. The language
+model runs only when an entry is missing, so runs 2..N of an experiment read the cache.
+
+Activations are stored raw; the source hands them out multiplied by one scale factor
+(`scale`, from the training split) so that E||x||^2 = d_in, which lets one set of SAE
+hyperparameters work across models. Evaluation splices `x_hat / scale` back into the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness import cache, corpus, models
+from harness.presets import DATASETS, Preset, resolve
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+"""Bump when the harvesting semantics change, so old cache entries are not reused."""
+
+
+class _Stop(Exception):
+    """Raised by the capture hook: the layers after the one we read need not run."""
+
+
+def _hidden(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+@torch.no_grad()
+def residual(lm: models.LanguageModel, rows: torch.Tensor, layer: int) -> torch.Tensor:
+    """The residual stream after block `layer` for token rows (B, T) -> (B, T, d_model)."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(module: Any, args: Any, output: Any) -> None:
+        captured["x"] = _hidden(output)
+        raise _Stop
+
+    handle = lm.block(layer).register_forward_hook(hook)
+    try:
+        lm.model(input_ids=rows.to(lm.device), use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return captured["x"]
+
+
+@contextlib.contextmanager
+def spliced(lm: models.LanguageModel, layer: int,
+            replace: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Within the block, block `layer`'s output (B, T, d) is replaced by `replace(output)`."""
+    def hook(module: Any, args: Any, output: Any) -> Any:
+        new = replace(_hidden(output))
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    handle = lm.block(layer).register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def token_mask(rows: torch.Tensor, special_ids: tuple[int, ...]) -> torch.Tensor:
+    """(B, T) bool: True where the token is real text (not BOS, separator or padding)."""
+    return ~torch.isin(rows, torch.tensor(special_ids, device=rows.device))
+
+
+class ActivationSource:
+    """A preset's activations at its layer: cached train/eval splits and the model itself."""
+
+    def __init__(self, preset: Preset | str | None = None) -> None:
+        self.preset = preset if isinstance(preset, Preset) else resolve(preset)
+        self._lm: models.LanguageModel | None = None
+        self._splits: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
+        self._train: torch.Tensor | None = None
+        self.tokens_served = 0
+        """Training activations handed out by `batches()` so far (the run's token count)."""
+
+    # -- the language model (loaded only when needed) ------------------------------------
+    @property
+    def lm(self) -> models.LanguageModel:
+        if self._lm is None:
+            start = time.perf_counter()
+            self._lm = models.load(self.preset)
+            self._lm.info["load_seconds"] = time.perf_counter() - start
+        return self._lm
+
+    # -- the cache ------------------------------------------------------------------------
+    def entry(self, split: corpus.Split) -> Path:
+        p = self.preset
+        n_tokens = p.train_tokens if split == "train" else p.eval_tokens
+        data = corpus.shipped_fingerprint() if DATASETS[p.dataset] is None else DATASETS[p.dataset]
+        fields = {"model": p.model, "weights": models.fingerprint(p), "layer": p.layer,
+                  "dataset": p.dataset, "data": data, "split": split, "tokens": n_tokens,
+                  "context_len": p.context_len, "dtype": p.cache_dtype, "format": FORMAT}
+        return cache.root() / "activations" / f"{p.model}-L{p.layer}-{split}-{cache.key(fields)}"
+
+    def _split(self, split: corpus.Split) -> tuple[np.ndarray, dict[str, Any]]:
+        if split not in self._splits:
+            entry = self.entry(split)
+            hit = (entry / "meta.json").exists()
+            if not hit:
+                with cache.locked(entry):
+                    if not (entry / "meta.json").exists():
+                        self._harvest(split, entry)
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+            meta["cache_hit"] = hit
+            acts = np.load(entry / "acts.npy", mmap_mode="r")  # (n_tokens, d_in)
+            self._splits[split] = (acts, meta)
+        return self._splits[split]
+
+    def _rows(self, split: corpus.Split, max_rows: int) -> Iterator[list[int]]:
+        dataset_id, lm = DATASETS[self.preset.dataset], self.lm
+        texts = corpus.shipped_texts(split) if dataset_id is None else \
+            corpus.hub_texts(dataset_id, split)
+        rows = corpus.sequences(texts, lm.encode, bos_id=lm.bos_id, sep_id=lm.sep_id,
+                                context_len=self.preset.context_len,
+                                max_rows=max_rows if dataset_id else 10**9)
+        if dataset_id is not None:  # a stream: already in no particular order
+            return rows
+        # Shipped text comes work by work; shuffle rows (fixed seed) so a token budget
+        # smaller than the split still samples every work.
+        shipped = list(rows)
+        order = torch.randperm(len(shipped), generator=torch.Generator().manual_seed(0))
+        return iter([shipped[i] for i in order[:max_rows].tolist()])
+
+    def _harvest(self, split: corpus.Split, entry: Path) -> None:
+        p, lm = self.preset, self.lm
+        want = p.train_tokens if split == "train" else p.eval_tokens
+        # Separators make a row hold slightly fewer than context_len - 1 usable tokens.
+        max_rows = math.ceil(want / (p.context_len - 1) * 1.1) + 1
+        start = time.perf_counter()
+        log.info("harvesting %d %s activations from %s layer %d", want, split, p.model, p.layer)
+        with cache.staging(entry) as tmp:
+            acts = np.lib.format.open_memmap(tmp / "acts.npy", mode="w+",
+                                             dtype=np.dtype(p.cache_dtype),
+                                             shape=(want, lm.d_model))
+            kept_rows: list[list[int]] = []
+            filled, rows_iter = 0, self._rows(split, max_rows)
+            while filled < want:
+                batch = [r for _, r in zip(range(p.llm_batch_size), rows_iter, strict=False)]
+                if not batch:
+                    break
+                rows = torch.tensor(batch)
+                x = residual(lm, rows, p.layer)  # (B, T, d_model)
+                x = x[token_mask(rows, lm.special_ids).to(x.device)]  # (n, d_model), row-major
+                take = min(len(x), want - filled)
+                acts[filled:filled + take] = x[:take].float().cpu().numpy()
+                filled += take
+                if split == "eval":
+                    kept_rows.extend(batch)
+            if filled < want:
+                log.warning("%s split has only %d tokens (asked for %d)", split, filled, want)
+            sq = np.zeros((), np.float64)
+            for i in range(0, filled, 65536):
+                sq += np.square(acts[i:i + 65536].astype(np.float64)).sum()
+            acts.flush()
+            del acts
+            if filled < want:  # rewrite at the true length
+                full = np.load(tmp / "acts.npy", mmap_mode="r")[:filled].copy()
+                np.save(tmp / "acts.npy", full)
+            if kept_rows:
+                np.save(tmp / "rows.npy", np.asarray(kept_rows, dtype=np.int64))
+            meta = {"n_tokens": filled, "d_in": lm.d_model, "mean_sq_norm": float(sq) / filled,
+                    "harvest_seconds": time.perf_counter() - start, "model": p.model,
+                    "weights": lm.fingerprint, "layer": p.layer, "dataset": p.dataset,
+                    "split": split, "context_len": p.context_len,
+                    "special_ids": list(lm.special_ids)}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    # -- what templates use ---------------------------------------------------------------
+    @property
+    def d_in(self) -> int:
+        return int(self._split("train")[1]["d_in"])
+
+    @property
+    def scale(self) -> float:
+        """Multiplier applied to raw activations so that E||x||^2 = d_in on the train split."""
+        return math.sqrt(self.d_in / self._split("train")[1]["mean_sq_norm"])
+
+    @property
+    def train_tokens(self) -> int:
+        return int(self._split("train")[1]["n_tokens"])
+
+    def batches(self, batch_size: int, steps: int, *, seed: int = 0,
+                device: str | torch.device = "cpu") -> Iterator[torch.Tensor]:
+        """`steps` shuffled training batches (batch_size, d_in), float32, scaled, on `device`.
+
+        Epochs are fresh permutations from `seed`, so a run is reproducible.
+        """
+        if self._train is None:  # read the whole split into memory once
+            self._train = torch.from_numpy(np.array(self._split("train")[0]))
+        acts = self._train  # (n_tokens, d_in), raw, cache dtype
+        gen = torch.Generator().manual_seed(seed)
+        order, pos = torch.randperm(len(acts), generator=gen), 0
+        for _ in range(steps):
+            if pos + batch_size > len(order):
+                order, pos = torch.randperm(len(acts), generator=gen), 0
+            idx = order[pos:pos + batch_size]
+            pos += batch_size
+            self.tokens_served += len(idx)
+            yield acts[idx].to(device=device, dtype=torch.float32, non_blocking=True) * self.scale
+
+    def eval_activations(self) -> torch.Tensor:
+        """Held-out activations (eval_tokens, d_in), float32, scaled like the training ones."""
+        return torch.from_numpy(np.array(self._split("eval")[0], dtype=np.float32)) * self.scale
+
+    def ce_rows(self) -> torch.Tensor:
+        """Held-out token rows (n_rows, context_len) covering about `ce_tokens` tokens."""
+        self._split("eval")
+        rows = torch.from_numpy(np.load(self.entry("eval") / "rows.npy"))
+        n = max(1, math.ceil(self.preset.ce_tokens / (self.preset.context_len - 1)))
+        return rows[:n]
+
+    def describe(self) -> dict[str, Any]:
+        """What the run used, for final_info (config and the harness section)."""
+        train, evl = self._split("train")[1], self._split("eval")[1]
+        return {"model": self.preset.model, "layer": self.preset.layer,
+                "dataset": self.preset.dataset, "context_len": self.preset.context_len,
+                "train_tokens_available": train["n_tokens"], "eval_tokens": evl["n_tokens"],
+                "act_scale": self.scale, "activation_cache_hit": bool(train["cache_hit"]),
+                "harvest_seconds": 0.0 if train["cache_hit"] else train["harvest_seconds"]}
