@@ -45,10 +45,21 @@ class Console:
         self._resume()
 
     def info(self, text: str) -> None:
+        """A progress line (plain text: brackets are not rich markup)."""
         if not self.quiet:
+            from rich.markup import escape
+
             self._pause()
-            self._rich().print(text)
+            self._rich().print(escape(text))
             self._resume()
+
+    def warn(self, text: str) -> None:
+        """Something a person should look at; shown even with --quiet."""
+        from rich.markup import escape
+
+        self._pause()
+        self._rich().print(f"[yellow]warning:[/] {escape(text)}")
+        self._resume()
 
     def stage(self, name: str) -> None:
         """A stage begins: a rule, and the status line restarts its clock."""

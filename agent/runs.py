@@ -84,6 +84,17 @@ def execute(ctx: RunContext, index: int, attempt: int, *, stage: str = "experime
         sha = ctx.ws.commit([f"logs/{out_name}_attempt{attempt}"],
                             f"{stage}: run {index} attempt {attempt} {status}: logs")
     result = RunAttempt(index, attempt, status, describe, outcome.stderr_tail, commit, outcome.duration_s)
+    line = f"run {index} attempt {attempt}: {describe}"
+    if status == "ok":
+        record = load_run(ctx.ws.root, index, ctx.template)
+        line += "; " + ", ".join(f"{m.label} {m.fmt(record.metrics.get(m.name))}" for m in ctx.template.headline)
+        failing = record.failing(severity=None)
+        if failing:
+            line += f"; gates failing: {', '.join(g.name for g in failing)}"
+    else:
+        last = next((ln for ln in reversed(outcome.stderr_tail.splitlines()) if ln.strip()), "")
+        line += f" ({last[:200]})" if last else ""
+    ctx.console.info(line)
     ctx.record("run.recorded", stage=stage, run=index, attempt=attempt, status=status, describe=describe,
                stderr_tail=outcome.stderr_tail, commit=commit, sha=sha, duration_s=round(outcome.duration_s, 3))
     return result

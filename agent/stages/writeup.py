@@ -99,6 +99,10 @@ def run_stage(ctx: RunContext) -> str:
     remaining = grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev)
     _write_review(ctx, gates=failing, findings=[f.to_dict() for f in remaining],
                   problems=[p.describe() for p in problems], compiled=compiled, blocked=False)
+    for f in remaining:
+        ctx.console.warn(f"unsupported by any result: {f.describe()}")
+    for p in problems:
+        ctx.console.warn(f"paper check: {p.describe()}")
     if compiled.status == "skipped":
         return f"paper written to {TEX} but not compiled: {compiled.message}"
     if not compiled.ok:
@@ -122,7 +126,7 @@ def _literature(ctx: RunContext, bib: str) -> str:
         ctx.record("literature.searched", query=ctx.idea.title, added=added, skipped=result.skipped,
                    cached=result.cached)
         if result.skipped:
-            ctx.console.info(result.skipped)
+            ctx.console.warn(result.skipped)
     path = ctx.ws.resolve("latex/references.bib")
     return path.read_text(encoding="utf-8") if path.is_file() else bib
 
