@@ -80,6 +80,9 @@ def scrubbed_env(base: Mapping[str, str] | None = None, extra: Mapping[str, str]
     """`base` (default: this process's environment) without credentials, plus `extra`."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if not is_credential(k)}
     env["PYTHONUNBUFFERED"] = "1"
+    # Idle OpenMP threads spin by default and starve everything else on a small machine;
+    # it must be set before torch loads, so the child cannot do it itself.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if extra:
         env.update(extra)
     return env

@@ -16,6 +16,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Idle OpenMP threads must not spin: tests share two cores with subprocess experiments.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # The harness caches (tiny model, activations) live in one folder per test session unless the
 # caller points them elsewhere (CI may reuse one across steps).
 os.environ.setdefault("HARNESS_CACHE_DIR", str(REPO / ".cache" / "test-harness"))

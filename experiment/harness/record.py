@@ -52,10 +52,11 @@ def finish(out_dir: str | Path, sae: torch.nn.Module, source: ActivationSource,
     })
     ckpt = out / CHECKPOINT
     torch.save({"state_dict": sae.state_dict(), "config": config}, ckpt)
-    lm_info = source.lm.info if source._lm is not None else {}
+    lm_info = source.lm_info
     all_timings = {**(timings or {}), "harvest_s": data["harvest_seconds"],
                    "model_load_s": lm_info.get("load_seconds", 0.0), "eval_s": report.seconds}
     extra = {
+        "preset": source.preset.name,  # the one that ran, however it was chosen
         "measurements": report.measurements,
         "evaluation": {**report.windows, "held_out": f"{data['dataset']} eval split"},
         "data": data,

@@ -22,7 +22,7 @@ class Config:
     expansion_factor: int = 8      # d_sae = expansion_factor * d_in (the gates need >= 4)
     activation: str = "relu"       # "relu" (sparsity from the L1 penalty) or "topk"
     k: int = 32                    # latents kept per token when activation == "topk"
-    l1_penalty: float = 2.0        # weight of sum_i |f_i| against the squared error (relu only)
+    l1_penalty: float = 1.5        # weight of sum_i |f_i| against the squared error (relu only)
     lr: float = 1e-3               # Adam learning rate after warmup
     lr_warmup_steps: int = 100     # linear LR warmup from 0
     lr_decay_frac: float = 0.2     # LR decays linearly to 0 over this last fraction of steps
@@ -118,6 +118,8 @@ def main(out_dir: str) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     sae = CustomSAE(source.d_in, cfg.expansion_factor * source.d_in, cfg.activation, cfg.k)
     sae.to(device)
+    with torch.no_grad():  # start b_dec at the data mean, so latents code deviations from it
+        sae.b_dec.copy_(next(source.batches(8192, 1, seed=cfg.seed + 1, device=device)).mean(0))
     steps = cfg.epochs * source.train_tokens // cfg.batch_size
     trainer = CustomTrainer(sae, steps, cfg.lr, cfg.l1_penalty, cfg.lr_warmup_steps,
                             cfg.lr_decay_frac, cfg.l1_warmup_frac)
