@@ -124,7 +124,7 @@ def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> Non
     failing = run.failing(severity=None)
     lines.append("Gates: " + ("all pass" if not failing else
                               "; ".join(f"[{g.severity}] {g.message}" for g in failing)))
-    _append(ctx, "\n".join(lines) + "\n")
+    _append(ctx, "\n".join(lines) + "\n\n")  # a blank line before whatever is appended next
     sha = ctx.ws.commit(["notes.txt"], f"notes: run {index} results section (orchestrator)")
     ctx.record("notes.appended", run=index, sha=sha)
 

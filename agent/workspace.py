@@ -95,7 +95,8 @@ class Workspace:
         (root / "idea.json").write_text(json.dumps(idea_fields, indent=2) + "\n", encoding="utf-8")
         (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
         if not (root / "notes.txt").exists():
-            (root / "notes.txt").write_text("", encoding="utf-8")
+            title = idea_fields.get("Title", idea_name)
+            (root / "notes.txt").write_text(f"# Notes: {title}\n\n", encoding="utf-8")
         for rel, text in (extra_files or {}).items():
             (root / rel).write_text(text, encoding="utf-8")
         repo = git.Repo.init(root, initial_branch="main")
