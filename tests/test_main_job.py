@@ -1,0 +1,116 @@
+"""The main job of the README on the tiny preset: `python -m agent.launch --idea orthogonal_sae`
+without credentials replays the idea's reference session through the real loop, real runs and
+a real LaTeX build, and ends with a paper whose numbers all trace to the runs.
+
+One launch (a few minutes on 2 CPU cores) is shared by every test of this module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.journal import read
+from agent.results import finished_runs
+from agent.template import load
+from tests.conftest import REPO
+from tests.e2e_helpers import cli, only_run_dir
+
+TEMPLATE = REPO / "templates" / "sae_variants"
+SESSION = TEMPLATE / "ideas" / "orthogonal_sae.session.jsonl"
+SECTIONS = ("Introduction", "Related Work", "Background", "Method", "Experimental Setup", "Results",
+            "Conclusion", "References")
+FIGURES = ("metrics.png", "frontier.png", "geometry.png")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("pdflatex") is None,
+                       reason="pdflatex is not installed, so the main job cannot build its paper "
+                              "(apt-get install texlive-latex-recommended texlive-latex-extra ...)"),
+]
+
+
+def _session_kinds() -> list[str]:
+    lines = SESSION.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["prompt_kind"] for line in lines if line.strip() and not line.startswith("//")]
+
+
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    runs = tmp_path_factory.mktemp("runs")
+    proc = cli("--idea", "orthogonal_sae", "--preset", "tiny", "--runs-dir", str(runs), "--quiet",
+               timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, only_run_dir(runs)
+
+
+def test_main_job_exits_0_and_builds_a_pdf(main_job):
+    proc, run_dir = main_job
+    assert proc.returncode == 0
+    assert (run_dir / "paper.pdf").read_bytes().startswith(b"%PDF-")
+    review = json.loads((run_dir / "review.json").read_text(encoding="utf-8"))
+    assert review["compile"]["status"] == "ok" and not review["compile"]["errors"]
+    assert not review["compile"]["chktex"] and not review["checks"]
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_the_paper_has_every_section(main_job):
+    _, run_dir = main_job
+    text = subprocess.run(["pdftotext", str(run_dir / "paper.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    for heading in SECTIONS:
+        assert re.search(rf"^(\d+\s+)?{heading}\s*$", text, re.M), f"no '{heading}' heading in the PDF"
+    assert "not written yet" not in text and "??" not in text
+
+
+def test_the_paper_includes_the_figures_plot_py_made(main_job):
+    _, run_dir = main_job
+    tex = (run_dir / "latex" / "template.tex").read_text(encoding="utf-8")
+    included = set(re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", tex))
+    assert set(FIGURES) <= included
+    for name in included:
+        assert (run_dir / name).read_bytes().startswith(b"\x89PNG"), name
+
+
+def test_the_grounding_checker_finds_nothing(main_job):
+    _, run_dir = main_job
+    review = json.loads((run_dir / "review.json").read_text(encoding="utf-8"))
+    assert review["grounding"]["findings"] == [] and review["grounding"]["clean"]
+    assert review["gates"]["failing"] == [] and not review["gates"]["blocked_paper"]
+
+
+def test_every_run_passes_its_fail_gates_and_records_the_method(main_job):
+    _, run_dir = main_job
+    runs = finished_runs(run_dir, load(TEMPLATE))
+    assert [r.index for r in runs] == [0, 1, 2, 3, 4]
+    for run in runs:
+        assert run.failing("fail") == [], (run.name, run.failing("fail"))
+        info = json.loads((run_dir / run.name / "final_info.json").read_text(encoding="utf-8"))
+        assert all(g["passed"] for g in info["gates"] if g["severity"] == "fail")
+    # The method's settings are recorded, the harness measured the SAE's own groups, and each
+    # run changed what its description says.
+    config = {r.index: r.config for r in runs}
+    for i in (1, 2, 3, 4):
+        for key in ("ortho_penalty_max", "ortho_warmup_frac", "alpha", "n_groups", "group_bias"):
+            assert key in config[i], (i, key)
+        groups = json.loads((run_dir / f"run_{i}" / "final_info.json").read_text())["measurements"]["groups"]
+        assert groups["source"].startswith("sae.groups()") and groups["count"] == config[i]["n_groups"]
+    assert (config[1]["alpha"], config[2]["alpha"], config[3]["alpha"]) == (0.0, 0.1, 0.0)
+    assert config[1]["ortho_warmup_frac"] > 0 and config[3]["ortho_warmup_frac"] == 0
+    assert config[4]["ortho_penalty_max"] == 0 and config[1]["ortho_penalty_max"] > 0
+
+
+def test_every_answer_is_the_reference_sessions_replayed_without_retries(main_job):
+    _, run_dir = main_job
+    events = read(run_dir / "journal.jsonl").events
+    responses = [e for e in events if e.kind == "llm.response"]
+    assert responses and all(e.data["replay"] is True for e in responses)
+    # No edit retry, run failure, grounding fix or LaTeX fix was needed: the loop asked exactly
+    # the prompts the session answers, in order.
+    assert [e.data["prompt_kind"] for e in responses] == _session_kinds()
+    assert not any(e.kind in ("edit.failed", "edit.refused") for e in events)
