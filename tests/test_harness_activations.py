@@ -4,6 +4,7 @@ cache directory, then reused)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from harness import activations, models
+from harness import activations, evaluate, models
 from harness.activations import ActivationSource, residual, token_mask
 from harness.evaluate import downstream
 from harness.presets import PRESETS
@@ -87,6 +88,34 @@ def test_identity_splice_scores_one_and_zero_reconstruction_scores_zero(
     assert ablated["ce_zero_ablation"] > ablated["ce_clean"] + 1.0  # layer 1 matters
 
 
+
+def test_zero_ablation_is_measured_once_and_a_stale_entry_is_not_trusted(
+        source: ActivationSource, caplog: pytest.LogCaptureFixture) -> None:
+    class Half(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x: torch.Tensor, output_features: bool = False):
+            return self.w * x, x
+
+    fresh = downstream(Half(), source, reuse_zero_ablation=False)
+    assert fresh["zero_ablation_cached"] is False
+    cached = downstream(Half(), source)
+    assert cached["zero_ablation_cached"] is True
+    for key in ("ce_zero_ablation", "ce_loss_score", "kl_div_score", "ce_sae"):
+        assert cached[key] == pytest.approx(fresh[key], rel=1e-6), key
+    entry = evaluate._zero_ablation_entry(source, source.ce_rows())
+    stored = json.loads(entry.read_text())
+    entry.write_text(json.dumps({**stored, "ce_clean": stored["ce_clean"] * 1.01,
+                                 "ce_zero": 0.0}))  # as if from other weights
+    with caplog.at_level("WARNING"):
+        again = downstream(Half(), source)
+    assert "do not match" in caplog.text
+    assert again["zero_ablation_cached"] is False
+    assert again["ce_zero_ablation"] == pytest.approx(fresh["ce_zero_ablation"], rel=1e-6)
+    assert json.loads(entry.read_text())["ce_zero"] == pytest.approx(stored["ce_zero"])
+
 @pytest.mark.slow
 def test_two_processes_harvesting_at_once_share_one_entry() -> None:
     probe = dataclasses.replace(SMALL, train_tokens=3001)
@@ -105,3 +134,35 @@ def test_two_processes_harvesting_at_once_share_one_entry() -> None:
     siblings = [p.name for p in entry.parent.iterdir() if p.name.startswith(entry.name)]
     assert sorted(siblings) == sorted([entry.name, entry.name + ".lock"]), "no staging leftovers"
     assert activations.FORMAT >= 1
+
+
+_PAGE_FAULTS = """
+import resource, sys, torch
+from harness.activations import keep_freed_memory
+tuned = keep_freed_memory() if sys.argv[1] == "tuned" else False
+def step():  # six 4 MB tensors alive at once, then freed, like a training step's temporaries
+    tensors = [torch.ones(1024, 1024) for _ in range(6)]
+    del tensors
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    step()
+print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_freed_step_memory_is_reused_instead_of_faulted_in_again() -> None:
+    """20 steps touch 20 x 24 MB, about 123k pages. By default glibc unmaps or trims what a step
+    freed and faults it in again in most processes (122k faults measured; in some processes
+    only 7k, depending on the heap's history, hence three tries); tuned, it reuses it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", _PAGE_FAULTS, "tuned"], env=env, check=True,
+                             capture_output=True, text=True, timeout=120).stdout.split()
+        assert out[0] == "True"
+        assert int(out[1]) < 0.03 * 20 * 6 * 1024, out
+    env["MALLOC_TRIM_THRESHOLD_"] = "1000000"  # the user's own setting wins
+    out = subprocess.run([sys.executable, "-c", _PAGE_FAULTS, "tuned"], env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout.split()
+    assert out[0] == "False"

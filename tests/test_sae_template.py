@@ -87,6 +87,39 @@ def test_trainer_lowers_the_loss_and_keeps_decoder_rows_unit_norm() -> None:
     assert trainer.lr_factor(0) == pytest.approx(0.2) and trainer.lr_factor(59) < 0.1
 
 
+
+def test_fused_encode_and_decode_compute_the_documented_formula_and_its_gradients() -> None:
+    """encode folds b_dec into the encoder bias and decode uses addmm: the outputs and the
+    gradients of every parameter must equal those of the formula in the docstring."""
+    mod = _template_module()
+    torch.manual_seed(0)
+    x = torch.randn(32, 16, dtype=torch.float64)
+    sae = mod.CustomSAE(16, 64).double()
+    with torch.no_grad():
+        sae.b_dec.normal_()
+        sae.b_enc.normal_(std=0.5)
+    weights = torch.randn(32, 16, dtype=torch.float64)  # a loss that weighs every output
+
+    def grads(forward):  # noqa: ANN001, ANN202
+        sae.zero_grad()
+        x_hat, f = forward()
+        ((x_hat * weights).sum() + 0.3 * f.sum()).backward()
+        return x_hat.detach(), f.detach(), {n: p.grad.clone() for n, p in sae.named_parameters()}
+
+    def literal():  # noqa: ANN202
+        f = torch.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
+        return f @ sae.W_dec + sae.b_dec, f
+
+    x_hat, f, fused = grads(lambda: sae(x, output_features=True))
+    x_ref, f_ref, reference = grads(literal)
+    assert 0 < (f > 0).float().mean() < 1  # some latents fire, some do not
+    torch.testing.assert_close(f, f_ref)
+    torch.testing.assert_close(x_hat, x_ref)
+    assert set(fused) == {"W_dec", "W_enc", "b_enc", "b_dec"}
+    for name in fused:
+        torch.testing.assert_close(fused[name], reference[name], msg=name)
+
+
 def _fake_run(root: Path, i: int, l0: float, ev: float) -> None:
     run = root / f"run_{i}"
     run.mkdir()

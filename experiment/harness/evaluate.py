@@ -7,23 +7,32 @@ changes inside the SAE, the measurement stays the same.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness import measurements
+from harness import cache, measurements
 from harness.activations import ActivationSource, spliced, token_mask
 from harness.metrics import (
     DEFINITIONS,
     DENSE_THRESHOLD,
     ReconstructionStats,
+    ce_from_log_probs,
     counted_positions,
     downstream_scores,
-    kl_div,
-    next_token_ce,
+    kl_from_log_probs,
+    next_token_log_probs,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,23 +86,41 @@ def reconstruction(sae: Any, acts: torch.Tensor, batch_size: int = 4096
     return stats.result(), int(stats.fires.numel()), per_level
 
 
+ZERO_ABLATION_FORMAT = 1
+"""Bump when the zero-ablation measurement changes, so cached sums are not reused."""
+
+
+def _zero_ablation_entry(source: ActivationSource, rows: torch.Tensor) -> Path:
+    p, lm = source.preset, source.lm
+    fields = {"weights": lm.fingerprint, "layer": p.layer, "special_ids": list(lm.special_ids),
+              "rows": hashlib.sha256(rows.numpy().tobytes()).hexdigest(),
+              "format": ZERO_ABLATION_FORMAT}
+    return cache.root() / "downstream" / f"{p.model}-L{p.layer}-zero-{cache.key(fields)}.json"
+
+
 @torch.no_grad()
-def downstream(sae: Any, source: ActivationSource, batch_size: int | None = None
-               ) -> dict[str, float]:
+def downstream(sae: Any, source: ActivationSource, batch_size: int | None = None,
+               reuse_zero_ablation: bool = True) -> dict[str, float]:
     """CE-loss and KL-div scores with the SAE's reconstruction spliced into the model.
 
     The residual stream after the preset's layer is replaced, at text positions only (BOS and
     separators keep their activations), by x_hat / scale for the SAE run, and by zeros for the
     zero-ablation run. Means are over all counted positions of the held-out rows.
+
+    The zero-ablation sums do not depend on the SAE: they are cached per model, layer and rows,
+    and a cached entry is used only if this run's clean CE matches the one stored with it.
     """
     lm, layer, scale = source.lm, source.preset.layer, source.scale
     device = _device_of(sae)
-    if batch_size is None:  # three (B, T, vocab) float32 logits live at once: keep each ~256 MB
+    if batch_size is None:  # two (B, T, vocab) float32 tensors live at once: keep each ~256 MB
         per_row = source.preset.context_len * lm.model.config.vocab_size * 4
         batch_size = max(1, min(8, (256 << 20) // per_row))
+    rows_all = source.ce_rows()
+    entry = _zero_ablation_entry(source, rows_all)
+    known = json.loads(entry.read_text(encoding="utf-8")) if reuse_zero_ablation and \
+        entry.exists() else None
     sums = {"ce_clean": 0.0, "ce_sae": 0.0, "ce_zero": 0.0, "kl_sae": 0.0, "kl_zero": 0.0}
     count = 0
-    rows_all = source.ce_rows()
     for i in range(0, len(rows_all), batch_size):
         rows = rows_all[i:i + batch_size].to(lm.device)
         text = token_mask(rows, lm.special_ids)  # (B, T)
@@ -109,22 +136,45 @@ def downstream(sae: Any, source: ActivationSource, batch_size: int | None = None
         def zero(h: torch.Tensor, text: torch.Tensor = text) -> torch.Tensor:
             return h * (~text).unsqueeze(-1).to(h.dtype)
 
-        clean = lm.model(input_ids=rows, use_cache=False).logits
+        clean = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
+        p_clean = clean.exp()
+        sums["ce_clean"] += float(ce_from_log_probs(clean, rows, counted).sum())
         with spliced(lm, layer, with_sae):
-            patched = lm.model(input_ids=rows, use_cache=False).logits
-        with spliced(lm, layer, zero):
-            ablated = lm.model(input_ids=rows, use_cache=False).logits
-        sums["ce_clean"] += float(next_token_ce(clean, rows, counted).sum())
-        sums["ce_sae"] += float(next_token_ce(patched, rows, counted).sum())
-        sums["ce_zero"] += float(next_token_ce(ablated, rows, counted).sum())
-        sums["kl_sae"] += float(kl_div(clean, patched, counted).sum())
-        sums["kl_zero"] += float(kl_div(clean, ablated, counted).sum())
+            patched = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
+        sums["ce_sae"] += float(ce_from_log_probs(patched, rows, counted).sum())
+        sums["kl_sae"] += float(kl_from_log_probs(clean, patched, counted, p_clean).sum())
+        del patched
+        if known is None:
+            with spliced(lm, layer, zero):
+                ablated = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
+            sums["ce_zero"] += float(ce_from_log_probs(ablated, rows, counted).sum())
+            sums["kl_zero"] += float(kl_from_log_probs(clean, ablated, counted, p_clean).sum())
+            del ablated
         count += int(counted.sum())
+    if known is not None:
+        same = known["count"] == count and math.isclose(known["ce_clean"], sums["ce_clean"],
+                                                        rel_tol=1e-4)
+        if not same:
+            log.warning("cached zero-ablation sums in %s do not match this model's clean CE; "
+                        "measuring again", entry)
+            return downstream(sae, source, batch_size, reuse_zero_ablation=False)
+        sums["ce_zero"], sums["kl_zero"] = known["ce_zero"], known["kl_zero"]
+    else:
+        _write_json(entry, {"count": count, "ce_clean": sums["ce_clean"],
+                            "ce_zero": sums["ce_zero"], "kl_zero": sums["kl_zero"]})
     mean = {k: v / count for k, v in sums.items()}
     scores = downstream_scores(mean["ce_clean"], mean["ce_sae"], mean["ce_zero"],
                                mean["kl_sae"], mean["kl_zero"])
     scores["ce_positions"] = count
+    scores["zero_ablation_cached"] = known is not None
     return scores
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def evaluate(sae: torch.nn.Module, source: ActivationSource) -> Report:
@@ -139,7 +189,8 @@ def evaluate(sae: torch.nn.Module, source: ActivationSource) -> Report:
         geometry, details = measurements.decoder_geometry(sae, d_sae, source.d_in)
     finally:
         sae.train(was_training)
-    metrics = {**recon, **{k: v for k, v in down.items() if k != "ce_positions"}, **geometry}
+    metrics = {**recon, **{k: v for k, v in down.items()
+                           if k not in ("ce_positions", "zero_ablation_cached")}, **geometry}
     for name, level in per_level.items():
         metrics[f"l0_level_{name}"] = level["l0"]
         metrics[f"explained_variance_level_{name}"] = level["explained_variance"]
@@ -147,5 +198,7 @@ def evaluate(sae: torch.nn.Module, source: ActivationSource) -> Report:
         details["levels"] = per_level
     windows = {"reconstruction_tokens": len(acts), "dead_dense_window_tokens": len(acts),
                "dense_threshold": DENSE_THRESHOLD,
-               "ce_kl_positions": down["ce_positions"], "definitions": DEFINITIONS}
+               "ce_kl_positions": down["ce_positions"],
+               "zero_ablation_from_cache": bool(down["zero_ablation_cached"]),
+               "definitions": DEFINITIONS}
     return Report(metrics, source.d_in, d_sae, details, windows, time.perf_counter() - start)

@@ -101,23 +101,40 @@ def counted_positions(text_mask: torch.Tensor) -> torch.Tensor:
     return text_mask[:, :-1] & text_mask[:, 1:]
 
 
+def next_token_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of the next token: logits (B, T, V) -> (B, T-1, V), float32."""
+    return torch.log_softmax(logits[:, :-1].float(), dim=-1)
+
+
+def ce_from_log_probs(logp: torch.Tensor, rows: torch.Tensor, counted: torch.Tensor
+                      ) -> torch.Tensor:
+    """CE in nats of rows[:, t+1] under logp[:, t] (B, T-1, V), at the counted positions."""
+    target = rows[:, 1:].to(logp.device)
+    ce = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+    return ce[counted.to(logp.device)]
+
+
+def kl_from_log_probs(p_log: torch.Tensor, q_log: torch.Tensor, counted: torch.Tensor,
+                      p: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(p || q) in nats at the counted positions from log-probs (B, T-1, V); `p` may pass
+    p_log.exp() when several KLs share the same p."""
+    p = p_log.exp() if p is None else p
+    kl = (p * (p_log - q_log)).sum(-1)  # (B, T-1)
+    return kl[counted.to(p_log.device)]
+
+
 def next_token_ce(logits: torch.Tensor, rows: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
     """CE in nats of predicting rows[:, t+1] from logits[:, t] at the counted positions.
 
     logits: (B, T, V); rows: (B, T); counted: (B, T-1). Returns a flat tensor.
     """
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    target = rows[:, 1:].to(logits.device)
-    ce = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
-    return ce[counted.to(logits.device)]
+    return ce_from_log_probs(next_token_log_probs(logits), rows, counted)
 
 
 def kl_div(clean_logits: torch.Tensor, logits: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
     """KL(clean || patched) in nats at the counted positions (flat tensor)."""
-    p_log = torch.log_softmax(clean_logits[:, :-1].float(), dim=-1)
-    q_log = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    kl = (p_log.exp() * (p_log - q_log)).sum(-1)  # (B, T-1)
-    return kl[counted.to(logits.device)]
+    return kl_from_log_probs(next_token_log_probs(clean_logits), next_token_log_probs(logits),
+                             counted)
 
 
 def downstream_scores(ce_clean: float, ce_sae: float, ce_zero: float,

@@ -52,15 +52,17 @@ class CustomSAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (n, d_in) -> f (n, d_sae), non-negative and sparse."""
-        pre = (x - self.b_dec) @ self.W_enc + self.b_enc
+        # (x - b_dec) @ W_enc + b_enc with b_dec folded into the bias: one fused matmul, and
+        # b_dec's gradient through the encoder is a vector product instead of a third matmul.
+        pre = torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
         if self.activation == "topk":
             top = pre.topk(self.k, dim=-1)
             return torch.zeros_like(pre).scatter_(-1, top.indices, torch.relu(top.values))
-        return torch.relu(pre)
+        return torch.relu_(pre)  # in place: autograd keeps only the output
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         """f (n, d_sae) -> x_hat (n, d_in)."""
-        return f @ self.W_dec + self.b_dec
+        return torch.addmm(self.b_dec, f, self.W_dec)  # f @ W_dec + b_dec, fused
 
     def forward(self, x: torch.Tensor, output_features: bool = False):
         f = self.encode(x)
@@ -77,7 +79,8 @@ class CustomTrainer:
         self.lr, self.l1_penalty = lr, l1_penalty
         self.lr_warmup_steps, self.lr_decay_frac = lr_warmup_steps, lr_decay_frac
         self.l1_warmup_frac = l1_warmup_frac
-        self.optimizer = torch.optim.Adam(sae.parameters(), lr=lr, betas=(0.9, 0.999))
+        self.optimizer = torch.optim.Adam(sae.parameters(), lr=lr, betas=(0.9, 0.999),
+                                          fused=True)  # one kernel for all parameters
 
     def lr_factor(self, step: int) -> float:
         warm = min(1.0, (step + 1) / max(1, self.lr_warmup_steps))
@@ -91,11 +94,11 @@ class CustomTrainer:
     def loss(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x_hat, f = self.sae(x, output_features=True)
         recon = (x - x_hat).pow(2).sum(dim=-1).mean()   # squared error per token
-        l1 = f.abs().sum(dim=-1).mean()                 # L1 of the code per token
+        l1 = f.sum(dim=-1).mean()                       # L1 of the code per token (f >= 0)
         loss = recon
         if self.sae.activation == "relu":
             loss = loss + self.l1_penalty * self.l1_factor(step) * l1
-        l0 = (f != 0).float().sum(dim=-1).mean()
+        l0 = f.detach().sign().sum(dim=-1).mean()       # latents firing per token (f >= 0)
         return loss, {"loss": loss, "recon": recon, "l1": l1, "l0": l0}
 
     def update(self, step: int, x: torch.Tensor) -> dict[str, torch.Tensor]:
