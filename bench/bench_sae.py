@@ -70,6 +70,7 @@ def harvest_rate(preset_name: str, tokens: int) -> float:
     source.train_tokens  # noqa: B018 - harvests
     seconds = time.perf_counter() - start
     shutil.rmtree(entry, ignore_errors=True)
+    Path(f"{entry}.lock").unlink(missing_ok=True)
     return preset.train_tokens / seconds
 
 
@@ -153,9 +154,10 @@ def sae_matmul_rate(n: int, d_in: int, d_sae: int, reps: int = 20) -> float:
     return 5 * 2 * n * d_in * d_sae / best
 
 
-def baseline_runs(preset_name: str) -> tuple[float, float]:
-    """Wall seconds of `python experiment.py` twice in a fresh run dir with an empty activation
-    cache (the language model itself is reused from the main cache)."""
+def baseline_runs(preset_name: str) -> list[tuple[float, dict[str, float]]]:
+    """Wall seconds and the recorded timings of `python experiment.py` run twice in a fresh run
+    dir with an empty activation cache (the language model itself is reused from the main
+    cache): run 1 harvests, run 2 reads the cache."""
     from harness import cache
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,13 +170,15 @@ def baseline_runs(preset_name: str) -> tuple[float, float]:
                 (cache_dir / "models" / model.name).symlink_to(model)
         env = {**os.environ, "HARNESS_CACHE_DIR": str(cache_dir)}
         env.pop("EXPERIMENT_PRESET", None)
-        walls = []
+        runs = []
         for i in (1, 2):
             start = time.perf_counter()
             subprocess.run([sys.executable, "experiment.py", f"--out_dir=run_{i}"], cwd=run_dir,
                            env=env, check=True, capture_output=True)
-            walls.append(time.perf_counter() - start)
-        return walls[0], walls[1]
+            wall = time.perf_counter() - start
+            info = json.loads((run_dir / f"run_{i}" / "final_info.json").read_text())
+            runs.append((wall, info["timings"]))
+        return runs
 
 
 def main() -> None:
@@ -221,9 +225,13 @@ def main() -> None:
           f"matmuls alone: {shapes / 1e9:,.1f} GFLOP/s -> {model_flops * 10 / 12 / shapes:.0%} "
           f"of them")
     if not args.skip_runs:
-        first, second = baseline_runs(args.preset)
-        print(f"baseline run 1 (harvests): {first:.1f} s; run 2 (cache hit): {second:.1f} s "
-              f"-> {first / second:.2f}x")
+        (first, t1), (second, t2) = baseline_runs(args.preset)
+
+        def parts(t: dict[str, float]) -> str:
+            return ", ".join(f"{k.removesuffix('_s')} {v:.0f}" for k, v in t.items())
+
+        print(f"baseline run 1 (harvests): {first:.1f} s [{parts(t1)}]; run 2 (cache hit): "
+              f"{second:.1f} s [{parts(t2)}] -> {first / second:.2f}x")
 
 
 if __name__ == "__main__":
