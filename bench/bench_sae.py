@@ -26,6 +26,7 @@ import tempfile
 import time
 import types
 from pathlib import Path
+from typing import Any
 
 # As the agent's runner starts experiments: OpenMP threads sleep when idle instead of spinning,
 # so torch keeps its threads on a shared machine (see harness.activations.fit_threads_to_machine).
@@ -81,6 +82,16 @@ def batches(preset_name: str, batch_size: int, steps: int) -> tuple[list[torch.T
     return list(source.batches(batch_size, steps, seed=0)), source.d_in
 
 
+def tokens_per_second(trainer: Any, xs: list[torch.Tensor], warmup: int) -> float:
+    """Training tokens/s of `trainer.update(step, x)` over xs, the first `warmup` untimed."""
+    for step, x in enumerate(xs[:warmup]):
+        trainer.update(step, x)
+    start = time.perf_counter()
+    for step, x in enumerate(xs[warmup:], start=warmup):
+        trainer.update(step, x)
+    return sum(len(x) for x in xs[warmup:]) / (time.perf_counter() - start)
+
+
 def ours(xs: list[torch.Tensor], d_in: int, warmup: int) -> float:
     mod = template_module()
     cfg = mod.Config()
@@ -89,12 +100,7 @@ def ours(xs: list[torch.Tensor], d_in: int, warmup: int) -> float:
     trainer = mod.CustomTrainer(sae, len(xs), cfg.lr, cfg.l1_penalty,
                                 min(cfg.lr_warmup_steps, len(xs) - 1),
                                 cfg.lr_decay_frac, cfg.l1_warmup_frac)
-    for step, x in enumerate(xs[:warmup]):
-        trainer.update(step, x)
-    start = time.perf_counter()
-    for step, x in enumerate(xs[warmup:], start=warmup):
-        trainer.update(step, x)
-    return sum(len(x) for x in xs[warmup:]) / (time.perf_counter() - start)
+    return tokens_per_second(trainer, xs, warmup)
 
 
 def dictionary_learning_trainer() -> type | str:
@@ -127,12 +133,7 @@ def theirs(xs: list[torch.Tensor], d_in: int, warmup: int) -> float | str:
         warmup_steps=min(cfg.lr_warmup_steps, len(xs) - 1),
         sparsity_warmup_steps=max(1, len(xs) // 20),
         seed=0, device="cpu", wandb_name=None)
-    for step, x in enumerate(xs[:warmup]):
-        trainer.update(step, x)
-    start = time.perf_counter()
-    for step, x in enumerate(xs[warmup:], start=warmup):
-        trainer.update(step, x)
-    return sum(len(x) for x in xs[warmup:]) / (time.perf_counter() - start)
+    return tokens_per_second(trainer, xs, warmup)
 
 
 def sae_matmul_rate(n: int, d_in: int, d_sae: int, reps: int = 20) -> float:
