@@ -59,3 +59,12 @@ def staging(entry: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a per-process temporary file and a rename, so readers
+    (and a concurrent writer) see the old content or the new, never half of either."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

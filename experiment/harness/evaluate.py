@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +111,8 @@ def downstream(sae: Any, source: ActivationSource, batch_size: int | None = None
     """
     lm, layer, scale = source.lm, source.preset.layer, source.scale
     device = _device_of(sae)
-    if batch_size is None:  # two (B, T, vocab) float32 tensors live at once: keep each ~256 MB
+    if batch_size is None:  # clean log-probs, their exp and one patched run's log-probs
+        # are (B, T, vocab) float32 tensors alive at once: keep each ~256 MB
         per_row = source.preset.context_len * lm.model.config.vocab_size * 4
         batch_size = max(1, min(8, (256 << 20) // per_row))
     rows_all = source.ce_rows()
@@ -160,21 +160,15 @@ def downstream(sae: Any, source: ActivationSource, batch_size: int | None = None
             return downstream(sae, source, batch_size, reuse_zero_ablation=False)
         sums["ce_zero"], sums["kl_zero"] = known["ce_zero"], known["kl_zero"]
     else:
-        _write_json(entry, {"count": count, "ce_clean": sums["ce_clean"],
-                            "ce_zero": sums["ce_zero"], "kl_zero": sums["kl_zero"]})
+        cache.write_atomically(entry, json.dumps({
+            "count": count, "ce_clean": sums["ce_clean"], "ce_zero": sums["ce_zero"],
+            "kl_zero": sums["kl_zero"]}))
     mean = {k: v / count for k, v in sums.items()}
     scores = downstream_scores(mean["ce_clean"], mean["ce_sae"], mean["ce_zero"],
                                mean["kl_sae"], mean["kl_zero"])
     scores["ce_positions"] = count
     scores["zero_ablation_cached"] = known is not None
     return scores
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def evaluate(sae: torch.nn.Module, source: ActivationSource) -> Report:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness import cache
 from harness import gates as gates_mod
 
 FINAL_INFO = "final_info.json"
@@ -79,9 +80,8 @@ def write_final_info(
         "harness": {"version": HARNESS_VERSION},
     }
     record.update(_clean(dict(extra or {})))
-    tmp = out_dir / (FINAL_INFO + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / FINAL_INFO)
+    cache.write_atomically(out_dir / FINAL_INFO,
+                           json.dumps(record, indent=2, allow_nan=False) + "\n")
     return record
 
 
