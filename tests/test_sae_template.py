@@ -88,17 +88,24 @@ def test_trainer_lowers_the_loss_and_keeps_decoder_rows_unit_norm() -> None:
 
 
 
-def test_fused_encode_and_decode_compute_the_documented_formula_and_its_gradients() -> None:
-    """encode folds b_dec into the encoder bias and decode uses addmm: the outputs and the
-    gradients of every parameter must equal those of the formula in the docstring."""
+@pytest.mark.parametrize(("d_in", "d_sae", "b_enc_mean", "path"),
+                         [(16, 64, 0.0, "dense"), (256, 2048, -3.5, "sparse")])
+def test_fused_encode_and_decode_compute_the_documented_formula_and_its_gradients(
+        d_in: int, d_sae: int, b_enc_mean: float, path: str) -> None:
+    """encode folds b_dec into the encoder bias and both products go through the harness's
+    zero-skipping addmm: the outputs and the gradients of every parameter must equal those of
+    the formula in the docstring, whether the products run dense (narrow SAE) or sparse."""
+    from harness import sparse
+
     mod = _template_module()
     torch.manual_seed(0)
-    x = torch.randn(32, 16, dtype=torch.float64)
-    sae = mod.CustomSAE(16, 64).double()
+    x = torch.randn(32, d_in, dtype=torch.float64)
+    sae = mod.CustomSAE(d_in, d_sae).double()
     with torch.no_grad():
         sae.b_dec.normal_()
-        sae.b_enc.normal_(std=0.5)
-    weights = torch.randn(32, 16, dtype=torch.float64)  # a loss that weighs every output
+        sae.b_enc.normal_(mean=b_enc_mean, std=0.5)
+    weights = torch.randn(32, d_in, dtype=torch.float64)  # a loss that weighs every output
+    before = dict(sparse.calls)
 
     def grads(forward):  # noqa: ANN001, ANN202
         sae.zero_grad()
@@ -113,6 +120,7 @@ def test_fused_encode_and_decode_compute_the_documented_formula_and_its_gradient
     x_hat, f, fused = grads(lambda: sae(x, output_features=True))
     x_ref, f_ref, reference = grads(literal)
     assert 0 < (f > 0).float().mean() < 1  # some latents fire, some do not
+    assert sparse.calls[path] == before[path] + 2  # decoder forward, encoder backward
     torch.testing.assert_close(f, f_ref)
     torch.testing.assert_close(x_hat, x_ref)
     assert set(fused) == {"W_dec", "W_enc", "b_enc", "b_dec"}

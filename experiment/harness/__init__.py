@@ -7,6 +7,9 @@ Importing the package is cheap and torch-free; the heavy names load on first use
     for step, x in enumerate(source.batches(batch_size, steps, device=device)): ...
     record = harness.finish(out_dir, sae, source, cfg, trainer, timings=...)
     print(harness.summary(record))
+
+    harness.addmm_skip_zeros(b, f, W)       # torch.addmm(b, f, W), skipping the zeros of f
+    harness.addmm_skip_grad_zeros(b, x, W)  # torch.addmm(b, x, W), backward skips zero grads
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ _LAZY = {
     "summary": ("harness.record", "summary"),
     "collect_config": ("harness.config", "collect"),
     "resolve_preset": ("harness.presets", "resolve"),
+    "addmm_skip_zeros": ("harness.sparse", "addmm_skip_zeros"),
+    "addmm_skip_grad_zeros": ("harness.sparse", "addmm_skip_grad_zeros"),
 }
 
 __all__ = sorted(_LAZY)

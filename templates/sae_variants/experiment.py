@@ -55,7 +55,8 @@ class CustomSAE(nn.Module):
         """x (n, d_in) -> f (n, d_sae), non-negative and sparse."""
         # (x - b_dec) @ W_enc + b_enc with b_dec folded into the bias: one fused matmul, and
         # b_dec's gradient through the encoder is a vector product instead of a third matmul.
-        pre = torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
+        # Same as torch.addmm; its backward skips the zeros ReLU/TopK leave in the gradient.
+        pre = harness.addmm_skip_grad_zeros(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
         if self.activation == "topk":
             top = pre.topk(self.k, dim=-1)
             return torch.zeros_like(pre).scatter_(-1, top.indices, torch.relu(top.values))
@@ -63,7 +64,9 @@ class CustomSAE(nn.Module):
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         """f (n, d_sae) -> x_hat (n, d_in)."""
-        return torch.addmm(self.b_dec, f, self.W_dec)  # f @ W_dec + b_dec, fused
+        # f @ W_dec + b_dec: same as torch.addmm(self.b_dec, f, self.W_dec), but the product
+        # (and W_dec's gradient) skips the zeros of f. Exact for any f.
+        return harness.addmm_skip_zeros(self.b_dec, f, self.W_dec)
 
     def forward(self, x: torch.Tensor, output_features: bool = False):
         f = self.encode(x)
