@@ -108,12 +108,15 @@ def ours(xs: list[torch.Tensor], d_in: int, warmup: int, dense: bool = False
     trainer = mod.CustomTrainer(sae, len(xs), cfg.lr, cfg.l1_penalty,
                                 min(cfg.lr_warmup_steps, len(xs) - 1),
                                 cfg.lr_decay_frac, cfg.l1_warmup_frac)
-    before = dict(sparse.calls)
+    before, user_setting = dict(sparse.calls), os.environ.get(sparse.DISABLE_ENV)
     os.environ[sparse.DISABLE_ENV] = "1" if dense else "0"
     try:
         rate = tokens_per_second(trainer, xs, warmup)
-    finally:
-        os.environ.pop(sparse.DISABLE_ENV)
+    finally:  # leave the user's own setting as it was
+        if user_setting is None:
+            os.environ.pop(sparse.DISABLE_ENV)
+        else:
+            os.environ[sparse.DISABLE_ENV] = user_setting
     skipped, total = (sparse.calls["sparse"] - before["sparse"],
                       sum(sparse.calls.values()) - sum(before.values()))
     return rate, skipped / max(1, total)
