@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +59,10 @@ def _refused(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]
 
 # --- --help ----------------------------------------------------------------------------------
 
-def test_help_answers_fast_and_imports_nothing_heavy() -> None:
-    _python("-m", "agent.launch", "--help")  # warm the bytecode cache; the timed call is what users see
-    start = time.monotonic()
+def test_help_imports_nothing_heavy() -> None:
+    """How long --help takes is a figure of bench/bench_cli.py; what it may import is tested."""
     proc = _python("-X", "importtime", "-m", "agent.launch", "--help")
-    elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr
-    assert elapsed < 1.5, f"--help took {elapsed:.2f} s"
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "agent.launch" in imported or "agent.config" in imported, "importtime output was parsed"
     heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)

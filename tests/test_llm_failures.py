@@ -53,6 +53,27 @@ def test_every_exception_litellm_exports_is_classified() -> None:
         "Add each to EXCEPTION_KINDS in agent/llm/failures.py.")
 
 
+@pytest.mark.parametrize(("name", "kind"), [
+    ("CallerCredentialAuthenticationError", "auth"),
+    ("CallerCredentialRateLimitError", "rate_limit"),
+    ("EndpointNotSupportedByModelError", "bad_request"),
+    ("MalformedRequestFieldError", "bad_request"),
+    ("UnsupportedEndpointError", "bad_request"),
+])
+def test_litellm_1_110_exceptions_have_their_kinds(name: str, kind: str) -> None:
+    """Classes litellm added in 1.110: a rejected caller credential fails fast as auth, a
+    credential rate limit is retried, and an endpoint or field the model refuses is a bad
+    request (also looked up by name in the table, not only reached through the MRO)."""
+    cls = getattr(litellm().exceptions, name)
+    assert EXCEPTION_KINDS[class_key(cls)] == kind
+    args = {"message": "refused", "model": "m"}
+    if name != "EndpointNotSupportedByModelError":
+        args["llm_provider"] = "openai"
+    failure = classify(cls(**args))
+    assert failure.kind == kind
+    assert failure.transient == (kind == "rate_limit")
+
+
 def _api_error(status: int, message: str = "boom") -> Exception:
     return litellm().exceptions.APIError(status_code=status, message=message,
                                          llm_provider="openai", model="m")

@@ -21,6 +21,7 @@ BY_STATUS = None
 EXCEPTION_KINDS: dict[str, FailureKind | None] = {
     # litellm.exceptions (also exported at the top of `litellm`)
     "litellm.exceptions.AuthenticationError": "auth",
+    "litellm.exceptions.CallerCredentialAuthenticationError": "auth",
     "litellm.exceptions.PermissionDeniedError": "permission",
     "litellm.exceptions.NotFoundError": "not_found",
     "litellm.exceptions.LiteLLMUnknownProvider": "not_found",
@@ -29,6 +30,9 @@ EXCEPTION_KINDS: dict[str, FailureKind | None] = {
     "litellm.exceptions.InvalidRequestError": "bad_request",
     "litellm.exceptions.UnprocessableEntityError": "bad_request",
     "litellm.exceptions.UnsupportedParamsError": "bad_request",
+    "litellm.exceptions.MalformedRequestFieldError": "bad_request",
+    "litellm.exceptions.UnsupportedEndpointError": "bad_request",
+    "litellm.exceptions.EndpointNotSupportedByModelError": "bad_request",
     "litellm.exceptions.ImageFetchError": "bad_request",
     "litellm.exceptions.VectorStoreSearchError": "bad_request",
     "litellm.exceptions.ContextWindowExceededError": "context_overflow",
@@ -41,6 +45,7 @@ EXCEPTION_KINDS: dict[str, FailureKind | None] = {
     "litellm.exceptions.PaymentRequiredError": "quota",
     "litellm.exceptions.BudgetExceededError": "quota",
     "litellm.exceptions.RateLimitError": "rate_limit",
+    "litellm.exceptions.CallerCredentialRateLimitError": "rate_limit",
     "litellm.exceptions.Timeout": "timeout",
     "litellm.exceptions.APIConnectionError": "connection",
     "litellm.exceptions.ServiceUnavailableError": "overloaded",

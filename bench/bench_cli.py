@@ -1,0 +1,45 @@
+"""How long the command line answers `--help` (target: under 1.5 s on a 2-core machine).
+
+    python bench/bench_cli.py [--repeat 7]
+
+Each call is a fresh interpreter, as a user types it; the first call warms the bytecode cache
+and is not counted. Prints the minimum, median and maximum wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_S = 1.5
+
+
+def time_help() -> float:
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "agent.launch", "--help"], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit(f"--help failed (exit {proc.returncode}):\n{proc.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    time_help()  # warm the bytecode cache
+    times = sorted(time_help() for _ in range(args.repeat))
+    median = statistics.median(times)
+    verdict = "meets" if median < TARGET_S else "MISSES"
+    print(f"python -m agent.launch --help: min {times[0]:.3f} s, median {median:.3f} s, "
+          f"max {times[-1]:.3f} s over {len(times)} calls ({verdict} the {TARGET_S} s target)")
+
+
+if __name__ == "__main__":
+    main()
