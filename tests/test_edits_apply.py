@@ -237,3 +237,74 @@ def test_folders_and_binary_files_are_refused(run_dir: Path) -> None:
         "plot.py is not UTF-8 text; it is never edited.",
     ]
     assert (run_dir / "plot.py").read_bytes() == b"\xff\xfe\x00binary"
+
+
+def test_stray_divider_is_never_written_into_notes_or_latex(run_dir: Path) -> None:
+    (run_dir / "notes.txt").write_text(
+        "# Title: Orthogonal SAE\n## Run 1: Adaptive Orthogonality\n"
+        "Results: explained variance 0.9297, cosine similarity 0.977, KL div score 0.9962.\n"
+    )
+    (run_dir / "latex").mkdir()
+    (run_dir / "latex" / "template.tex").write_text("\\title{TITLE HERE}\n\\begin{document}\n")
+    (run_dir / "experiment.py").write_text(
+        "    trainer = Trainer(\n                 l1_penalty=0.04,\n"
+    )
+    reply = (FIXTURES / "stray_divider_notes.txt").read_text()
+    reply += (FIXTURES / "stray_divider_latex.txt").read_text()
+    report = apply_blocks(parse(reply).blocks, _policy(run_dir))
+    assert report.clean and len(report.applied) == 3
+    notes = (run_dir / "notes.txt").read_text()
+    assert "=======" not in notes
+    assert notes.endswith(
+        "## Run 2: Stronger Orthogonality (ortho_penalty_max=0.3)\n"
+        "Results: explained variance 0.9375, cosine similarity 0.980, KL div score 0.9966.\n"
+        "The stronger penalty improved reconstruction without hurting model behavior "
+        "preservation.\n"
+    )
+    assert (run_dir / "latex" / "template.tex").read_text() == (
+        "\\title{Orthogonal Feature Learning for Knowledge Separation in Sparse Autoencoders}\n"
+        "\\begin{document}\n"
+    )
+
+
+def test_two_dividers_meaning_delete_remove_the_lines(run_dir: Path) -> None:
+    (run_dir / "experiment.py").write_text(
+        "    def update(self, step, activations):\n"
+        "        if step % 100 == 0 and step < self.warmup_steps:\n"
+        "            print(f\"warmup step {step}: lr={self.optimizer.param_groups[0]['lr']:.2e}\")\n"
+        "        self.optimizer.zero_grad()\n"
+    )
+    reply = (FIXTURES / "stray_divider_twice_to_delete.txt").read_text()
+    report = apply_blocks(parse(reply).blocks, _policy(run_dir))
+    assert report.clean
+    assert (run_dir / "experiment.py").read_text() == (
+        "    def update(self, step, activations):\n        self.optimizer.zero_grad()\n"
+    )
+
+
+def test_markdown_underlines_inside_search_match_and_are_kept(run_dir: Path) -> None:
+    (run_dir / "notes.txt").write_text(
+        "Orthogonal SAE\n==============\n\nRun 2\n=====\n"
+        "Stronger orthogonality penalty (ortho_penalty_max=0.3).\n\nAnalysis\n=========\nPending.\n"
+    )
+    reply = (FIXTURES / "heading_underlines_in_search.txt").read_text()
+    report = apply_blocks(parse(reply).blocks, _policy(run_dir))
+    assert report.clean and [a.kind for a in report.applied] == ["exact"]
+    assert (run_dir / "notes.txt").read_text() == (
+        "Orthogonal SAE\n==============\n\nRun 2: Stronger Orthogonality\n=========\n"
+        "Stronger orthogonality penalty (ortho_penalty_max=0.3).\n"
+        "Results: explained variance 0.9375, cosine similarity 0.980, KL div score 0.9966.\n\n"
+        "Analysis\n=====\n"
+        "Raising the penalty helped reconstruction and kept model behavior preservation at 0.9966.\n"
+    )
+
+
+def test_bare_makefile_on_the_editable_list_is_edited(run_dir: Path) -> None:
+    (run_dir / "Makefile").write_text("all: plot\n\nplot: plot.py\n\tpython plot.py\n")
+    reply = (FIXTURES / "makefile_bare_name.txt").read_text()
+    policy = _policy(run_dir, EDITABLE | {"Makefile"})
+    report = apply_blocks(parse(reply, policy.editable).blocks, policy)
+    assert report.clean and report.changed_files == ["Makefile"]
+    assert (run_dir / "Makefile").read_text() == (
+        "all: plot\n\nplot: plot.py $(wildcard run_*/final_info.json)\n\tpython plot.py\n"
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.edits import EditBlock, parse
+from agent.edits.feedback import repaired_blocks_message
 from tests.conftest import SEEDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "edits"
@@ -170,9 +171,124 @@ def test_empty_search_and_empty_replace_are_kept() -> None:
     ]
 
 
-def test_divider_lines_inside_replace_are_content() -> None:
-    reply = "notes.txt\n```\n<<<<<<< SEARCH\nTitle\n=======\nTitle\n=======\n>>>>>>> REPLACE\n```\n"
-    assert parse(reply).blocks == [EditBlock("notes.txt", "Title\n", "Title\n=======\n")]
+def test_stray_divider_before_replace_marker_is_dropped_and_noted() -> None:
+    result = parse((FIXTURES / "stray_divider_notes.txt").read_text())
+    notes_block, experiment_block = result.blocks
+    assert notes_block.path == "notes.txt"
+    assert notes_block.replace.endswith(
+        "The stronger penalty improved reconstruction without hurting model behavior "
+        "preservation.\n"
+    )
+    assert "=======" not in notes_block.replace
+    assert experiment_block == EditBlock(
+        "experiment.py",
+        "                 l1_penalty=0.04,\n",
+        "                 l1_penalty=0.06,\n",
+    )
+    assert result.problems == []
+    (note,) = result.notes
+    assert note.startswith("Block 1 for notes.txt (line 5 of your reply): the `=======` line")
+    assert "not written into notes.txt, so REPLACE keeps the 6 lines written before it" in note
+
+
+def test_two_dividers_meaning_delete_leave_replace_empty() -> None:
+    result = parse((FIXTURES / "stray_divider_twice_to_delete.txt").read_text())
+    (block,) = result.blocks
+    assert block.path == "experiment.py"
+    assert block.search.startswith("        if step % 100 == 0 and step < self.warmup_steps:\n")
+    assert block.replace == ""
+    (note,) = result.notes
+    assert "so the block deletes its SEARCH lines" in note
+
+
+def test_stray_divider_in_latex_is_dropped_and_noted() -> None:
+    result = parse((FIXTURES / "stray_divider_latex.txt").read_text())
+    assert result.blocks == [
+        EditBlock(
+            "latex/template.tex",
+            "\\title{TITLE HERE}\n",
+            "\\title{Orthogonal Feature Learning for Knowledge Separation in Sparse Autoencoders}\n",
+        )
+    ]
+    assert len(result.notes) == 1 and "latex/template.tex" in result.notes[0]
+
+
+def test_divider_inside_replace_with_lines_after_it_is_a_problem() -> None:
+    result = parse((FIXTURES / "divider_inside_replace_ambiguous.txt").read_text())
+    assert result.blocks == [] and result.notes == []
+    (problem,) = result.problems
+    assert problem.startswith("Block 1 for notes.txt (line 5 of your reply): it has a second")
+    assert "unclear where REPLACE begins" in problem
+
+
+def test_markdown_underlines_of_five_and_nine_equals_inside_search_are_content() -> None:
+    result = parse((FIXTURES / "heading_underlines_in_search.txt").read_text())
+    assert result.problems == [] and result.notes == []
+    (block,) = result.blocks
+    assert block.search == (
+        "Run 2\n=====\nStronger orthogonality penalty (ortho_penalty_max=0.3).\n\n"
+        "Analysis\n=========\nPending.\n"
+    )
+    assert block.replace.startswith("Run 2: Stronger Orthogonality\n=========\n")
+    assert "\nAnalysis\n=====\nRaising the penalty" in block.replace
+
+
+@pytest.mark.parametrize("underline", ["=====", "======", "========", "=========", "  ======== "])
+def test_underline_that_is_not_seven_equals_may_end_replace(underline: str) -> None:
+    reply = (
+        f"notes.txt\n```\n<<<<<<< SEARCH\nx\n=======\nTitle\n{underline}\n>>>>>>> REPLACE\n```\n"
+    )
+    result = parse(reply)
+    assert result.blocks == [EditBlock("notes.txt", "x\n", f"Title\n{underline}\n")]
+    assert result.notes == [] and result.problems == []
+
+
+@pytest.mark.parametrize("divider", ["=====", "======", "========", "========="])
+def test_only_seven_equals_divide_search_from_replace(divider: str) -> None:
+    reply = f"notes.txt\n```\n<<<<<<< SEARCH\nx\n{divider}\ny\n>>>>>>> REPLACE\n```\n"
+    result = parse(reply)
+    assert result.blocks == []
+    assert "no `=======` divider" in result.problems[0]
+
+
+def test_seven_equals_with_trailing_spaces_still_divide() -> None:
+    reply = "notes.txt\n```\n<<<<<<< SEARCH\nx\n=======  \ny\n>>>>>>> REPLACE\n```\n"
+    assert parse(reply).blocks == [EditBlock("notes.txt", "x\n", "y\n")]
+
+
+def test_repair_notes_are_worded_for_the_model() -> None:
+    notes = parse((FIXTURES / "stray_divider_notes.txt").read_text()).notes
+    text = repaired_blocks_message(notes)
+    assert text.startswith("1 block needed a repair before it could be read:\n- Block 1")
+    assert "Do not re-send a block because of this note" in text
+
+
+def test_bare_file_name_line_is_read() -> None:
+    result = parse((FIXTURES / "makefile_bare_name.txt").read_text())
+    assert result.problems == []
+    (block,) = result.blocks
+    assert block.path == "Makefile"
+    assert block.search == "plot: plot.py\n\tpython plot.py\n"
+
+
+def test_bare_name_on_the_editable_list_is_read_on_its_own_line_or_after_the_fence() -> None:
+    body = "<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE\n```\n"
+    on_line, in_fence = f"launch\n```bash\n{body}", f"```launch\n{body}"
+    assert [b.path for b in parse(on_line, editable={"launch"}).blocks] == ["launch"]
+    assert [b.path for b in parse(in_fence, editable={"launch"}).blocks] == ["launch"]
+    assert parse(on_line).blocks == [] and "names no file" in parse(on_line).problems[0]
+
+
+@pytest.mark.parametrize(
+    "line", ["Changes:", "Update", "**Fix:**", "Python", "```makefile", "```Makefile"]
+)
+def test_one_word_prose_or_language_tag_is_not_taken_for_a_file_name(line: str) -> None:
+    named = "notes.txt\n```\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n```\n\n"
+    fence = "" if line.startswith("```") else "```\n"
+    block = f"{line}\n{fence}<<<<<<< SEARCH\nc\n=======\nd\n>>>>>>> REPLACE\n```\n"
+    alone = parse(block)
+    assert alone.blocks == [] and "names no file" in alone.problems[0]
+    assert [b.path for b in parse(named + block).blocks] == ["notes.txt", "notes.txt"]
 
 
 def test_windows_line_endings_are_read() -> None:

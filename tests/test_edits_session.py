@@ -163,3 +163,29 @@ def test_seed_002_first_replies_replayed(tmp_path: Path) -> None:
     assert "class OrthogonalSAE(nn.Module):" in code and "CustomSAE(" not in code
     assert "avg_bias = self.b_dec.mean(dim=0)  # [d_in]" in code
     compile(code, "experiment.py", "exec")
+
+
+def test_a_stray_divider_is_applied_without_it_and_the_session_says_it_was_repaired(
+        policy: EditPolicy) -> None:
+    """A recorded-style reply with `=======` right before `>>>>>>> REPLACE`: the file gets
+    the REPLACE lines only, and the session carries the repair (never a silent clean edit)."""
+    (policy.root / "notes.txt").write_text("# Notes\n\nRun 1: pending.\n")
+    reply = ("notes.txt\n```\n<<<<<<< SEARCH\nRun 1: pending.\n=======\nRun 1: lowers the loss.\n"
+             "=======\n>>>>>>> REPLACE\n```\n")
+    reports: list[tuple[EditReport, list[str]]] = []
+    session = converse(reply, Model(), policy, on_report=lambda r, notes: reports.append((r, notes)))
+    assert (policy.root / "notes.txt").read_text() == "# Notes\n\nRun 1: lowers the loss.\n"
+    assert session.ok and session.changed_files == ["notes.txt"]
+    assert len(session.repairs) == 1 and "=======" in session.repairs[0]
+    assert [notes for _, notes in reports] == [session.repairs]
+
+
+def test_a_repair_note_goes_to_the_model_with_feedback_it_gets_anyway(policy: EditPolicy) -> None:
+    reply = ("notes.txt\n```\n<<<<<<< SEARCH\n# Notes\n=======\n# Notes v2\n=======\n>>>>>>> REPLACE\n```\n"
+             + _block("experiment.py", "no such line\n", "x = 1\n"))
+    model = Model(_block("experiment.py", "lr = 1e-3\n", "lr = 2e-3\n"))
+    session = converse(reply, model, policy)
+    assert session.ok and len(model.told) == 1
+    told = model.told[0]
+    assert "needed a repair" in told and "no such line" in told  # the repair and the miss, together
+    assert "=======" not in (policy.root / "notes.txt").read_text()

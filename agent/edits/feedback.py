@@ -75,6 +75,18 @@ def parse_problems_message(problems: list[str]) -> str:
     return "\n".join(lines)
 
 
+def repaired_blocks_message(notes: list[str]) -> str:
+    """For blocks that were read only after a repair (`ParseResult.notes`), so the model learns."""
+    it = "it" if len(notes) == 1 else "they"
+    lines = [f"{_count(len(notes))} needed a repair before {it} could be read:"]
+    lines += [f"- {note}" for note in notes]
+    lines.append(
+        "Do not re-send a block because of this note; check that the file now reads as you "
+        "meant, and write exactly one ======= line per block from now on."
+    )
+    return "\n".join(lines)
+
+
 def _echo(block: EditBlock) -> str:
     lines = block.search.split("\n")[:-1] if block.search else ["(empty SEARCH)"]
     head = "Its SEARCH section:"

@@ -3,7 +3,8 @@
 Parse the reply, apply its blocks, lint the Python it changed; when something is left to fix,
 tell the model what and ask again, at most `max_reflections` times. Asking the model and
 committing are callbacks, so this module stays pure: the orchestrator plugs in the LLM call
-(`ask`) and the git commit (`on_applied`, once per reply that changed files).
+(`ask`), the journal (`on_report`, once per reply) and the git commit (`on_applied`, once per
+reply that changed files).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.edits.apply import EditPolicy, EditReport, apply_blocks
-from agent.edits.feedback import feedback, no_change_message, parse_problems_message
+from agent.edits.feedback import (
+    feedback,
+    no_change_message,
+    parse_problems_message,
+    repaired_blocks_message,
+)
 from agent.edits.lint import format_lint, lint
 from agent.edits.parse import ParseResult, parse
 
@@ -35,6 +41,9 @@ class EditSession:
     """The last reply (where the caller looks for ALL_COMPLETED and the like)."""
     messages: list[str] = field(default_factory=list)
     """The feedback sent back to the model, one per reflection asked for."""
+    repairs: list[str] = field(default_factory=list)
+    """Blocks applied only after a repair (a stray ======= dropped), one sentence each: such
+    an edit is never reported clean without them (the stage journals them as `edit.repaired`)."""
 
 
 @dataclass(frozen=True)
@@ -56,22 +65,28 @@ def converse(
     require_change: bool = True,
     lint_python: bool = True,
     on_applied: Callable[[EditReport], None] | None = None,
+    on_report: Callable[[EditReport, list[str]], None] | None = None,
 ) -> EditSession:
     """Apply `reply`'s edits; feed back failures and lint errors via `ask`, a bounded number of times."""
     replies: list[str] = [reply]
     reports: list[EditReport] = []
     messages: list[str] = []
+    repairs: list[str] = []
     changed: set[str] = set()
     outstanding: EditReport | None = None  # the last reply's blocks that did not apply
 
     def finish(problem: str | None) -> EditSession:
         ok = problem is None
-        return EditSession(replies, reports, sorted(changed), ok, problem, replies[-1], messages)
+        return EditSession(replies, reports, sorted(changed), ok, problem, replies[-1], messages,
+                           repairs)
 
     while True:
-        parsed = parse(replies[-1])
+        parsed = parse(replies[-1], policy.editable)
         report = apply_blocks(parsed.blocks, policy)
         reports.append(report)
+        repairs.extend(parsed.notes)
+        if on_report is not None:  # before anything else happens, e.g. a crash mid-session
+            on_report(report, parsed.notes)
         if report.changed_files:
             changed.update(report.changed_files)
             if on_applied is not None:
@@ -118,6 +133,8 @@ def _judge(
             )
         if outstanding.refused:
             problems.append(f"{len(outstanding.refused)} block(s) refused")
+    if parsed.notes and messages:  # told along with what must be fixed anyway: no extra round
+        messages.append(repaired_blocks_message(parsed.notes))
     issues = lint(policy.root, sorted(changed)) if lint_python else []
     if issues:
         messages.append(format_lint(issues))
