@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.llm.records import LLMSettings
 
 STAGES = ("experiment", "plot", "writeup")
 """Stages after the run directory and baseline are prepared, in order."""
@@ -34,6 +37,12 @@ class LaunchConfig:
     """Stop cleanly before an LLM call would push the cost past this."""
     tpm_limit: int | None = None
     """Client-side tokens-per-minute budget."""
+    price_per_mtok: tuple[float, float] | None = None
+    """(input, output) USD per million tokens for a model litellm has no price for."""
+    llm_timeout_s: float = 300.0
+    """Seconds one LLM request may take before it counts as a (retried) timeout."""
+    preflight_call: bool = True
+    """Make one minimal LLM request at launch to check the key and the model."""
     runs_dir: str = "runs"
     """Where run directories are created."""
     stages: tuple[str, ...] = STAGES
@@ -58,7 +67,17 @@ class LaunchConfig:
         values = {k: v for k, v in data.items() if k in known}
         if "stages" in values:
             values["stages"] = tuple(values["stages"])
+        if values.get("price_per_mtok") is not None:
+            values["price_per_mtok"] = tuple(values["price_per_mtok"])
         return cls(**values)
+
+    def llm_settings(self, model: str) -> LLMSettings:
+        """How the LLM client reaches `model` under these flags."""
+        from agent.llm.records import LLMSettings
+
+        return LLMSettings(model=model, api_base=self.api_base, timeout_s=self.llm_timeout_s,
+                           tpm_limit=self.tpm_limit, max_cost_usd=self.max_cost_usd,
+                           price_per_mtok=self.price_per_mtok)
 
     @property
     def runs_path(self) -> Path:

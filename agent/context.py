@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,14 +46,18 @@ class RunContext:
     # --- journal as memory ----------------------------------------------------------------
     def find(self, kind: str, **match: Any) -> Event | None:
         """The last event of `kind` whose data has all of `match`."""
-        found = None
-        for event in self.journal.events():
-            if event.kind == kind and all(event.data.get(k) == v for k, v in match.items()):
-                found = event
-        return found
+        return self.journal.last(kind, **match)
 
     def record(self, kind: str, **data: Any) -> Event:
         return self.journal.append(kind, **data)
+
+    def process_started(self, name: str) -> Callable[[int], None]:
+        """An `on_start` for the runner: journals a child's process group, so a resume after
+        a crash of ours can stop it (`orchestrator._kill_leftovers`)."""
+        def on_start(pgid: int) -> None:
+            self.record("process.started", name=name, pgid=pgid)
+            self.crashpoint(f"{name}_started")
+        return on_start
 
     # --- the LLM ----------------------------------------------------------------------------
     @property

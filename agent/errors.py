@@ -36,3 +36,10 @@ class ReplayDiverged(AgentError):
     """A recorded session no longer matches what the live run asks for."""
 
     exit_code = 5
+
+
+class Crashed(AgentError):
+    """Something unexpected escaped a stage (a bug, a full disk, git failing). It is journaled
+    with its traceback and the run directory stays consistent: `--resume` continues."""
+
+    exit_code = 1

@@ -77,11 +77,20 @@ def read(path: Path) -> JournalContents:
 
 
 class Journal:
-    """Appends events to `journal.jsonl`; a truncated tail from a crash is cut off on open."""
+    """Appends events to `journal.jsonl`; a truncated tail from a crash is cut off on open.
+
+    The file is read once, on open; afterwards the events live in memory too, indexed by
+    kind, so a lookup costs no I/O however long the run. That is sound because this object
+    is the file's only writer (one orchestrator per run directory: `Workspace.lock`).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         contents = read(path)
+        self._events: list[Event] = list(contents.events)
+        self._by_kind: dict[str, list[Event]] = {}
+        for event in self._events:
+            self._by_kind.setdefault(event.kind, []).append(event)
         self.recovered_tail = contents.truncated_tail
         if contents.truncated_tail is not None:
             self._drop_truncated_tail()
@@ -111,13 +120,26 @@ class Journal:
         event = Event(self._next_seq, time.time(), kind, data)
         self._write((event.to_json() + "\n").encode("utf-8"))
         self._next_seq += 1
+        self._events.append(event)
+        self._by_kind.setdefault(kind, []).append(event)
         return event
 
     def events(self) -> list[Event]:
-        return read(self.path).events
+        """Every event so far, in order (a copy: the caller may keep it)."""
+        return list(self._events)
 
     def of_kind(self, *kinds: str) -> Iterator[Event]:
-        return (e for e in self.events() if e.kind in kinds)
+        """The events of these kinds, in journal order."""
+        if len(kinds) == 1:
+            return iter(list(self._by_kind.get(kinds[0], [])))
+        return (e for e in self._events if e.kind in kinds)
+
+    def last(self, kind: str, **match: Any) -> Event | None:
+        """The last event of `kind` whose data has all of `match`."""
+        for event in reversed(self._by_kind.get(kind, [])):
+            if all(event.data.get(k) == v for k, v in match.items()):
+                return event
+        return None
 
 
 def kinds(events: Iterable[Event]) -> list[str]:

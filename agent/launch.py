@@ -21,7 +21,8 @@ model selection (first that applies):
   --model, then $AGENT_MODEL, then $ANTHROPIC_API_KEY (a current Claude model), then
   $OPENAI_API_KEY (a current OpenAI model), then the idea's recorded reference session
   (replayed offline, with a banner saying so). --model replay:PATH replays a journal or
-  session file on purpose.
+  session file on purpose. Before anything is created, one minimal request (at most one
+  token out) checks that the provider takes the key and knows the model.
 
 exit codes: 0 done, 2 bad input or credentials (nothing created), 3 template/baseline
 broken, 4 stopped and resumable (--resume RUN_DIR), 5 replay diverged, 130 interrupted.
@@ -29,7 +30,8 @@ broken, 4 stopped and resumable (--resume RUN_DIR), 5 replay diverged, 130 inter
 examples:
   python -m agent.launch --idea orthogonal_sae
   python -m agent.launch --idea orthogonal_sae --model anthropic/claude-sonnet-4-5 --max-cost 5
-  python -m agent.launch --idea orthogonal_sae --model openai/qwen --api-base http://localhost:8000/v1
+  python -m agent.launch --idea orthogonal_sae --model openai/qwen --api-base http://localhost:8000/v1 \
+      --max-cost 2 --price-per-mtok 0.2,0.6
   python -m agent.launch --resume runs/20261121_120000_orthogonal_sae
 """
 
@@ -50,6 +52,19 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
         return value
     parse.__name__ = kind.__name__
     return parse
+
+
+def _price(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 2 or not all(0 <= v < math.inf for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected INPUT,OUTPUT: two non-negative numbers of US dollars per million input "
+            f"and output tokens (e.g. 3,15), got {text!r}")
+    return (values[0], values[1])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,8 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--api-base", help="URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama)")
     model.add_argument("--max-cost", type=_positive(float), metavar="USD",
                        help="stop cleanly (resumable) before an LLM call would exceed this cost")
+    model.add_argument("--price-per-mtok", type=_price, metavar="INPUT,OUTPUT",
+                       help="USD per million input and output tokens, for a model litellm has no "
+                       "price for (needed with --max-cost; also counts the journal's cost)")
     model.add_argument("--tpm-limit", type=_positive(int), metavar="TOKENS",
                        help="client-side tokens-per-minute budget: wait instead of being rejected")
+    model.add_argument("--llm-timeout", type=_positive(float), default=300.0, metavar="SECONDS",
+                       help="seconds one LLM request may take before it counts as a timeout and "
+                       "is retried (default 300)")
+    model.add_argument("--no-preflight-call", dest="preflight_call", action="store_false",
+                       help="skip the one-token request that checks the key and the model at launch")
     budget = p.add_argument_group("experiments")
     budget.add_argument("--max-runs", type=_positive(int), default=5, help="runs after the baseline (default 5)")
     budget.add_argument("--max-attempts", type=_positive(int), default=4,
@@ -101,7 +124,8 @@ def config_from_args(args: argparse.Namespace) -> LaunchConfig:
         idea=args.idea, template=args.template, model=args.model, api_base=args.api_base,
         max_runs=args.max_runs, max_attempts=args.max_attempts, timeout_s=args.timeout,
         preset=args.preset, max_cost_usd=args.max_cost, tpm_limit=args.tpm_limit,
-        runs_dir=args.runs_dir, stages=stages, quiet=args.quiet,
+        price_per_mtok=args.price_per_mtok, llm_timeout_s=args.llm_timeout,
+        preflight_call=args.preflight_call, runs_dir=args.runs_dir, stages=stages, quiet=args.quiet,
         max_reflections=args.max_reflections, allow_failing_gates=args.allow_failing_gates,
         literature_search=args.literature_search,
     )
@@ -139,10 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     return result.exit_code
 
 
+FIELD_OF_FLAG = {"max_cost": "max_cost_usd", "timeout": "timeout_s", "llm_timeout": "llm_timeout_s",
+                 "no_preflight_call": "preflight_call", "skip_writeup": "stages"}
+"""Flags whose LaunchConfig field has another name."""
+
+
 def _explicit_flags(argv: list[str] | None) -> list[str]:
-    """Flags the user typed (so --resume can override only those)."""
+    """The LaunchConfig fields of the flags the user typed (so --resume overrides only those)."""
     raw = sys.argv[1:] if argv is None else argv
-    return [a.split("=", 1)[0].lstrip("-").replace("-", "_") for a in raw if a.startswith("--")]
+    names = [a.split("=", 1)[0].lstrip("-").replace("-", "_") for a in raw if a.startswith("--")]
+    return [FIELD_OF_FLAG.get(n, n) for n in names]
 
 
 if __name__ == "__main__":

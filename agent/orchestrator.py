@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from agent import baseline, ideas, paths, presets
 from agent import template as template_mod
 from agent.config import LaunchConfig
 from agent.context import RunContext
-from agent.errors import AgentError, UsageError
+from agent.errors import AgentError, Crashed, UsageError
 from agent.journal import JOURNAL_NAME, Journal
 from agent.progress import Console
 from agent.workspace import Workspace
@@ -52,17 +53,23 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
     from agent.llm import preflight, resolve_model
 
     choice = resolve_model(config.model, os.environ, idea.reference_session)
-    preflight(choice.model, config.api_base)
+    warning = preflight(config.llm_settings(choice.model), call=config.preflight_call)
+    if warning:
+        console.warn(warning)
     # Nothing above created anything; from here on, the run directory exists.
+    def first_event(staging: Path) -> None:
+        Journal(staging / JOURNAL_NAME).append(
+            "launch.started", config=config.to_dict(), idea=idea.name, idea_path=str(idea.path),
+            template=template.name, template_root=str(template.root), preset=preset,
+            model=choice.model, model_source=choice.source, setup_commit=Workspace(staging).head())
+
     ws = Workspace.create(
         config.runs_path, idea.name, template.root, idea.fields,
         extra_files={"preset.json": json.dumps({"preset": preset}) + "\n"} if preset else None,
-        latex_skeleton=paths.LATEX,
+        latex_skeleton=paths.LATEX, before_publish=first_event,
     )
+    ws.lock()
     journal = Journal(ws.root / JOURNAL_NAME)
-    journal.append("launch.started", config=config.to_dict(), idea=idea.name, idea_path=str(idea.path),
-                   template=template.name, template_root=str(template.root), preset=preset,
-                   model=choice.model, model_source=choice.source, setup_commit=ws.head())
     if choice.banner:
         console.banner(choice.banner)
     console.info(f"run directory: {ws.root}")
@@ -74,8 +81,11 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
 def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: set[str]) -> LaunchResult:
     """Continue a run directory: restore it to its last commit, then re-enter the stages."""
     journal_path = run_dir / JOURNAL_NAME
-    if not journal_path.is_file():
-        raise UsageError(f"{run_dir} is not a run directory (no {JOURNAL_NAME}); pass a folder under runs/")
+    if not journal_path.is_file() or not (run_dir / ".git").is_dir():
+        raise UsageError(f"{run_dir} is not a run directory (no {JOURNAL_NAME} or no git "
+                         "repository); pass a folder under runs/")
+    ws = Workspace(run_dir)
+    ws.lock()  # before anything is read or repaired: one orchestrator per run directory
     journal = Journal(journal_path)
     if journal.recovered_tail is not None:
         console.info("journal: a line cut off by a crash was found and dropped")
@@ -86,9 +96,8 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
     # Flags typed on the resume command line win (e.g. a larger --max-cost).
     changed = {k: v for k, v in overrides.to_dict().items() if k in explicit and k not in ("idea", "resume")}
     config = LaunchConfig.from_dict({**config.to_dict(), **changed})
-    ws = Workspace(run_dir)
     _kill_leftovers(journal, ws.root)
-    lost = ws.restore_clean() if ws.is_dirty() else []
+    lost = ws.restore_clean(keep=_unrecorded_outputs(journal)) if ws.is_dirty() else []
     template = template_mod.load(Path(started.data["template_root"]))
     idea = ideas.load(Path(started.data["idea_path"]))
     model = config.model or started.data["model"]
@@ -97,14 +106,16 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
         console.info(f"restored the run directory to its last commit; dropped unfinished changes: {', '.join(lost)}")
     from agent.llm import preflight
 
-    preflight(model, config.api_base)
+    preflight(config.llm_settings(model), call=False)  # the run's calls show a rejected key
     ctx = RunContext(ws, journal, template, idea, config, console, model, started.data.get("preset"),
                      llm_factory=_llm_factory(model, config, journal))
     return _go(ctx)
 
 
 def _kill_leftovers(journal: Journal, root: Path) -> None:
-    """An experiment whose orchestrator was killed may still run: stop it before restoring."""
+    """A child (experiment, plot.py, pdflatex) whose orchestrator was killed may still run:
+    stop every recorded process group before restoring the directory. A group that already
+    ended, or whose pid now belongs to a process outside the run directory, is left alone."""
     from agent import runner
 
     events = journal.events()
@@ -114,15 +125,24 @@ def _kill_leftovers(journal: Journal, root: Path) -> None:
             if runner.kill_leftover(int(e.data["pgid"]), root):
                 journal.append("run.leftover_killed", run=e.data["run"], attempt=e.data["attempt"],
                                pgid=e.data["pgid"])
+    for e in journal.of_kind("process.started"):
+        if runner.kill_leftover(int(e.data["pgid"]), root):
+            journal.append("process.leftover_killed", name=e.data.get("name"), pgid=e.data["pgid"])
+
+
+def _unrecorded_outputs(journal: Journal) -> list[str]:
+    """Outputs of steps that finished (`*.finished` with a `step` and `outputs`) but whose
+    commit was not recorded yet: a resume keeps them and commits them, never redoes them."""
+    recorded = {e.data.get("step") for e in journal.events() if e.kind.endswith(".recorded")}
+    return [out for e in journal.events() if e.kind.endswith(".finished")
+            and e.data.get("step") and e.data["step"] not in recorded for out in e.data.get("outputs", [])]
 
 
 def _llm_factory(model: str, config: LaunchConfig, journal: Journal) -> Callable[[], object]:
     def make() -> object:
-        from agent.llm import LLMClient, LLMSettings
+        from agent.llm import LLMClient
 
-        settings = LLMSettings(model=model, api_base=config.api_base, tpm_limit=config.tpm_limit,
-                               max_cost_usd=config.max_cost_usd)
-        return LLMClient(settings, journal)
+        return LLMClient(config.llm_settings(model), journal)
     return make
 
 
@@ -148,12 +168,45 @@ def _go(ctx: RunContext) -> LaunchResult:
         ctx.record("launch.stopped", error=type(exc).__name__, message=str(exc), exit_code=exc.exit_code)
         ctx.console.stop_status()
         hint = f"\nrun directory: {ctx.ws.root}"
-        if exc.exit_code in (4, 5, 130):
+        if exc.exit_code in (1, 4, 5, 130):
             hint += f"\ncontinue with: python -m agent.launch --resume {ctx.ws.root}"
         exc.args = (f"{exc}{hint}",)
         raise
+    except KeyboardInterrupt:
+        ctx.record("launch.stopped", error="KeyboardInterrupt", message="interrupted", exit_code=130)
+        ctx.console.stop_status()
+        raise
+    except Exception as exc:  # a bug of ours, or the machine (disk full, git failing)
+        ctx.console.stop_status()
+        raise _crashed(ctx, exc) from exc
     tokens, cost = ctx.spent()
     cost_text = "unknown" if cost is None else f"${cost:.2f}"
     ctx.record("launch.finished", tokens=tokens, cost_usd=cost)
     summary = "\n".join([f"done: {ctx.ws.root}", *summaries, f"LLM tokens: {tokens}, cost: {cost_text}"])
     return LaunchResult(ctx.ws.root, 0, summary)
+
+
+def _crashed(ctx: RunContext, exc: Exception) -> AgentError:
+    """Journal an unexpected exception with its traceback kept in the run directory
+    (`crashes/`, ignored by git, so that restoring the directory on resume keeps it)."""
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    where: Path | None = ctx.ws.root / "crashes" / f"{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}.txt"
+    try:
+        assert where is not None
+        where.parent.mkdir(exist_ok=True)
+        where.write_text(text, encoding="utf-8")
+    except OSError:  # disk full: the journal line below is then the only record
+        where = None
+    try:
+        ctx.record("launch.stopped", error=type(exc).__name__, message=str(exc)[:2000],
+                   exit_code=Crashed.exit_code, traceback=text[-20000:],
+                   traceback_file=str(where.relative_to(ctx.ws.root)) if where else None)
+    except OSError:
+        pass
+    saved = f"the traceback is in {where}" if where else "the traceback could not be saved"
+    return Crashed(
+        f"unexpected error: {type(exc).__name__}: {exc}\n{saved}. Everything committed before it "
+        f"is kept; once the cause is fixed (e.g. free disk space), continue with: "
+        f"python -m agent.launch --resume {ctx.ws.root}")

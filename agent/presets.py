@@ -3,6 +3,9 @@
 A template lists its presets in `template.toml`; a template whose harness can tell which
 presets this machine can run names a `presets_provider` module with `available()` (name ->
 None when usable, else the reason and what to do) and optionally `default_name()`.
+
+Whether a GPU is there is the provider's question; `harness.presets.cuda_present` asks torch,
+never the driver (a CPU-only torch next to an NVIDIA driver cannot use the GPU).
 """
 
 from __future__ import annotations

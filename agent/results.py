@@ -47,11 +47,25 @@ class RunRecord:
 
 
 def load_run(root: Path, index: int, template: Template) -> RunRecord:
-    info = json.loads((root / f"run_{index}" / "final_info.json").read_text(encoding="utf-8"))
-    metrics = info.get("metrics") or {}
-    config = info.get("config") or {}
+    """Read `run_{index}/final_info.json`; ValueError (saying what is wrong) for any shape the
+    loop cannot read: not an object, `metrics`/`config`/`code` not objects, a headline metric
+    that is not a number."""
+    path = root / f"run_{index}" / "final_info.json"
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(info, dict):
+        raise ValueError(f"{path.name} holds a JSON {type(info).__name__}, not an object")
+    parts = {key: info.get(key) or {} for key in ("metrics", "config", "code")}
+    for key, value in parts.items():
+        if not isinstance(value, dict):
+            raise ValueError(f"'{key}' in {path.name} is a {type(value).__name__}, not an object")
+    metrics, config = parts["metrics"], parts["config"]
+    for m in template.headline:
+        value = metrics.get(m.name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"metric '{m.name}' in {path.name} is {value!r}, not a number")
+    commit = parts["code"].get("commit")
     gates = tuple(evaluate(list(template.gates), metrics, config))
-    return RunRecord(index, metrics, config, (info.get("code") or {}).get("commit"), gates, info)
+    return RunRecord(index, metrics, config, commit if isinstance(commit, str) else None, gates, info)
 
 
 def finished_runs(root: Path, template: Template) -> list[RunRecord]:

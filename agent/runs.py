@@ -2,7 +2,8 @@
 
 A run is executed through the runner, its outcome journaled, its result files committed
 (one commit per finished run), and the orchestrator's own notes section appended and
-committed. Each step is journaled after its commit, so a resumed launch never repeats it.
+committed. Each step is journaled before and after its side effects, and its commit carries
+the step's name, so a resumed launch finds what was done and never repeats it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from agent import runner
 from agent.context import RunContext
+from agent.journal import Event
 from agent.results import RunRecord, config_changes, finished_runs, format_config_changes, load_run
 
 
@@ -42,11 +44,52 @@ def _from_event(data: dict[str, Any]) -> RunAttempt:
 
 
 def execute(ctx: RunContext, index: int, attempt: int, *, stage: str = "experiment") -> RunAttempt:
-    """Run `run_{index}` (attempt `attempt`) unless the journal says it already ran."""
+    """Run `run_{index}` (attempt `attempt`) unless the journal says it already ran.
+
+    Journaled before and after each side effect: `run.started`, the process, `run.finished`
+    (with its outputs), the results commit (found again by its step trailer), `run.recorded`.
+    A crash anywhere in between resumes without running the experiment a second time once
+    `run.finished` is written: resume keeps the outputs and this function commits them.
+    """
     done = ctx.find("run.recorded", run=index, attempt=attempt)
     if done is not None:
         return _from_event(done.data)
     out_name = f"run_{index}"
+    out_dir = ctx.ws.resolve(out_name)
+    finished = ctx.find("run.finished", run=index, attempt=attempt)
+    if finished is None:
+        finished = _run_process(ctx, index, attempt, stage, out_name)
+    ctx.crashpoint("run_finished")
+    data = finished.data
+    status, describe = data["status"], data.get("describe") or data["status"]
+    started = ctx.find("run.started", run=index, attempt=attempt)
+    commit = data.get("commit") or (started.data["commit"] if started else ctx.ws.head())
+    step = f"{stage}/run{index}/attempt{attempt}"
+    sha = ctx.ws.step_commit(step)
+    if sha is None and status == "ok":
+        sha = ctx.ws.commit([out_name], f"{stage}: run {index} results (attempt {attempt}, {describe})", step=step)
+    elif sha is None:
+        # Keep the failed attempt's logs in history, out of the way of the next attempt.
+        logs_rel = f"logs/{out_name}_attempt{attempt}"
+        logs = ctx.ws.resolve(logs_rel)
+        if out_dir.exists():
+            logs.parent.mkdir(exist_ok=True)
+            if logs.exists():
+                shutil.rmtree(logs)
+            shutil.move(str(out_dir), logs)
+        sha = ctx.ws.commit([logs_rel], f"{stage}: run {index} attempt {attempt} {status}: logs", step=step)
+    ctx.crashpoint("run_committed")
+    result = RunAttempt(index, attempt, status, describe, data.get("stderr_tail", ""), commit,
+                        data.get("duration_s", 0.0))
+    ctx.console.info(_progress_line(ctx, result))
+    ctx.record("run.recorded", stage=stage, run=index, attempt=attempt, status=status, describe=describe,
+               stderr_tail=result.stderr_tail, commit=result.commit, sha=sha,
+               duration_s=result.duration_s, step=step)
+    return result
+
+
+def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name: str) -> Event:
+    """Execute the experiment once; returns the `run.finished` event it journaled."""
     out_dir = ctx.ws.resolve(out_name)
     if out_dir.exists():  # leftovers of an attempt that did not finish
         shutil.rmtree(out_dir)
@@ -67,37 +110,27 @@ def execute(ctx: RunContext, index: int, attempt: int, *, stage: str = "experime
     if outcome.ok and status == "ok":
         try:
             load_run(ctx.ws.root, index, ctx.template)
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             status, describe = "no_results", f"wrote an unreadable final_info.json ({exc})"
-    ctx.record("run.finished", stage=stage, run=index, attempt=attempt, status=status,
-               returncode=outcome.returncode, duration_s=round(outcome.duration_s, 3),
-               stderr_tail=outcome.stderr_tail)
-    if status == "ok":
-        sha = ctx.ws.commit([out_name], f"{stage}: run {index} results (attempt {attempt}, {describe})")
-    else:
-        # Keep the failed attempt's logs in history, out of the way of the next attempt.
-        logs = ctx.ws.resolve(f"logs/{out_name}_attempt{attempt}")
-        logs.parent.mkdir(exist_ok=True)
-        if logs.exists():
-            shutil.rmtree(logs)
-        shutil.move(str(out_dir), logs)
-        sha = ctx.ws.commit([f"logs/{out_name}_attempt{attempt}"],
-                            f"{stage}: run {index} attempt {attempt} {status}: logs")
-    result = RunAttempt(index, attempt, status, describe, outcome.stderr_tail, commit, outcome.duration_s)
-    line = f"run {index} attempt {attempt}: {describe}"
-    if status == "ok":
-        record = load_run(ctx.ws.root, index, ctx.template)
+    outputs = [out_name if status == "ok" else f"logs/{out_name}_attempt{attempt}", out_name]
+    return ctx.record("run.finished", stage=stage, run=index, attempt=attempt, status=status,
+                      describe=describe, returncode=outcome.returncode, commit=commit,
+                      duration_s=round(outcome.duration_s, 3), stderr_tail=outcome.stderr_tail,
+                      step=f"{stage}/run{index}/attempt{attempt}", outputs=outputs)
+
+
+def _progress_line(ctx: RunContext, result: RunAttempt) -> str:
+    line = f"run {result.index} attempt {result.attempt}: {result.describe}"
+    if result.ok:
+        record = load_run(ctx.ws.root, result.index, ctx.template)
         line += "; " + ", ".join(f"{m.label} {m.fmt(record.metrics.get(m.name))}" for m in ctx.template.headline)
         failing = record.failing(severity=None)
         if failing:
             line += f"; gates failing: {', '.join(g.name for g in failing)}"
     else:
-        last = next((ln for ln in reversed(outcome.stderr_tail.splitlines()) if ln.strip()), "")
+        last = next((ln for ln in reversed(result.stderr_tail.splitlines()) if ln.strip()), "")
         line += f" ({last[:200]})" if last else ""
-    ctx.console.info(line)
-    ctx.record("run.recorded", stage=stage, run=index, attempt=attempt, status=status, describe=describe,
-               stderr_tail=outcome.stderr_tail, commit=commit, sha=sha, duration_s=round(outcome.duration_s, 3))
-    return result
+    return line
 
 
 def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> None:
@@ -124,9 +157,15 @@ def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> Non
     failing = run.failing(severity=None)
     lines.append("Gates: " + ("all pass" if not failing else
                               "; ".join(f"[{g.severity}] {g.message}" for g in failing)))
-    _append(ctx, "\n".join(lines) + "\n\n")  # a blank line before whatever is appended next
-    sha = ctx.ws.commit(["notes.txt"], f"notes: run {index} results section (orchestrator)")
-    ctx.record("notes.appended", run=index, sha=sha)
+    step = f"notes/run{index}"
+    sha = ctx.ws.step_commit(step)
+    if sha is None:  # else a crash came between the commit and the journal: nothing to redo
+        ctx.record("notes.appending", run=index, step=step)
+        _append(ctx, "\n".join(lines) + "\n\n")  # a blank line before whatever is appended next
+        ctx.crashpoint("notes_written")
+        sha = ctx.ws.commit(["notes.txt"], f"notes: run {index} results section (orchestrator)", step=step)
+        ctx.crashpoint("notes_committed")
+    ctx.record("notes.appended", run=index, sha=sha, step=step)
 
 
 def _append(ctx: RunContext, text: str) -> None:

@@ -7,14 +7,16 @@ resolved inside the directory; anything that would land outside is refused.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import UsageError
+from agent.errors import StoppedResumable, UsageError
 
 AUTHOR_NAME = "trusted-scientist"
 AUTHOR_EMAIL = "agent@trusted-scientist.invalid"
@@ -32,6 +34,7 @@ cache/
 .cache/
 __pycache__/
 *.pyc
+crashes/
 latex/*.aux
 latex/*.log
 latex/*.out
@@ -44,10 +47,22 @@ latex/*.pdf
 latex/compile_logs/
 """
 _SKIP_FROM_TEMPLATE = {"ideas", "__pycache__", ".git", ".pytest_cache"}
+STEP_TRAILER = "Agent-Step"
+"""Git trailer naming the orchestrator step a commit belongs to, so a step whose journal
+event was lost in a crash is found in the history instead of being done twice."""
+LOCK_NAME = "agent.lock"
+"""In the run's `.git/`: held (flock) by the one orchestrator working on the directory."""
+STAGING_PREFIX = ".creating-"
 
 
-class PathOutsideRunDir(UsageError):
-    """A path resolves outside the run directory."""
+class PathOutsideRunDir(StoppedResumable):
+    """A path the orchestrator uses resolves outside the run directory. Its own paths are
+    fixed names, so this means something (an experiment, a person) replaced one with a link
+    or the like: the launch stops, and `--resume` restores the directory to its last commit."""
+
+
+class RunDirBusy(UsageError):
+    """Another live orchestrator holds the run directory."""
 
 
 @dataclass(frozen=True)
@@ -74,17 +89,45 @@ class Workspace:
     # --- creation -----------------------------------------------------------------------
     @classmethod
     def create(cls, runs_dir: Path, idea_name: str, template_root: Path, idea_fields: dict,
-               extra_files: dict[str, str] | None = None, latex_skeleton: Path | None = None) -> Workspace:
-        """Make `runs_dir/<YYYYmmdd_HHMMSS>_<idea>/` from the template and commit it."""
+               extra_files: dict[str, str] | None = None, latex_skeleton: Path | None = None,
+               before_publish: Callable[[Path], None] | None = None) -> Workspace:
+        """Make `runs_dir/<YYYYmmdd_HHMMSS>_<idea>/` from the template and commit it.
+
+        The directory is built under a hidden staging name and renamed into place when it is
+        complete (`before_publish(staging_root)` runs just before: the journal's first event),
+        so a crash never leaves a half-made run directory where runs are listed.
+        """
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_staging(runs_dir)
+        stamp = time.strftime("%Y%m%d_%H%M%S")
+        staging = runs_dir / f"{STAGING_PREFIX}{stamp}_{idea_name}-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        try:
+            cls._build(staging, idea_name, template_root, idea_fields, extra_files, latex_skeleton)
+            if before_publish is not None:
+                before_publish(staging)
+            root = runs_dir / f"{stamp}_{idea_name}"
+            n = 1
+            while True:  # two launches in one second get distinct folders
+                try:
+                    os.rename(staging, root)  # atomic; fails if another launch took the name
+                    break
+                except OSError:
+                    if not root.exists():
+                        raise
+                    n += 1
+                    root = runs_dir / f"{stamp}_{idea_name}_{n}"
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return cls(root)
+
+    @classmethod
+    def _build(cls, root: Path, idea_name: str, template_root: Path, idea_fields: dict,
+               extra_files: dict[str, str] | None, latex_skeleton: Path | None) -> None:
         import git
 
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d_%H%M%S")
-        root = runs_dir / f"{stamp}_{idea_name}"
-        n = 1
-        while root.exists():  # two launches in one second get distinct folders
-            n += 1
-            root = runs_dir / f"{stamp}_{idea_name}_{n}"
         shutil.copytree(template_root, root, ignore=lambda d, names: [x for x in names if x in _SKIP_FROM_TEMPLATE])
         if latex_skeleton is not None and latex_skeleton.is_dir():
             dest = root / "latex"
@@ -104,9 +147,27 @@ class Workspace:
             cfg.set_value("user", "name", AUTHOR_NAME)
             cfg.set_value("user", "email", AUTHOR_EMAIL)
             cfg.set_value("commit", "gpgsign", "false")
-        ws = cls(root)
-        ws.commit(["."], f"setup: template '{template_root.name}' and idea '{idea_name}'")
-        return ws
+        cls(root).commit(["."], f"setup: template '{template_root.name}' and idea '{idea_name}'")
+
+    # --- one orchestrator at a time ----------------------------------------------------------
+    def lock(self) -> None:
+        """Hold the run directory for this process until it exits, or RunDirBusy naming the
+        live process that holds it. The lock is an flock, so the kernel drops it when its
+        holder dies, however it dies: a dead holder's lock is simply taken over."""
+        path = self.root / ".git" / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunDirBusy(
+                f"{self.root} is being worked on by {holder}: only one launch or --resume may "
+                f"run in a run directory at a time. Wait for it to end, or stop it (kill the "
+                f"pid) and then --resume.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode(), 0)
+        self._lock_fd = fd  # kept open (and so held) for the life of this process
 
     # --- paths ----------------------------------------------------------------------------
     def resolve(self, rel: str | Path) -> Path:
@@ -122,8 +183,10 @@ class Workspace:
         return full
 
     # --- git ------------------------------------------------------------------------------
-    def commit(self, paths: list[str], message: str) -> str | None:
-        """Stage `paths` (additions, changes, deletions) and commit; None if nothing changed."""
+    def commit(self, paths: list[str], message: str, step: str | None = None) -> str | None:
+        """Stage `paths` (additions, changes, deletions) and commit; None if nothing changed.
+
+        `step` names the orchestrator step in a trailer, for `step_commit`."""
         rels = [str(self.resolve(p).relative_to(self.root)) if p != "." else "." for p in paths]
         # A path that neither exists nor was ever committed has nothing to record (git would
         # refuse the whole call with "pathspec did not match").
@@ -133,8 +196,19 @@ class Workspace:
         self.repo.git.add("-A", "--", *rels)
         if self.repo.head.is_valid() and not self.repo.index.diff("HEAD"):
             return None
+        if step is not None:
+            message = f"{message}\n\n{STEP_TRAILER}: {step}"
         self.repo.git.commit("-m", message, "--no-verify", f"--author={AUTHOR_NAME} <{AUTHOR_EMAIL}>")
         return self.head()
+
+    def step_commit(self, step: str) -> str | None:
+        """The commit of `step` on the current branch, if that step was committed."""
+        out = str(self.repo.git.log("--format=%H%x1f%(trailers:key=" + STEP_TRAILER + ",valueonly)%x1e"))
+        for record in out.split("\x1e"):
+            sha, _, steps = record.strip().partition("\x1f")
+            if step in (line.strip() for line in steps.splitlines()):
+                return sha
+        return None
 
     def head(self) -> str:
         return self.repo.head.commit.hexsha
@@ -143,13 +217,32 @@ class Workspace:
         """Tracked changes or untracked (not ignored) files."""
         return self.repo.is_dirty(untracked_files=True)
 
-    def restore_clean(self) -> list[str]:
-        """Throw away uncommitted changes and untracked files (ignored ones stay); return what went."""
+    def restore_clean(self, keep: Iterable[str] = ()) -> list[str]:
+        """Throw away uncommitted changes and untracked files (ignored ones stay); return what went.
+
+        Paths in `keep` (outputs of a finished step that a crash left uncommitted) survive as
+        they are, to be committed by the resumed step instead of being made again."""
+        kept = [rel for rel in dict.fromkeys(keep) if os.path.lexists(self.resolve(rel))]
+        held = self.root / ".git" / "agent-kept"
+        if held.exists():
+            shutil.rmtree(held)
+        for i, rel in enumerate(kept):
+            (held / str(i)).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.resolve(rel), held / str(i))
         lost = [str(item.a_path or item.b_path) for item in self.repo.index.diff(None)]
         lost += list(self.repo.untracked_files)
         self.repo.git.reset("--hard", "HEAD")
         self.repo.git.clean("-fd")
-        return lost
+        for i, rel in enumerate(kept):
+            dest = self.root / rel
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            elif os.path.lexists(dest):
+                dest.unlink()
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(held / str(i), dest)
+        shutil.rmtree(held, ignore_errors=True)
+        return [p for p in lost if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept)]
 
     def diff(self, sha: str) -> str:
         """The patch a commit introduced."""
@@ -176,3 +269,11 @@ class Workspace:
         """Move `main` back to `sha` (an unfinished edit session is redone from there)."""
         self.repo.git.reset("--hard", sha)
         self.repo.git.clean("-fd")
+
+
+def _remove_abandoned_staging(runs_dir: Path) -> None:
+    """Staging folders of launches that died while creating their run directory."""
+    for path in runs_dir.glob(f"{STAGING_PREFIX}*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)

@@ -3,6 +3,7 @@ message that says what is wrong, before anything is created or run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,13 +16,14 @@ from agent import baseline, launch, runner
 from agent.config import STAGES, LaunchConfig
 from agent.journal import JOURNAL_NAME, read
 from agent.workspace import Workspace
-from tests.fakellm import FakeLLM
+from tests.fakellm import FakeLLM, Reply
 from tests.test_template import TEMPLATES, copy_toy, toy_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "litellm", "git", "rich", "matplotlib", "datasets", "jinja2")
 FLAGS = ("--idea", "--template", "--model", "--api-base", "--max-runs", "--max-attempts", "--timeout",
-         "--preset", "--resume", "--max-cost", "--runs-dir", "--stages", "--skip-writeup", "--quiet")
+         "--preset", "--resume", "--max-cost", "--runs-dir", "--stages", "--skip-writeup", "--quiet",
+         "--price-per-mtok", "--llm-timeout", "--no-preflight-call")
 
 
 def _python(*args: str) -> subprocess.CompletedProcess[str]:
@@ -99,13 +101,33 @@ def test_every_flag_reaches_the_launch_config() -> None:
         "--idea", "toy_idea", "--template", "toy_template", "--model", "openai/qwen",
         "--api-base", "http://localhost:8000/v1", "--max-runs", "2", "--max-attempts", "3",
         "--timeout", "12.5", "--preset", "tiny", "--max-cost", "1.5", "--runs-dir", "/tmp/r",
-        "--stages", "plot,experiment", "--quiet"])
+        "--stages", "plot,experiment", "--quiet", "--price-per-mtok", "0.2,0.6",
+        "--llm-timeout", "45", "--no-preflight-call"])
     cfg = launch.config_from_args(args)
     assert cfg == LaunchConfig(idea="toy_idea", template="toy_template", model="openai/qwen",
                                api_base="http://localhost:8000/v1", max_runs=2, max_attempts=3,
                                timeout_s=12.5, preset="tiny", max_cost_usd=1.5, runs_dir="/tmp/r",
-                               stages=("experiment", "plot"), quiet=True)
+                               stages=("experiment", "plot"), quiet=True,
+                               price_per_mtok=(0.2, 0.6), llm_timeout_s=45.0, preflight_call=False)
     assert LaunchConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    settings = cfg.llm_settings("openai/qwen")
+    assert (settings.api_base, settings.timeout_s, settings.max_cost_usd, settings.price_per_mtok) == (
+        "http://localhost:8000/v1", 45.0, 1.5, (0.2, 0.6))
+
+
+def test_llm_flags_default_to_a_300_s_timeout_no_price_and_the_check_call() -> None:
+    cfg = launch.config_from_args(launch.build_parser().parse_args(["--idea", "x"]))
+    assert (cfg.llm_timeout_s, cfg.price_per_mtok, cfg.preflight_call) == (300.0, None, True)
+    text = " ".join(launch.build_parser().format_help().split())
+    assert "--llm-timeout SECONDS seconds one LLM request may take" in text and "(default 300)" in text
+
+
+def test_flags_typed_on_resume_name_the_config_fields_they_override() -> None:
+    typed = launch._explicit_flags(["--resume", "runs/x", "--max-cost=9", "--timeout", "60",
+                                    "--llm-timeout", "600", "--price-per-mtok", "1,2", "--quiet"])
+    fields = {f.name for f in dataclasses.fields(LaunchConfig)}
+    assert {"max_cost_usd", "timeout_s", "llm_timeout_s", "price_per_mtok", "quiet"} <= set(typed)
+    assert set(typed) - {"resume"} <= fields
 
 
 def test_skip_writeup_drops_the_writeup_stage() -> None:
@@ -121,6 +143,11 @@ def test_skip_writeup_drops_the_writeup_stage() -> None:
     ["--idea", "toy_idea", "--max-runs", "two"],
     ["--idea", "toy_idea", "--timeout", "nan"],
     ["--idea", "toy_idea", "--max-cost", "inf"],
+    ["--idea", "toy_idea", "--price-per-mtok", "3"],
+    ["--idea", "toy_idea", "--price-per-mtok", "3,x"],
+    ["--idea", "toy_idea", "--price-per-mtok", "-1,2"],
+    ["--idea", "toy_idea", "--price-per-mtok", "1,2,3"],
+    ["--idea", "toy_idea", "--llm-timeout", "0"],
     ["--idea", "toy_idea", "--stages", "experiment,review"],
     ["--idea", "toy_idea", "--stages", ","],
     ["--idea", "toy_idea", "--stages", "writeup", "--skip-writeup"],
@@ -241,11 +268,12 @@ def test_failing_baseline_exits_3_with_the_error_tail_and_asks_no_llm(
     script.write_text(script.read_text().replace(
         "    cfg = Config()\n", "    cfg = Config()\n    raise KeyError('momentum_beta')\n"))
     runs = tmp_path / "runs"
-    with FakeLLM([]) as srv:
+    with FakeLLM([Reply("ok")]) as srv:
         code = launch.main(["--idea", "toy_idea", "--templates-dir", str(tmp_path / "templates"),
                             "--runs-dir", str(runs), "--model", "openai/test-model",
                             "--api-base", srv.base_url, "--quiet"])
-        assert srv.requests == [], "the LLM was asked to fix a broken template"
+        # only the one-token check of the key at launch; nobody asked to fix the template
+        assert [r["max_tokens"] for r in srv.requests] == [1], "the LLM was asked to fix a broken template"
     err = capsys.readouterr().err
     assert code == 3, err
     assert "KeyError: 'momentum_beta'" in err

@@ -9,11 +9,13 @@ from tests.fakellm import FakeLLM, Reply
 
 
 def test_experiment_stage_with_failed_edit_crash_retry_and_all_completed(tmp_path):
-    with FakeLLM([Reply(t) for t in TOY_SESSION], error_status=400) as srv:
+    # The first request is the launch's one-token credentials check.
+    with FakeLLM([Reply("ok"), *(Reply(t) for t in TOY_SESSION)], error_status=400) as srv:
         proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", "openai/test-model",
                    "--api-base", srv.base_url, "--runs-dir", str(tmp_path), "--stages", "experiment",
                    "--max-runs", "3", "--quiet")
-        requests = list(srv.requests)
+        probe, *requests = list(srv.requests)
+    assert probe["max_tokens"] == 1
     assert proc.returncode == 0, proc.stderr + proc.stdout
     run_dir = only_run_dir(tmp_path)
     events = read(run_dir / "journal.jsonl").events

@@ -267,3 +267,23 @@ def test_a_responder_that_raises_fails_the_call_at_once_with_error_status_400(
         with pytest.raises(UsageError, match="no reply scripted for this prompt"):
             ask(client_for(srv, journal, []))
         assert len(srv.requests) == 1
+
+
+def test_the_llm_timeout_flag_bounds_each_request_and_a_timeout_is_retried(journal: Journal) -> None:
+    from dataclasses import replace
+
+    from agent import launch, orchestrator
+    from agent.llm import TRANSIENT_KINDS
+
+    args = launch.build_parser().parse_args(["--idea", "x", "--llm-timeout", "0.3"])
+    sleeps: list[float] = []
+    with FakeLLM([Slow(3.0, Reply("too late")), Reply("ok")]) as srv:
+        config = replace(launch.config_from_args(args), api_base=srv.base_url)
+        made = orchestrator._llm_factory("openai/test-model", config, journal)()
+        assert isinstance(made, LLMClient) and made.settings.timeout_s == 0.3
+        client = LLMClient(config.llm_settings("openai/test-model"), journal,
+                           sleep=sleeps.append, rng=lambda: 0.5)
+        reply = ask(client)
+    assert isinstance(reply, Completion) and reply.text == "ok" and reply.retries == 1
+    (retry,) = [e.data for e in journal.of_kind("llm.retry")]
+    assert retry["failure"] == "timeout" and "timeout" in TRANSIENT_KINDS

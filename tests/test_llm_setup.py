@@ -14,13 +14,19 @@ from agent.errors import UsageError
 from agent.llm import (
     DEFAULT_ANTHROPIC_MODEL,
     DEFAULT_OPENAI_MODEL,
+    LLMSettings,
     ModelChoice,
-    preflight,
     resolve_model,
 )
+from agent.llm import preflight as full_preflight
 from tests.fakellm import FakeLLM
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def preflight(model: str, api_base: str | None, env: dict[str, str]) -> None:
+    """The checks that need no request to the model (the check request has its own tests)."""
+    assert full_preflight(LLMSettings(model, api_base), env, call=False) is None
 
 
 def test_importing_agent_llm_does_not_import_litellm() -> None:

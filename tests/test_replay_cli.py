@@ -35,7 +35,8 @@ def _metrics(run_dir):
 
 
 def test_replaying_a_previous_runs_journal_reproduces_its_results(tmp_path):
-    with FakeLLM([Reply(t) for t in TOY_SESSION], error_status=400) as srv:
+    # The first request is the launch's one-token credentials check.
+    with FakeLLM([Reply("ok"), *(Reply(t) for t in TOY_SESSION)], error_status=400) as srv:
         live = cli(*ARGS, "--templates-dir", str(TOY_TEMPLATES), "--model", "openai/test-model",
                    "--api-base", srv.base_url, "--runs-dir", str(tmp_path / "live"), "--quiet")
     assert live.returncode == 0, live.stderr
@@ -75,12 +76,12 @@ def test_without_credentials_or_reference_session_exits_2_listing_the_options(tm
 
 def test_agent_model_variable_beats_the_reference_session(tmp_path):
     templates = _toy_templates(tmp_path, TOY_SESSION)
-    with FakeLLM([Reply(t) for t in TOY_SESSION], error_status=400) as srv:
+    with FakeLLM([Reply("ok"), *(Reply(t) for t in TOY_SESSION)], error_status=400) as srv:
         proc = cli(*ARGS, "--templates-dir", str(templates), "--api-base", srv.base_url,
                    "--runs-dir", str(tmp_path / "runs"), "--quiet", env={"AGENT_MODEL": "openai/test-model"})
         n_requests = len(srv.requests)
     assert proc.returncode == 0, proc.stderr
-    assert n_requests == len(TOY_SESSION)
+    assert n_requests == 1 + len(TOY_SESSION)  # the credentials check, then the session
     started = next(e for e in read(only_run_dir(tmp_path / "runs") / "journal.jsonl").events
                    if e.kind == "launch.started")
     assert started.data["model_source"] == "AGENT_MODEL"

@@ -103,7 +103,8 @@ def _resume(run_dir: Path, *extra: str) -> None:
 
 
 def test_resume_after_kill_during_an_llm_call(tmp_path, reference):
-    script = [Reply(TOY_SESSION[0]), Reply(TOY_SESSION[1]), Slow(30, Reply(TOY_SESSION[2])),
+    script = [Reply("ok"),  # the launch's one-token credentials check
+              Reply(TOY_SESSION[0]), Reply(TOY_SESSION[1]), Slow(30, Reply(TOY_SESSION[2])),
               *[Reply(t) for t in TOY_SESSION_WITH_PLOT[2:]]]
     with FakeLLM(script, error_status=400) as srv:
         args = [*COMMON, "--model", "openai/test-model", "--api-base", srv.base_url, "--runs-dir", str(tmp_path)]
@@ -117,7 +118,7 @@ def test_resume_after_kill_during_an_llm_call(tmp_path, reference):
         assert journal is not None
         _wait_for(journal, "llm.request", 3, proc, timeout=180)
         deadline = time.monotonic() + 60
-        while len(srv.requests) < 3:  # the third request has reached the server: it is in flight
+        while len(srv.requests) < 4:  # the third LLM turn has reached the server: it is in flight
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
@@ -162,3 +163,120 @@ def test_resume_after_kill_at_a_named_point(tmp_path, reference, point):
     assert _fingerprint(run_dir) == reference
     _check_consistent(run_dir)
     assert len([p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")]) == 1
+
+
+# --- every window between a side effect and its journal line -----------------------------------
+# `name:n` = the n-th time the orchestrator passes crash point `name`. Runs: baseline (1),
+# run 1 (2), run 2 attempt 1 crashes (3), run 2 attempt 2 (4); notes sections for runs 0, 1, 2.
+
+WINDOWS = [
+    "run_finished:2",     # run 1's process ended and run.finished is journaled; nothing committed
+    "run_committed:2",    # run 1's results are committed; run.recorded is not journaled
+    "run_finished:3",     # a failed attempt: its logs are not yet moved and committed
+    "notes_written:2",    # run 1's notes section written, not committed
+    "notes_committed:2",  # committed, notes.appended not journaled
+    "plot_finished:1",    # plot.py ran, figures not committed
+]
+
+
+def _count_runs_executed(run_dir: Path) -> list[tuple[int, int]]:
+    return [(e.data["run"], e.data["attempt"]) for e in read(run_dir / "journal.jsonl").events
+            if e.kind == "run.started"]
+
+
+@pytest.mark.parametrize("point", WINDOWS)
+def test_a_crash_between_a_side_effect_and_its_record_neither_loses_nor_repeats_it(tmp_path, reference, point):
+    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
+    runs = tmp_path / "runs"
+    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs),
+               env={"AGENT_TEST_CRASH_AT": point})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_dir = only_run_dir(runs)
+    before = _count_runs_executed(run_dir)
+    _resume(run_dir)
+    assert _fingerprint(run_dir) == reference
+    _check_consistent(run_dir)
+    executed = _count_runs_executed(run_dir)
+    assert len(executed) == len(set(executed)), f"a run was executed twice: {executed}"
+    assert executed[: len(before)] == before
+    notes = (run_dir / "notes.txt").read_text()
+    for index in (0, 1, 2):
+        assert notes.count(f"## Run {index}") == 1, f"run {index}'s notes section is not there once"
+    events = read(run_dir / "journal.jsonl").events
+    steps = [e.data["step"] for e in events if e.kind.endswith(".recorded") and "step" in e.data]
+    assert len(steps) == len(set(steps)), "a step was recorded twice"
+    shas = [e.data.get("sha") for e in events if e.kind in ("run.recorded", "notes.appended", "plot.recorded")]
+    history = {c.sha for c in Workspace(run_dir).history()}
+    assert all(sha in history for sha in shas if sha), "a recorded commit is not in the history"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
+    return state not in ("Z", "X")
+
+
+def test_resume_stops_a_plot_left_running_by_a_killed_orchestrator(tmp_path, reference):
+    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
+    runs = tmp_path / "runs"
+    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs),
+               env={"AGENT_TEST_CRASH_AT": "plot_started:1", "TOY_PLOT_SLEEP": "60"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_dir = only_run_dir(runs)
+    (started,) = [e for e in read(run_dir / "journal.jsonl").events if e.kind == "process.started"]
+    pgid = started.data["pgid"]
+    assert _alive(pgid), "the orphaned plot.py was meant to outlive its orchestrator"
+    try:
+        _resume(run_dir)
+        assert not _alive(pgid), "resume left the orphaned plot.py running"
+        events = read(run_dir / "journal.jsonl").events
+        assert [e.data["pgid"] for e in events if e.kind == "process.leftover_killed"] == [pgid]
+        assert _fingerprint(run_dir) == reference
+        _check_consistent(run_dir)
+    finally:
+        if _alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+# --- one orchestrator per run directory -------------------------------------------------------
+
+def test_a_second_resume_of_a_busy_run_directory_exits_2_naming_the_live_process(tmp_path, reference):
+    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
+    runs = tmp_path / "runs"
+    proc = _popen([*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs)], env={"TOY_SLEEP": "1.5"})
+    deadline = time.monotonic() + 60
+    while not (runs.exists() and any(p.is_dir() and not p.name.startswith(".") for p in runs.iterdir())):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    run_dir = only_run_dir(runs)
+    _wait_for(run_dir / "journal.jsonl", "run.process", 2, proc)
+    journal_before = (run_dir / "journal.jsonl").read_bytes()
+    second = cli("--resume", str(run_dir), "--quiet")
+    third = cli("--resume", str(run_dir), "--quiet")
+    assert proc.poll() is None, "the first orchestrator must not have been disturbed"
+    for other in (second, third):
+        assert other.returncode == 2, other.stderr
+        assert f"pid {proc.pid}" in other.stderr and "only one launch or --resume" in other.stderr
+    assert (run_dir / "journal.jsonl").read_bytes().startswith(journal_before)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert _fingerprint(run_dir) == reference
+    _check_consistent(run_dir)
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, reference):
+    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
+    runs = tmp_path / "runs"
+    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs),
+               env={"AGENT_TEST_CRASH_AT": "run_started:2"})
+    assert proc.returncode == -signal.SIGKILL
+    run_dir = only_run_dir(runs)
+    lock = run_dir / ".git" / "agent.lock"
+    dead = int(lock.read_text().split()[1])  # "pid N (since ...)", written by the killed launch
+    assert not _alive(dead)
+    _resume(run_dir)
+    assert int(lock.read_text().split()[1]) not in (dead, os.getpid())
+    assert _fingerprint(run_dir) == reference

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from agent import workspace
-from agent.errors import UsageError
+from agent.errors import StoppedResumable, UsageError
 from agent.workspace import PathOutsideRunDir, Workspace
 
 TOY = Path(__file__).parent / "fixtures" / "templates" / "toy_template"
@@ -183,7 +183,10 @@ def test_resolve_refuses_a_symlink_leading_outside(ws: Workspace, tmp_path: Path
     for rel in ("data", "data/key.txt", "key.txt"):
         with pytest.raises(PathOutsideRunDir) as info:
             ws.resolve(rel)
-        assert isinstance(info.value, UsageError)
+        # The orchestrator's own paths are fixed names: a link out of the directory was made
+        # by something else (an experiment), so this stops resumably (exit 4), not as bad input.
+        assert isinstance(info.value, StoppedResumable) and info.value.exit_code == 4
+        assert not isinstance(info.value, UsageError)
     assert (outside / "key.txt").read_text() == "k"
 
 

@@ -4,12 +4,13 @@ Importing this package does not import litellm (that happens at the first call),
 `python -m agent.launch --help` stays fast.
 
     settings = LLMSettings("anthropic/claude-sonnet-4-5", max_cost_usd=5.0)
-    preflight(settings.model, settings.api_base)          # UsageError now, not mid-run
+    warning = preflight(settings)           # UsageError now (one check request), not mid-run
     client = LLMClient(settings, journal)
     reply = client.complete(messages, stage="experiments", prompt_kind="plan_experiments")
     if isinstance(reply, ContextOverflow): ...             # shrink the history, ask again
 """
 
+from agent.llm.checks import check_call, preflight
 from agent.llm.client import CostLimitReached, LLMClient
 from agent.llm.cost import register_price, spent_usd
 from agent.llm.failures import (
@@ -23,7 +24,7 @@ from agent.llm.providers import (
     DEFAULT_ANTHROPIC_MODEL,
     DEFAULT_OPENAI_MODEL,
     PROVIDER_KEYS,
-    preflight,
+    check_offline,
     resolve_model,
 )
 from agent.llm.records import (
@@ -59,6 +60,8 @@ __all__ = [
     "ModelChoice",
     "ModelSource",
     "Recording",
+    "check_call",
+    "check_offline",
     "classify",
     "load_recording",
     "preflight",

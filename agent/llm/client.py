@@ -57,9 +57,10 @@ class LLMClient:
             return banner(self._recording)
         s = self.settings
         where = f" at {s.api_base}" if s.api_base else ""
-        unpriced = s.max_cost_usd is not None and cost.price_per_token(s.model) is None
+        unpriced = (s.max_cost_usd is not None
+                    and cost.price_per_token(s.model, s.price_per_mtok) is None)
         warning = (" (its price is unknown, so --max-cost cannot be enforced: "
-                   "register_price() it)") if unpriced else ""
+                   "pass --price-per-mtok INPUT,OUTPUT)") if unpriced else ""
         return f"LLM: {s.model}{where}{warning}"
 
     def complete(self, messages: list[Message], *, stage: str, prompt_kind: str,
@@ -87,7 +88,8 @@ class LLMClient:
         events = self.journal.events()
         spent = cost.spent_usd(events)
         upcoming = cost.estimate_call_usd(self.settings.model, estimated, events,
-                                          self.settings.max_output_tokens)
+                                          self.settings.max_output_tokens,
+                                          self.settings.price_per_mtok)
         if spent + upcoming <= limit:
             return
         self.journal.append("llm.budget_stopped", **where, spent_usd=spent,
@@ -134,26 +136,13 @@ class LLMClient:
 
     def _request(self, messages: list[Message], recorded: RecordedReply | None) -> dict[str, Any]:
         s = self.settings
-        args: dict[str, Any] = {
-            "messages": messages, "timeout": s.timeout_s, "temperature": s.temperature,
-            "max_tokens": self._max_tokens(), "drop_params": True,
-            # ours decide: litellm's own retries would retry a 401 and sleep unseen
-            "num_retries": 0, "max_retries": 0,
-        }
+        _, model_max = cost.model_limits(s.model)
+        max_tokens = min(s.max_output_tokens, model_max or s.max_output_tokens)
+        args = request_args(s, messages, max_tokens, self._env)
         if recorded is not None:
+            args = {k: v for k, v in args.items() if k not in ("api_base", "api_key")}
             return {**args, "model": "openai/replay", "mock_response": recorded.text}
-        args["model"] = s.model
-        if s.api_base:
-            args["api_base"] = s.api_base
-        if s.api_key:
-            args["api_key"] = s.api_key
-        elif s.api_base and not has_key(s.model, self._env):
-            args["api_key"] = NO_KEY
         return args
-
-    def _max_tokens(self) -> int:
-        _, model_max = cost.model_limits(self.settings.model)
-        return min(self.settings.max_output_tokens, model_max or self.settings.max_output_tokens)
 
     def _send(self, messages: list[Message], estimated: int, recorded: RecordedReply | None,
               where: dict[str, Any]) -> Completion | ContextOverflow:
@@ -207,7 +196,7 @@ class LLMClient:
             input_tokens = estimated
         if recorded is not None or output_tokens is None:
             output_tokens = cost.estimate_tokens([{"role": "assistant", "content": text}], model)
-        price = cost.call_cost(model, input_tokens, output_tokens)
+        price = cost.call_cost(model, input_tokens, output_tokens, self.settings.price_per_mtok)
         completion = Completion(text, input_tokens, output_tokens, price, latency, retries, model,
                                 recorded is not None, finish_reason)
         self.journal.append("llm.response", **where, text=text, input_tokens=input_tokens,
@@ -215,6 +204,25 @@ class LLMClient:
                             latency_s=round(latency, 3), retries=retries,
                             replay=completion.replay, finish_reason=finish_reason)
         return completion
+
+
+def request_args(settings: LLMSettings, messages: list[Message], max_tokens: int,
+                 env: Mapping[str, str]) -> dict[str, Any]:
+    """The keyword arguments of one `litellm.completion` call to the configured model."""
+    s = settings
+    args: dict[str, Any] = {
+        "model": s.model, "messages": messages, "timeout": s.timeout_s,
+        "temperature": s.temperature, "max_tokens": max_tokens, "drop_params": True,
+        # ours decide: litellm's own retries would retry a 401 and sleep unseen
+        "num_retries": 0, "max_retries": 0,
+    }
+    if s.api_base:
+        args["api_base"] = s.api_base
+    if s.api_key:
+        args["api_key"] = s.api_key
+    elif s.api_base and not has_key(s.model, env):
+        args["api_key"] = NO_KEY
+    return args
 
 
 def _parse(response: Any) -> tuple[str, str | None, int | None, int | None] | None:

@@ -1,7 +1,8 @@
 """Prices, token estimates and spend. Spend is a fold over the journal, never a counter.
 
 An unknown price is None all the way to the journal: a local or unlisted model must not crash
-the run, and must not be reported as free either. `register_price` fills the gap.
+the run, and must not be reported as free either. `LLMSettings.price_per_mtok` (the
+`--price-per-mtok` flag) or `register_price` fills the gap.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from collections.abc import Iterable
 from agent.journal import Event
 from agent.llm.backend import litellm
 from agent.llm.records import Message
+
+Price = tuple[float, float]
+"""(input, output) USD per million tokens, as a user states a price (--price-per-mtok)."""
 
 _REGISTERED: dict[str, tuple[float, float]] = {}
 """Prices set with `register_price`: model -> (USD per input token, USD per output token)."""
@@ -30,12 +34,15 @@ def is_replay(model: str) -> bool:
     return model.startswith("replay:")
 
 
-def price_per_token(model: str) -> tuple[float, float] | None:
-    """(input, output) USD per token, or None if nobody knows."""
-    if model in _REGISTERED:
-        return _REGISTERED[model]
+def price_per_token(model: str, given: Price | None = None) -> tuple[float, float] | None:
+    """(input, output) USD per token, or None if nobody knows. A replay is free; else `given`
+    (USD per million tokens, from --price-per-mtok) wins over everything else."""
     if is_replay(model):
         return (0.0, 0.0)
+    if given is not None:
+        return (given[0] / 1e6, given[1] / 1e6)
+    if model in _REGISTERED:
+        return _REGISTERED[model]
     try:
         cost_in, cost_out = litellm().cost_per_token(
             model=model, prompt_tokens=1_000_000, completion_tokens=1_000_000)
@@ -44,9 +51,10 @@ def price_per_token(model: str) -> tuple[float, float] | None:
         return None
 
 
-def call_cost(model: str, input_tokens: int, output_tokens: int) -> float | None:
+def call_cost(model: str, input_tokens: int, output_tokens: int,
+              given: Price | None = None) -> float | None:
     """USD for one call, or None when the model's price is unknown."""
-    price = price_per_token(model)
+    price = price_per_token(model, given)
     if price is None:
         return None
     return price[0] * input_tokens + price[1] * output_tokens
@@ -81,10 +89,10 @@ def spent_usd(events: Iterable[Event]) -> float:
 
 
 def estimate_call_usd(model: str, input_tokens: int, events: Iterable[Event],
-                      max_output_tokens: int) -> float:
+                      max_output_tokens: int, given: Price | None = None) -> float:
     """What the next call will probably cost: its prompt, plus a reply as long as the run's
     replies so far on average. 0.0 when the price is unknown."""
-    price = price_per_token(model)
+    price = price_per_token(model, given)
     if price is None:
         return 0.0
     outputs = [e.data.get("output_tokens") or 0 for e in events if e.kind == "llm.response"]

@@ -1,5 +1,6 @@
 """Which credentials a model needs, which model to use, and whether it can be reached —
-answered before the first call, in well under 5 s, without importing litellm."""
+answered before the first call, in well under 5 s, without importing litellm (the one call
+that checks the key itself is `agent.llm.checks`)."""
 
 from __future__ import annotations
 
@@ -106,10 +107,11 @@ def check_reachable(base: str, path: str = "/models", timeout_s: float = REACH_T
         f"the server, or fix --api-base / --model")
 
 
-def preflight(model: str, api_base: str | None = None,
-              env: Mapping[str, str] = os.environ) -> None:
-    """Fail fast (UsageError, exit 2) on what would make the first LLM call fail for sure:
-    a missing key for a hosted provider, an unreachable server, an unreadable recording."""
+def check_offline(model: str, api_base: str | None = None,
+                  env: Mapping[str, str] = os.environ) -> None:
+    """Fail fast (UsageError, exit 2) on what makes the first LLM call fail for sure and can
+    be seen without asking the model: a missing key for a hosted provider, an unreachable
+    server, an unreadable recording."""
     path = replay_path(model)
     if path is not None:
         load_recording(path)

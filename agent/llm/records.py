@@ -54,6 +54,9 @@ class LLMSettings:
     """Client-side tokens-per-minute budget (estimated input tokens, sliding 60 s window)."""
     max_cost_usd: float | None = None
     """Stop (resumable) before a call would take the run's journalled spend past this."""
+    price_per_mtok: tuple[float, float] | None = None
+    """(input, output) USD per million tokens, for a model litellm has no price for; it wins
+    over litellm's price map. None = litellm's price, if it has one."""
     temperature: float = 0.2
     """Sampling temperature (dropped for models that do not take one)."""
     max_output_tokens: int = 8192

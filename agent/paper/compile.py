@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ from typing import Literal
 from agent import runner
 
 CompileStatus = Literal["ok", "failed", "timed_out", "skipped"]
+OnStart = Callable[[int], object] | None
 SHARED_LATEX_DIR = Path(__file__).resolve().parents[2] / "latex"
 SHARED_STYLE_FILES = ("trustedpaper.sty",)
 STALE_SUFFIXES = (".aux", ".bbl", ".blg", ".out", ".toc", ".log", ".pdf")
@@ -134,27 +136,33 @@ def bibtex_problems(blg: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _pdflatex(latex_dir: Path, main: str, log_dir: Path, timeout_s: float, n: int) -> runner.RunOutcome:
+def _pdflatex(latex_dir: Path, main: str, log_dir: Path, timeout_s: float, n: int,
+              on_start: OnStart = None) -> runner.RunOutcome:
     return runner.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", main],
-                      cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name=f"pdflatex{n}")
+                      cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name=f"pdflatex{n}",
+                      on_start=on_start)
 
 
-def run_chktex(latex_dir: Path, main: str, log_dir: Path, timeout_s: float) -> list[str]:
+def run_chktex(latex_dir: Path, main: str, log_dir: Path, timeout_s: float,
+               on_start: OnStart = None) -> list[str]:
     """chktex's warnings on `main`, noise muted; empty when chktex is not installed."""
     if shutil.which("chktex") is None:
         return []
     argv = ["chktex", "-q", "-I0", "-f", "%l:%c: [%n] %m\n", *(f"-n{n}" for n in CHKTEX_NOISE), main]
-    outcome = runner.run(argv, cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name="chktex")
+    outcome = runner.run(argv, cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name="chktex",
+                         on_start=on_start)
     text = outcome.stdout_path.read_text(encoding="utf-8", errors="replace")
     return [line.strip() for line in text.splitlines() if re.match(r"^\d+:\d+: \[\d+\]", line.strip())]
 
 
 def compile_paper(latex_dir: Path, timeout_s: float = 120.0, main: str = "template.tex",
-                  log_dir: Path | None = None, pdf_out: Path | None = None, chktex: bool = True) -> CompileResult:
+                  log_dir: Path | None = None, pdf_out: Path | None = None, chktex: bool = True,
+                  on_start: OnStart = None) -> CompileResult:
     """Build `latex_dir/main` into a PDF; every pass has its own `timeout_s` (seconds).
 
     The runner's stdout/stderr files go to `log_dir` (default `latex_dir/compile_logs`).
-    The PDF is copied to `pdf_out` when given.
+    The PDF is copied to `pdf_out` when given. `on_start(pgid)` is told of every process
+    started (pdflatex, bibtex, chktex), so a crash of the caller can be cleaned up after.
     """
     if shutil.which("pdflatex") is None:
         return CompileResult("skipped", "pdflatex is not on PATH, so the paper was not compiled; install TeX Live "
@@ -166,13 +174,13 @@ def compile_paper(latex_dir: Path, timeout_s: float = 120.0, main: str = "templa
     install_style(latex_dir)
     for suffix in STALE_SUFFIXES:
         (latex_dir / (stem + suffix)).unlink(missing_ok=True)
-    lint = tuple(run_chktex(latex_dir, main, log_dir, timeout_s)) if chktex else ()
+    lint = tuple(run_chktex(latex_dir, main, log_dir, timeout_s, on_start)) if chktex else ()
     bib_errors: list[str] = []
     log = ""
     for n in (1, 2, 3, 4):
         if n == 4 and "Rerun to get" not in log:
             break  # a fourth pass only when LaTeX asks for it (floats moved on the third)
-        outcome = _pdflatex(latex_dir, main, log_dir, timeout_s, n)
+        outcome = _pdflatex(latex_dir, main, log_dir, timeout_s, n, on_start)
         log = _read(latex_dir / f"{stem}.log")
         if not outcome.ok:
             status: CompileStatus = "timed_out" if outcome.status == "timed_out" else "failed"
@@ -181,7 +189,8 @@ def compile_paper(latex_dir: Path, timeout_s: float = 120.0, main: str = "templa
                                  None, errors, tuple(bib_errors), (), lint)
         aux = _read(latex_dir / f"{stem}.aux")
         if n == 1 and "\\citation" in aux and "\\bibdata" in aux:
-            bib = runner.run(["bibtex", stem], cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name="bibtex")
+            bib = runner.run(["bibtex", stem], cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s,
+                             name="bibtex", on_start=on_start)
             bib_errors = bibtex_problems(_read(latex_dir / f"{stem}.blg"))
             if bib.status == "timed_out":
                 bib_errors.append(f"bibtex {bib.describe()}")

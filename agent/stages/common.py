@@ -91,13 +91,16 @@ def edit_session(ctx: RunContext, messages: list[dict[str, str]], *, stage: str,
         ctx.record("edit.applied", call_id=call_id, files=files, sha=sha,
                    blocks=len(report.applied), how=[str(a.kind) for a in report.applied])
 
-    session = converse(first, ask, policy(ctx, editable), max_reflections=ctx.config.max_reflections,
-                       require_change=require_change, on_applied=on_applied)
-    for report in session.reports:
+    def on_report(report: EditReport, repairs: list[str]) -> None:  # journaled as each reply is applied
+        for note in repairs:
+            ctx.record("edit.repaired", call_id=call_id, note=note)
         for f in report.failed:
             ctx.record("edit.failed", call_id=call_id, path=f.block.path, reason=f.reason)
         for r in report.refused:
             ctx.record("edit.refused", call_id=call_id, path=r.block.path, reason=r.reason)
+
+    session = converse(first, ask, policy(ctx, editable), max_reflections=ctx.config.max_reflections,
+                       require_change=require_change, on_applied=on_applied, on_report=on_report)
     outcome = EditOutcome(session.ok, tuple(session.changed_files), session.problem,
                           session.final_reply, first)
     ctx.record("edit.session_finished", call_id=call_id, ok=outcome.ok, changed_files=list(outcome.changed_files),

@@ -49,26 +49,38 @@ def expected_figures(ctx: RunContext) -> list[str]:
 
 
 def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
-    """Run plot.py once (memoized); returns (ok, problem, stderr tail)."""
+    """Run plot.py once (memoized); returns (ok, problem, stderr tail).
+
+    Journaled like a run: `plot.started`, its process, `plot.finished` with the figures it
+    left (kept by a resume), the commit (found by its step), `plot.recorded`."""
     done = ctx.find("plot.recorded", attempt=attempt)
     if done is not None:
         return done.data["ok"], done.data["problem"], done.data["stderr_tail"]
-    ctx.record("plot.started", attempt=attempt, commit=ctx.ws.head())
-    ctx.status(f"python plot.py (attempt {attempt})")
-    log_dir = ctx.ws.resolve(f"logs/plot_attempt{attempt}")
-    outcome = runner.run(list(ctx.template.plot_command), cwd=ctx.ws.root, log_dir=log_dir,
-                         timeout_s=PLOT_TIMEOUT_S)
-    figures = expected_figures(ctx)
-    bad = {f: p for f in figures if (p := figure_problem(ctx.ws.resolve(f)))}
-    ok = outcome.ok and not bad and bool(figures)
-    problem = ("" if ok else f"plot.py {outcome.describe()}" if not outcome.ok
-               else "; ".join(f"{f}: {p}" for f, p in bad.items()) or "no figures are expected")
-    existing = [f for f in figures if ctx.ws.resolve(f).is_file()]
-    sha = ctx.ws.commit([*existing, f"logs/plot_attempt{attempt}"],
-                        f"plot: attempt {attempt} {'figures' if ok else 'failed: ' + problem[:60]}")
-    ctx.record("plot.recorded", attempt=attempt, ok=ok, problem=problem, stderr_tail=outcome.stderr_tail,
-               figures=figures, sha=sha)
-    return ok, problem, outcome.stderr_tail
+    step = f"plot/attempt{attempt}"
+    finished = ctx.find("plot.finished", attempt=attempt)
+    if finished is None:
+        ctx.record("plot.started", attempt=attempt, commit=ctx.ws.head())
+        ctx.status(f"python plot.py (attempt {attempt})")
+        log_dir = ctx.ws.resolve(f"logs/plot_attempt{attempt}")
+        outcome = runner.run(list(ctx.template.plot_command), cwd=ctx.ws.root, log_dir=log_dir,
+                             timeout_s=PLOT_TIMEOUT_S, on_start=ctx.process_started("plot"))
+        figures = expected_figures(ctx)
+        bad = {f: p for f in figures if (p := figure_problem(ctx.ws.resolve(f)))}
+        ok = outcome.ok and not bad and bool(figures)
+        problem = ("" if ok else f"plot.py {outcome.describe()}" if not outcome.ok
+                   else "; ".join(f"{f}: {p}" for f, p in bad.items()) or "no figures are expected")
+        existing = [f for f in figures if ctx.ws.resolve(f).is_file()]
+        finished = ctx.record("plot.finished", attempt=attempt, ok=ok, problem=problem,
+                              stderr_tail=outcome.stderr_tail, figures=figures, step=step,
+                              outputs=[*existing, f"logs/plot_attempt{attempt}"])
+    ctx.crashpoint("plot_finished")
+    d = finished.data
+    sha = ctx.ws.step_commit(step) or ctx.ws.commit(
+        d["outputs"], f"plot: attempt {attempt} {'figures' if d['ok'] else 'failed: ' + d['problem'][:60]}",
+        step=step)
+    ctx.record("plot.recorded", attempt=attempt, ok=d["ok"], problem=d["problem"],
+               stderr_tail=d["stderr_tail"], figures=d["figures"], sha=sha, step=step)
+    return d["ok"], d["problem"], d["stderr_tail"]
 
 
 def run_stage(ctx: RunContext) -> str:

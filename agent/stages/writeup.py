@@ -78,7 +78,7 @@ def run_stage(ctx: RunContext) -> str:
         problems = [f.describe() for f in findings_for(part)]
         problems += [p.describe() for p in checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names())
                      if p.kind == "placeholder" and part in p.message]
-        ctx.record("writeup.checked", part=part, after="draft", findings=problems)
+        _record_check(ctx, part, "draft", problems)
         refine = [*messages, {"role": "assistant", "content": draft.final_reply},
                   {"role": "user", "content": prompting.render("writeup_refine", section=part,
                                                                figures=figures, problems=problems)}]
@@ -86,8 +86,7 @@ def run_stage(ctx: RunContext) -> str:
                      label=f"refine {part}", editable=(TEX,), require_change=False)
         for attempt in range(1, GROUNDING_FIXES + 1):
             found = findings_for(part)
-            ctx.record("writeup.checked", part=part, after=f"refine/fix{attempt - 1}",
-                       findings=[f.describe() for f in found])
+            _record_check(ctx, part, f"refine/fix{attempt - 1}", [f.describe() for f in found])
             if not found:
                 break
             fix = [system, {"role": "user", "content": prompting.render(
@@ -109,6 +108,12 @@ def run_stage(ctx: RunContext) -> str:
         raise StageFailed(f"writeup: the paper does not compile after {LATEX_FIXES} fixes:\n{compiled.feedback()}")
     flagged = f"; {len(remaining)} grounding finding(s) remain (see review.json)" if remaining else "; grounding check clean"
     return f"paper.pdf built{flagged}"
+
+
+def _record_check(ctx: RunContext, part: str, after: str, findings: list[str]) -> None:
+    """Journal a grounding check once: a resumed writeup checks again, but it is one fact."""
+    if ctx.find("writeup.checked", part=part, after=after) is None:
+        ctx.record("writeup.checked", part=part, after=after, findings=findings)
 
 
 def _literature(ctx: RunContext, bib: str) -> str:
@@ -146,10 +151,14 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
     for attempt in range(1, LATEX_FIXES + 2):
         ctx.status(f"compiling the paper (attempt {attempt})")
         problems = checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names())
+        # Compiling again after a crash makes the same PDF from the same source, so it is
+        # redone rather than memoized; its journal line is written once per attempt.
         result = compile.compile_paper(latex_dir, log_dir=ctx.ws.resolve("logs/latex"),
-                                       pdf_out=ctx.ws.resolve("paper.pdf"))
-        ctx.record("writeup.compiled", attempt=attempt, status=result.status, errors=len(result.errors),
-                   chktex=len(result.chktex), problems=[p.describe() for p in problems])
+                                       pdf_out=ctx.ws.resolve("paper.pdf"),
+                                       on_start=ctx.process_started("latex"))
+        if ctx.find("writeup.compiled", attempt=attempt) is None:
+            ctx.record("writeup.compiled", attempt=attempt, status=result.status, errors=len(result.errors),
+                       chktex=len(result.chktex), problems=[p.describe() for p in problems])
         if result.status == "skipped" or (result.ok and not problems and not result.chktex) or attempt > LATEX_FIXES:
             break
         fix = [system, {"role": "user", "content": prompting.render(

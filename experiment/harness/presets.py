@@ -14,6 +14,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class Preset:
     timeout_s: int
     """Suggested per-run timeout (template.toml repeats it)."""
     description: str
+    gated: bool = False
+    """The hub model needs an accepted licence and a token (HF_TOKEN or `huggingface-cli login`)."""
 
 
 PRESETS: dict[str, Preset] = {
@@ -86,7 +89,8 @@ PRESETS: dict[str, Preset] = {
                "pile-uncopyrighted", 128, train_tokens=10_000_000, train_epochs=1, eval_tokens=204_800,
                ce_tokens=32_768, llm_batch_size=32, cache_dtype="float16", timeout_s=3600,
                description="Gemma-2-2B from the hub (gated: needs an HF token), residual stream "
-                           "after block 12, on the Pile (uncopyrighted) streamed with `datasets`."),
+                           "after block 12, on the Pile (uncopyrighted) streamed with `datasets`.",
+               gated=True),
     )
 }
 
@@ -99,12 +103,44 @@ class PresetUnavailable(RuntimeError):
 
 
 def cuda_present() -> bool:
-    """Whether a CUDA device is visible, without importing torch unless it already is."""
+    """Whether torch can use a CUDA device here. torch's answer, never the driver's: a CPU
+    build of torch beside an NVIDIA driver cannot use the GPU. A CPU build (or no torch) is
+    recognised from torch's `version.py` without importing torch; only a CUDA build is asked."""
     if "torch" in sys.modules:
         return bool(sys.modules["torch"].cuda.is_available())
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
-    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+    if not _torch_is_a_cuda_build():
+        return False
+    if not (Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi")):
+        return False  # no driver: no need to import torch to know
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _torch_is_a_cuda_build() -> bool:
+    """From torch's own `version.py` (`cuda = None` in a CPU build), without importing it."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return False
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return True  # cannot tell: let torch answer
+    match = re.search(r"^cuda\b[^=]*=\s*(.+)$", text, re.M)
+    return match is None or match.group(1).strip() not in ("None", "''", '""')
+
+
+def _hf_token() -> bool:
+    """Whether a Hugging Face token is configured (env or the login file); no network."""
+    if os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"):
+        return True
+    try:
+        from huggingface_hub import get_token
+    except ImportError:
+        return False
+    return bool(get_token())
 
 
 def _offline() -> bool:
@@ -145,6 +181,9 @@ def unavailable_reason(preset: Preset) -> str | None:
     problems = []
     if not cuda_present():
         problems.append("no CUDA device is visible (this preset is sized for a GPU)")
+    if preset.gated and not hub_cached(preset.hub_id) and not _hf_token():
+        problems.append(f"{preset.hub_id} is gated: accept its licence on the hub, then "
+                        "`huggingface-cli login` or export HF_TOKEN")
     if _offline() and not hub_cached(preset.hub_id):
         problems.append(f"HF_HUB_OFFLINE is set and {preset.hub_id} is not in the local HF cache "
                         f"(get it with `huggingface-cli download {preset.hub_id}` on a machine "
