@@ -1,8 +1,10 @@
 """Command line: `python -m agent.launch --idea NAME` (thin: parse, hand over, print, exit).
 
-Exit codes: 0 done; 1 a bug of ours; 2 bad input or missing credentials (nothing created);
-3 the template or machine cannot run (e.g. the baseline fails); 4 stopped on purpose and
-resumable (cost budget, LLM unavailable); 5 a replayed session diverged; 130 interrupted.
+Exit codes: 0 done; 1 an unexpected error (a bug of ours, a full disk; journaled with its
+traceback, resumable); 2 bad input, missing credentials or a busy run directory (nothing
+created); 3 the template or machine cannot run (e.g. the baseline fails); 4 stopped on purpose
+and resumable (cost budget, LLM unavailable); 5 a replayed session diverged; 6 a stage failed;
+130 interrupted.
 Only this module prints; everything it shows is also in the run's journal.
 """
 
@@ -24,8 +26,10 @@ model selection (first that applies):
   session file on purpose. Before anything is created, one minimal request (at most one
   token out) checks that the provider takes the key and knows the model.
 
-exit codes: 0 done, 2 bad input or credentials (nothing created), 3 template/baseline
-broken, 4 stopped and resumable (--resume RUN_DIR), 5 replay diverged, 130 interrupted.
+exit codes: 0 done, 1 unexpected error (traceback in RUN_DIR/crashes/, resumable), 2 bad
+input, credentials or a busy run directory (nothing created), 3 template/baseline broken,
+4 stopped and resumable (--resume RUN_DIR), 5 replay diverged, 6 a stage failed,
+130 interrupted.
 
 examples:
   python -m agent.launch --idea orthogonal_sae

@@ -102,6 +102,30 @@ def _resume(run_dir: Path, *extra: str) -> None:
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
 
+def _killed_at(tmp_path: Path, point: str, **env: str) -> Path:
+    """Launch the replayed toy session with the test hook killing it at `point`; its run dir."""
+    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
+    runs = tmp_path / "runs"
+    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs),
+               env={"AGENT_TEST_CRASH_AT": point, **env})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return only_run_dir(runs)
+
+
+def _launch_during_run_1(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """Start the replayed toy session (slow experiments); return once run 1 is executing."""
+    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
+    runs = tmp_path / "runs"
+    proc = _popen([*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs)], env={"TOY_SLEEP": "1.5"})
+    deadline = time.monotonic() + 60
+    while not (runs.exists() and any(p.is_dir() and not p.name.startswith(".") for p in runs.iterdir())):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    run_dir = only_run_dir(runs)
+    _wait_for(run_dir / "journal.jsonl", "run.process", 2, proc)  # the baseline was #1
+    return proc, run_dir
+
+
 def test_resume_after_kill_during_an_llm_call(tmp_path, reference):
     script = [Reply("ok"),  # the launch's one-token credentials check
               Reply(TOY_SESSION[0]), Reply(TOY_SESSION[1]), Slow(30, Reply(TOY_SESSION[2])),
@@ -130,15 +154,7 @@ def test_resume_after_kill_during_an_llm_call(tmp_path, reference):
 
 
 def test_resume_after_kill_during_an_experiment(tmp_path, reference):
-    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
-    runs = tmp_path / "runs"
-    proc = _popen([*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs)], env={"TOY_SLEEP": "1.5"})
-    deadline = time.monotonic() + 60
-    while not (runs.exists() and any(p.is_dir() and not p.name.startswith(".") for p in runs.iterdir())):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    run_dir = only_run_dir(runs)
-    _wait_for(run_dir / "journal.jsonl", "run.process", 2, proc)  # run 1 is running (the baseline was #1)
+    proc, run_dir = _launch_during_run_1(tmp_path)
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -151,12 +167,8 @@ def test_resume_after_kill_during_an_experiment(tmp_path, reference):
 
 @pytest.mark.parametrize("point", ["edit_applied:1", "edit_applied:3", "stage_finished:1", "run_started:3"])
 def test_resume_after_kill_at_a_named_point(tmp_path, reference, point):
-    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
-    runs = tmp_path / "runs"
-    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs),
-               env={"AGENT_TEST_CRASH_AT": point})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    run_dir = only_run_dir(runs)
+    run_dir = _killed_at(tmp_path, point)
+    runs = run_dir.parent
     if point.startswith("edit_applied"):
         assert Workspace(run_dir).is_dirty(), "the crash was meant to leave an uncommitted edit"
     _resume(run_dir)
@@ -186,12 +198,7 @@ def _count_runs_executed(run_dir: Path) -> list[tuple[int, int]]:
 
 @pytest.mark.parametrize("point", WINDOWS)
 def test_a_crash_between_a_side_effect_and_its_record_neither_loses_nor_repeats_it(tmp_path, reference, point):
-    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
-    runs = tmp_path / "runs"
-    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs),
-               env={"AGENT_TEST_CRASH_AT": point})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    run_dir = only_run_dir(runs)
+    run_dir = _killed_at(tmp_path, point)
     before = _count_runs_executed(run_dir)
     _resume(run_dir)
     assert _fingerprint(run_dir) == reference
@@ -220,12 +227,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_resume_stops_a_plot_left_running_by_a_killed_orchestrator(tmp_path, reference):
-    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
-    runs = tmp_path / "runs"
-    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs),
-               env={"AGENT_TEST_CRASH_AT": "plot_started:1", "TOY_PLOT_SLEEP": "60"})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    run_dir = only_run_dir(runs)
+    run_dir = _killed_at(tmp_path, "plot_started:1", TOY_PLOT_SLEEP="60")
     (started,) = [e for e in read(run_dir / "journal.jsonl").events if e.kind == "process.started"]
     pgid = started.data["pgid"]
     assert _alive(pgid), "the orphaned plot.py was meant to outlive its orchestrator"
@@ -244,15 +246,7 @@ def test_resume_stops_a_plot_left_running_by_a_killed_orchestrator(tmp_path, ref
 # --- one orchestrator per run directory -------------------------------------------------------
 
 def test_a_second_resume_of_a_busy_run_directory_exits_2_naming_the_live_process(tmp_path, reference):
-    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
-    runs = tmp_path / "runs"
-    proc = _popen([*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs)], env={"TOY_SLEEP": "1.5"})
-    deadline = time.monotonic() + 60
-    while not (runs.exists() and any(p.is_dir() and not p.name.startswith(".") for p in runs.iterdir())):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    run_dir = only_run_dir(runs)
-    _wait_for(run_dir / "journal.jsonl", "run.process", 2, proc)
+    proc, run_dir = _launch_during_run_1(tmp_path)
     journal_before = (run_dir / "journal.jsonl").read_bytes()
     second = cli("--resume", str(run_dir), "--quiet")
     third = cli("--resume", str(run_dir), "--quiet")
@@ -268,12 +262,7 @@ def test_a_second_resume_of_a_busy_run_directory_exits_2_naming_the_live_process
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, reference):
-    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
-    runs = tmp_path / "runs"
-    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs),
-               env={"AGENT_TEST_CRASH_AT": "run_started:2"})
-    assert proc.returncode == -signal.SIGKILL
-    run_dir = only_run_dir(runs)
+    run_dir = _killed_at(tmp_path, "run_started:2")
     lock = run_dir / ".git" / "agent.lock"
     dead = int(lock.read_text().split()[1])  # "pid N (since ...)", written by the killed launch
     assert not _alive(dead)

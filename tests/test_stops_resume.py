@@ -22,31 +22,21 @@ from tests.e2e_helpers import (
     only_run_dir,
     write_session,
 )
-from tests.test_resume import COMMON, _check_consistent, _fingerprint, _popen, _resume, _wait_for
+from tests.test_resume import (  # noqa: F401 - `reference` is a fixture used here too
+    COMMON,
+    _check_consistent,
+    _fingerprint,
+    _launch_during_run_1,
+    _popen,
+    _resume,
+    reference,
+)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("reference")
-    session = write_session(tmp / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
-    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(tmp / "runs"))
-    assert proc.returncode == 0, proc.stderr
-    return _fingerprint(only_run_dir(tmp / "runs"))
-
-
-def test_a_git_failure_mid_run_is_journaled_with_its_traceback_and_resumes(tmp_path, reference):
+def test_a_git_failure_mid_run_is_journaled_with_its_traceback_and_resumes(tmp_path, reference):  # noqa: F811
     """A real git failure: another process's `index.lock` appears while run 1 executes, so
     committing its results fails. Exit 1, the traceback saved, nothing lost after --resume."""
-    session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
-    runs = tmp_path / "runs"
-    proc = _popen([*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs)],
-                  env={"TOY_SLEEP": "1.5"})
-    deadline = time.monotonic() + 60
-    while not (runs.exists() and any(p.is_dir() and not p.name.startswith(".") for p in runs.iterdir())):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    run_dir = only_run_dir(runs)
-    _wait_for(run_dir / "journal.jsonl", "run.process", 2, proc)
+    proc, run_dir = _launch_during_run_1(tmp_path)
     index_lock = run_dir / ".git" / "index.lock"
     index_lock.write_text("")
     out, err = proc.communicate(timeout=120)

@@ -70,3 +70,33 @@ def test_failing_gates_block_the_paper_unless_allowed(tmp_path):
     review = json.loads((run_dir / "review.json").read_text())
     assert review["gates"]["blocked_paper"] and review["gates"]["failing"]
     assert not (run_dir / "paper.pdf").exists()
+
+
+@needs_pdflatex
+def test_a_kill_during_the_paper_compile_resumes_to_the_same_paper(tmp_path):
+    """kill -9 right after pdflatex started: resume stops whatever it left, compiles again,
+    and journals each compile attempt once."""
+    import signal
+
+    from agent.workspace import Workspace
+
+    session = _session(tmp_path)
+    runs = tmp_path / "runs"
+    proc = cli(*ARGS, "--model", f"replay:{session}", "--runs-dir", str(runs),
+               env={"AGENT_TEST_CRASH_AT": "latex_started:2"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    run_dir = only_run_dir(runs)
+    assert not (run_dir / "paper.pdf").exists()
+    resumed = cli("--resume", str(run_dir), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert (run_dir / "paper.pdf").read_bytes().startswith(b"%PDF-")
+    review = json.loads((run_dir / "review.json").read_text())
+    assert review["grounding"]["clean"] and review["compile"]["status"] == "ok"
+    events = read(run_dir / "journal.jsonl").events
+    compiled = [e.data["attempt"] for e in events if e.kind == "writeup.compiled"]
+    assert len(compiled) == len(set(compiled)) >= 1
+    checked = [(e.data["part"], e.data["after"]) for e in events if e.kind == "writeup.checked"]
+    assert len(checked) == len(set(checked))
+    ws = Workspace(run_dir)
+    assert ws.is_linear() and not ws.is_dirty()
+    assert [e.data["stage"] for e in events if e.kind == "stage.finished"] == ["experiment", "plot", "writeup"]
