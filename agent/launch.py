@@ -27,7 +27,8 @@ model selection (first that applies):
   token out) checks that the provider takes the key and knows the model.
 
 exit codes: 0 done, 1 unexpected error (traceback in RUN_DIR/crashes/, resumable), 2 bad
-input, credentials or a busy run directory (nothing created), 3 template/baseline broken,
+input, credentials or a busy run directory (nothing created; a key rejected mid-run keeps
+its run directory, resumable once fixed), 3 template/baseline broken,
 4 stopped and resumable (--resume RUN_DIR), 5 replay diverged, 6 a stage failed,
 130 interrupted.
 

@@ -61,7 +61,8 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
         Journal(staging / JOURNAL_NAME).append(
             "launch.started", config=config.to_dict(), idea=idea.name, idea_path=str(idea.path),
             template=template.name, template_root=str(template.root), preset=preset,
-            model=choice.model, model_source=choice.source, setup_commit=Workspace(staging).head())
+            model=choice.model, model_source=choice.source, setup_commit=Workspace(staging).head(),
+            preflight_warning=warning)
 
     ws = Workspace.create(
         config.runs_path, idea.name, template.root, idea.fields,
@@ -170,6 +171,9 @@ def _go(ctx: RunContext) -> LaunchResult:
         hint = f"\nrun directory: {ctx.ws.root}"
         if exc.exit_code in (1, 4, 5, 130):
             hint += f"\ncontinue with: python -m agent.launch --resume {ctx.ws.root}"
+        elif exc.exit_code == 2:  # e.g. a key rejected mid-run: fix it, nothing is lost
+            hint += (f"\nonce that is fixed, continue with: python -m agent.launch --resume "
+                     f"{ctx.ws.root} (with the corrected flags, e.g. --model or --api-base)")
         exc.args = (f"{exc}{hint}",)
         raise
     except KeyboardInterrupt:

@@ -123,3 +123,25 @@ def test_a_final_info_of_any_malformed_shape_is_a_readable_error(tmp_path: Path,
     with pytest.raises(ValueError):
         load_run(tmp_path, 1, load_template(TOY_TEMPLATES / "toy_template"))
 
+
+
+def test_a_key_rejected_mid_run_exits_2_and_says_how_to_resume(tmp_path, reference):  # noqa: F811
+    """The check request passed, then the provider rejects the key at the third turn: exit 2
+    (the user must fix something), not retried, with the run directory kept and the way on."""
+    from tests.e2e_helpers import TOY_SESSION
+    from tests.fakellm import FakeLLM, Reply, Status
+
+    args = [*COMMON, "--model", "openai/test-model", "--runs-dir", str(tmp_path / "runs")]
+    first = [Reply("ok"), Reply(TOY_SESSION[0]), Reply(TOY_SESSION[1]), Status(401)]
+    with FakeLLM(first, error_status=400) as srv:
+        proc = cli(*args, "--api-base", srv.base_url, env={"OPENAI_API_KEY": "sk-test"})
+        assert len(srv.requests) == 4, "a 401 must not be retried"
+    assert proc.returncode == 2, proc.stderr
+    run_dir = only_run_dir(tmp_path / "runs")
+    assert f"--resume {run_dir}" in proc.stderr
+    rest = [Reply(t) for t in TOY_SESSION_WITH_PLOT[2:]]
+    with FakeLLM(rest, error_status=400) as srv:
+        resumed = cli("--resume", str(run_dir), "--quiet", "--api-base", srv.base_url,
+                      env={"OPENAI_API_KEY": "sk-test"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert _fingerprint(run_dir) == reference
