@@ -43,6 +43,8 @@ class LaunchConfig:
     """Seconds one LLM request may take before it counts as a (retried) timeout."""
     preflight_call: bool = True
     """Make one minimal LLM request at launch to check the key and the model."""
+    sandbox: bool = True
+    """Run experiments and plots under bubblewrap (False: --no-sandbox, said at launch)."""
     runs_dir: str = "runs"
     """Where run directories are created."""
     stages: tuple[str, ...] = STAGES

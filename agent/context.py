@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.config import LaunchConfig
 from agent.ideas import Idea
 from agent.journal import Event, Journal
 from agent.progress import Console
+from agent.sandbox import Sandbox
 from agent.template import Template
 from agent.workspace import Workspace
 
@@ -38,6 +39,8 @@ class RunContext:
     model: str
     """The resolved model string (litellm name or replay:PATH)."""
     preset: str | None
+    sandbox: Sandbox | None = None
+    """How LLM-edited code is confined (None: bubblewrap unavailable or --no-sandbox)."""
     llm_factory: Any = None
     """Callable returning the LLM client; called once, on the first question."""
     _llm: Any = None
@@ -50,6 +53,17 @@ class RunContext:
 
     def record(self, kind: str, **data: Any) -> Event:
         return self.journal.append(kind, **data)
+
+    def sandbox_for(self, *, network: bool = False) -> Sandbox | None:
+        """The sandbox of one experiment or plot process (None when unsandboxed)."""
+        if self.sandbox is None:
+            return None
+        if not network:
+            return self.sandbox
+        from agent.sandbox import hub_cache
+
+        # A hub preset's first run downloads the model and data into the Hugging Face cache.
+        return replace(self.sandbox, network=True, writable=(*self.sandbox.writable, hub_cache()))
 
     def process_started(self, name: str) -> Callable[[int], None]:
         """An `on_start` for the runner: journals a child's process group, so a resume after

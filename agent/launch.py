@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
                         help="per-run timeout (default: the template's or preset's)")
     budget.add_argument("--preset", help="experiment size: tiny, cpu, gpu (default: best for this machine)")
+    budget.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                        help="run experiments and plots without bubblewrap (their environment "
+                        "stays allowlisted); the run records that it was unsandboxed")
     paper = p.add_argument_group("paper")
     paper.add_argument("--allow-failing-gates", action="store_true",
                        help="write the paper even if runs fail the plausibility gates (the paper says so)")
@@ -130,7 +133,7 @@ def config_from_args(args: argparse.Namespace) -> LaunchConfig:
         max_runs=args.max_runs, max_attempts=args.max_attempts, timeout_s=args.timeout,
         preset=args.preset, max_cost_usd=args.max_cost, tpm_limit=args.tpm_limit,
         price_per_mtok=args.price_per_mtok, llm_timeout_s=args.llm_timeout,
-        preflight_call=args.preflight_call, runs_dir=args.runs_dir, stages=stages, quiet=args.quiet,
+        preflight_call=args.preflight_call, sandbox=args.sandbox, runs_dir=args.runs_dir, stages=stages, quiet=args.quiet,
         max_reflections=args.max_reflections, allow_failing_gates=args.allow_failing_gates,
         literature_search=args.literature_search,
     )
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 FIELD_OF_FLAG = {"max_cost": "max_cost_usd", "timeout": "timeout_s", "llm_timeout": "llm_timeout_s",
-                 "no_preflight_call": "preflight_call", "skip_writeup": "stages"}
+                 "no_preflight_call": "preflight_call", "no_sandbox": "sandbox", "skip_writeup": "stages"}
 """Flags whose LaunchConfig field has another name."""
 
 

@@ -9,7 +9,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent import baseline, ideas, paths, presets
@@ -19,6 +19,7 @@ from agent.context import RunContext
 from agent.errors import AgentError, Crashed, UsageError
 from agent.journal import JOURNAL_NAME, Journal
 from agent.progress import Console
+from agent.sandbox import Sandbox
 from agent.workspace import Workspace
 
 Stage = Callable[[RunContext], str]
@@ -56,13 +57,14 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
     warning = preflight(config.llm_settings(choice.model), call=config.preflight_call)
     if warning:
         console.warn(warning)
+    sandbox, sandbox_note = _sandbox(config, console)
     # Nothing above created anything; from here on, the run directory exists.
     def first_event(staging: Path) -> None:
         Journal(staging / JOURNAL_NAME).append(
             "launch.started", config=config.to_dict(), idea=idea.name, idea_path=str(idea.path),
             template=template.name, template_root=str(template.root), preset=preset,
             model=choice.model, model_source=choice.source, setup_commit=Workspace(staging).head(),
-            preflight_warning=warning)
+            preflight_warning=warning, sandbox=sandbox_note)
 
     ws = Workspace.create(
         config.runs_path, idea.name, template.root, idea.fields,
@@ -75,6 +77,7 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
         console.banner(choice.banner)
     console.info(f"run directory: {ws.root}")
     ctx = RunContext(ws, journal, template, idea, config, console, choice.model, preset,
+                     sandbox=_with_run_dir(sandbox, ws.root),
                      llm_factory=_llm_factory(choice.model, config, journal))
     return _go(ctx)
 
@@ -108,7 +111,10 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
     from agent.llm import preflight
 
     preflight(config.llm_settings(model), call=False)  # the run's calls show a rejected key
+    sandbox, sandbox_note = _sandbox(config, console)
+    journal.append("sandbox.checked", sandbox=sandbox_note)
     ctx = RunContext(ws, journal, template, idea, config, console, model, started.data.get("preset"),
+                     sandbox=_with_run_dir(sandbox, ws.root),
                      llm_factory=_llm_factory(model, config, journal))
     return _go(ctx)
 
@@ -137,6 +143,31 @@ def _unrecorded_outputs(journal: Journal) -> list[str]:
     recorded = {e.data.get("step") for e in journal.events() if e.kind.endswith(".recorded")}
     return [out for e in journal.events() if e.kind.endswith(".finished")
             and e.data.get("step") and e.data["step"] not in recorded for out in e.data.get("outputs", [])]
+
+
+def _sandbox(config: LaunchConfig, console: Console) -> tuple[Sandbox | None, str]:
+    """The sandbox for LLM-edited code, checked on this machine, and a line for the journal.
+    Without it a run says so loudly: its experiments can write outside their run directory."""
+    from agent import sandbox as sandbox_mod
+
+    if not config.sandbox:
+        console.banner("NOT SANDBOXED (--no-sandbox): experiments and plots run as you, may write "
+                       "anywhere you can and reach the network; only their environment is "
+                       "allowlisted.")
+        return None, "off: --no-sandbox"
+    found = sandbox_mod.check()
+    if not found.available:
+        console.banner(f"NOT SANDBOXED: {found.reason}. Experiments and plots run as you and may "
+                       "write anywhere you can; only their environment is allowlisted. Install "
+                       "bubblewrap, or pass --no-sandbox to accept this explicitly.")
+        return None, f"unavailable: {found.reason}"
+    from harness import cache
+
+    return sandbox_mod.Sandbox(writable=(cache.root(),)), f"bubblewrap: {found.reason}"
+
+
+def _with_run_dir(sandbox: Sandbox | None, root: Path) -> Sandbox | None:
+    return None if sandbox is None else replace(sandbox, writable=(root, *sandbox.writable))
 
 
 def _llm_factory(model: str, config: LaunchConfig, journal: Journal) -> Callable[[], object]:

@@ -1,8 +1,9 @@
 """The only place that starts processes: experiments, plots, and compilers.
 
 Each child runs in its own process group (a new session), in the run directory, with stdout
-and stderr going to files, a timeout that kills the whole group, and an environment from
-which every LLM or cloud credential has been removed: an experiment never needs them.
+and stderr going to files, a timeout that kills the whole group, an environment built from an
+allowlist (`agent.sandbox.child_env`: no credential reaches a child), and, for LLM-edited
+code, inside a bubblewrap sandbox (`agent.sandbox.Sandbox`).
 """
 
 from __future__ import annotations
@@ -13,28 +14,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-RunStatus = Literal["ok", "failed", "timed_out", "killed"]
+from agent.sandbox import Sandbox, child_env
 
-# Names an experiment must never see. Matched on the upper-cased variable name.
-_CREDENTIAL_PATTERNS = (
-    re.compile(r".*_API_KEY$"),
-    re.compile(r".*_API_KEY_.*"),
-    re.compile(r".*_TOKEN$"),
-    re.compile(r".*_TOKEN_.*"),
-    re.compile(r".*SECRET.*"),
-    re.compile(r".*PASSWORD.*"),
-    re.compile(r"^AWS_.*"),
-    re.compile(r"^GOOGLE_APPLICATION_CREDENTIALS$"),
-    re.compile(r"^GCLOUD_.*"),
-    re.compile(r"^GCP_.*"),
-    re.compile(r"^AZURE_.*"),
-    re.compile(r"^API_KEY$"),
-)
+RunStatus = Literal["ok", "failed", "timed_out", "killed"]
 
 TAIL_CHARS = 4000  # what an outcome keeps of stderr: enough for a traceback, bounded for prompts
 
@@ -69,23 +56,6 @@ class RunOutcome:
         if self.status == "killed":
             return f"was killed by signal {-(self.returncode or 0)} after {self.duration_s:.1f} s"
         return f"failed with exit code {self.returncode} after {self.duration_s:.1f} s"
-
-
-def is_credential(name: str) -> bool:
-    upper = name.upper()
-    return any(p.match(upper) for p in _CREDENTIAL_PATTERNS)
-
-
-def scrubbed_env(base: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`base` (default: this process's environment) without credentials, plus `extra`."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not is_credential(k)}
-    env["PYTHONUNBUFFERED"] = "1"
-    # Idle OpenMP threads spin by default and starve everything else on a small machine;
-    # it must be set before torch loads, so the child cannot do it itself.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if extra:
-        env.update(extra)
-    return env
 
 
 def tail_of(text: str, limit: int = TAIL_CHARS, exception_line: str | None = None) -> str:
@@ -205,6 +175,8 @@ def run(
     env_extra: Mapping[str, str] | None = None,
     tail_chars: int = TAIL_CHARS,
     on_start: Callable[[int], object] | None = None,
+    sandbox: Sandbox | None = None,
+    pass_env: Iterable[str] = (),
 ) -> RunOutcome:
     """Run `argv` in `cwd`; stdout/stderr go to `log_dir/{name}stdout.txt` / `stderr.txt`.
 
@@ -219,6 +191,8 @@ def run(
     stdout_path = log_dir / f"{prefix}stdout.txt"
     stderr_path = log_dir / f"{prefix}stderr.txt"
     cmd = [sys.executable if argv[0] in ("python", "python3") else argv[0], *argv[1:]]
+    if sandbox is not None:
+        cmd = sandbox.wrap(cmd, cwd.resolve())
     start = time.monotonic()
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         try:
@@ -228,7 +202,7 @@ def run(
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
-                env=scrubbed_env(extra=env_extra),
+                env=child_env(os.environ, env_extra, pass_env),
                 start_new_session=True,  # own process group: the timeout kills grandchildren too
             )
         except OSError as exc:  # a missing program (pdflatex) is an outcome, not a crash of ours

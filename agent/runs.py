@@ -102,7 +102,9 @@ def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name
     ctx.crashpoint("run_started")
     env = {"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else {}
     outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, env_extra=env,
-                         on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, pgid=pid))
+                         on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, pgid=pid),
+                         sandbox=ctx.sandbox_for(network=_needs_network(ctx.preset)),
+                         pass_env=ctx.template.pass_env)
     status: str = outcome.status
     describe = outcome.describe()
     if outcome.ok and not (out_dir / "final_info.json").is_file():
@@ -183,3 +185,15 @@ def base_commit(ctx: RunContext) -> str:
 
 def latest(ctx: RunContext) -> list[RunRecord]:
     return finished_runs(ctx.ws.root, ctx.template)
+
+
+def _needs_network(preset: str | None) -> bool:
+    """A hub preset downloads its model and data on first use; nothing else needs the network."""
+    if not preset:
+        return False
+    try:
+        from harness.presets import PRESETS
+    except ImportError:
+        return False
+    found = PRESETS.get(preset)
+    return found is not None and found.source == "hub"

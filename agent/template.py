@@ -84,6 +84,8 @@ class Template:
     """What ideas bound to this template may assume: models, datasets, evaluations."""
     presets_provider: str | None = None
     """Module with `available() -> {name: None | reason}` and `default_name()`, if any."""
+    pass_env: tuple[str, ...] = ()
+    """Environment variables (names) its experiments may see besides the sandbox's allowlist."""
 
     @property
     def headline(self) -> tuple[Metric, ...]:
@@ -164,8 +166,10 @@ def load(root: Path) -> Template:
     for rel in ("experiment.py",):
         if not (root / rel).is_file():
             raise UsageError(f"{root}: the template has no {rel}")
+    pass_env = _str_list(data["pass_env"], "pass_env", path) if data.get("pass_env") else ()
     return Template(name, root, description, editable, run_command, plot_command, float(timeout_s),
-                    figures, metrics, tuple(gates), presets, provides, data.get("presets_provider"))
+                    figures, metrics, tuple(gates), presets, provides, data.get("presets_provider"),
+                    pass_env)
 
 
 def _safe_rel(rel: str) -> bool:

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "litellm", "git", "rich", "matplotlib", "datasets", "jinja2")
 FLAGS = ("--idea", "--template", "--model", "--api-base", "--max-runs", "--max-attempts", "--timeout",
          "--preset", "--resume", "--max-cost", "--runs-dir", "--stages", "--skip-writeup", "--quiet",
-         "--price-per-mtok", "--llm-timeout", "--no-preflight-call")
+         "--price-per-mtok", "--llm-timeout", "--no-preflight-call", "--no-sandbox")
 
 
 def _python(*args: str) -> subprocess.CompletedProcess[str]:
@@ -102,13 +102,14 @@ def test_every_flag_reaches_the_launch_config() -> None:
         "--api-base", "http://localhost:8000/v1", "--max-runs", "2", "--max-attempts", "3",
         "--timeout", "12.5", "--preset", "tiny", "--max-cost", "1.5", "--runs-dir", "/tmp/r",
         "--stages", "plot,experiment", "--quiet", "--price-per-mtok", "0.2,0.6",
-        "--llm-timeout", "45", "--no-preflight-call"])
+        "--llm-timeout", "45", "--no-preflight-call", "--no-sandbox"])
     cfg = launch.config_from_args(args)
     assert cfg == LaunchConfig(idea="toy_idea", template="toy_template", model="openai/qwen",
                                api_base="http://localhost:8000/v1", max_runs=2, max_attempts=3,
                                timeout_s=12.5, preset="tiny", max_cost_usd=1.5, runs_dir="/tmp/r",
                                stages=("experiment", "plot"), quiet=True,
-                               price_per_mtok=(0.2, 0.6), llm_timeout_s=45.0, preflight_call=False)
+                               price_per_mtok=(0.2, 0.6), llm_timeout_s=45.0, preflight_call=False,
+                               sandbox=False)
     assert LaunchConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     settings = cfg.llm_settings("openai/qwen")
     assert (settings.api_base, settings.timeout_s, settings.max_cost_usd, settings.price_per_mtok) == (
@@ -118,6 +119,7 @@ def test_every_flag_reaches_the_launch_config() -> None:
 def test_llm_flags_default_to_a_300_s_timeout_no_price_and_the_check_call() -> None:
     cfg = launch.config_from_args(launch.build_parser().parse_args(["--idea", "x"]))
     assert (cfg.llm_timeout_s, cfg.price_per_mtok, cfg.preflight_call) == (300.0, None, True)
+    assert cfg.sandbox is True  # unsandboxed only when asked for
     text = " ".join(launch.build_parser().format_help().split())
     assert "--llm-timeout SECONDS seconds one LLM request may take" in text and "(default 300)" in text
 

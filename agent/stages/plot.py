@@ -63,7 +63,8 @@ def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
         ctx.status(f"python plot.py (attempt {attempt})")
         log_dir = ctx.ws.resolve(f"logs/plot_attempt{attempt}")
         outcome = runner.run(list(ctx.template.plot_command), cwd=ctx.ws.root, log_dir=log_dir,
-                             timeout_s=PLOT_TIMEOUT_S, on_start=ctx.process_started("plot"))
+                             timeout_s=PLOT_TIMEOUT_S, on_start=ctx.process_started("plot"),
+                             sandbox=ctx.sandbox_for(), pass_env=ctx.template.pass_env)
         figures = expected_figures(ctx)
         bad = {f: p for f in figures if (p := figure_problem(ctx.ws.resolve(f)))}
         ok = outcome.ok and not bad and bool(figures)
