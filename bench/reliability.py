@@ -11,6 +11,7 @@ reports leaks ("visible") without failing: sandboxing experiments is later work.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -340,18 +341,31 @@ def credentials(tmp: Path, quick: bool) -> Section:
         holders.update(str(p.relative_to(res.run_dir or tmp)) for p in hits)
         flags = [value in child, value in parent, bool(hits), value in history]
         s.rows.append(Row([name, *("yes" if f else "no" for f in flags),
-                           "**visible**" if any(flags) else "hidden"], None))
-    s.notes.append(f"The launch: exit {res.rc}; files holding a planted value: "
-                   f"{', '.join(sorted(holders)) or 'none'}. Not graded: the sandbox is later work.")
+                           "**visible**" if any(flags) else "hidden"], not any(flags)))
+    sandbox = next((e.get("data", {}).get("sandbox") for e in _events(res.run_dir)
+                    if e.get("kind") == "launch.started"), None) if res.run_dir else None
+    s.notes.append(f"The launch: exit {res.rc}; sandbox: {sandbox or 'not recorded'}; files holding "
+                   f"a planted value: {', '.join(sorted(holders)) or 'none'}.")
     return s
+
+
+def _events(run_dir: Path) -> list[dict]:
+    path = run_dir / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 # --- report -------------------------------------------------------------------------------------
 
+SECTIONS = ("faults", "crashes", "edits", "credentials")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="one row per section")
-    quick = parser.parse_args().quick
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="run only this section (repeatable)")
+    args = parser.parse_args()
+    quick, only = args.quick, set(args.only or SECTIONS)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="reliability-") as name:
         tmp = Path(name)
@@ -366,6 +380,8 @@ def main() -> int:
                            ("crashes", lambda d: crash_resume(d, reference, quick)),
                            ("edits", lambda d: hostile_edits(d, reference, quick)),
                            ("credentials", lambda d: credentials(d, quick))]:
+            if title not in only:
+                continue
             t0 = time.monotonic()
             (tmp / title).mkdir()
             sections.append(run(tmp / title))
@@ -377,15 +393,14 @@ def main() -> int:
           f"(fault-free reference launch {ref.wall_s:.1f} s)\n")
     for section in sections:
         print(section.markdown())
-    graded = [(label, [r.ok for r in s.rows if r.ok is not None])
-              for label, s in zip(("LLM faults", "crash + resume", "hostile edits"), sections, strict=False)]
+    labels = {"faults": "LLM faults", "crashes": "crash + resume", "edits": "hostile edits",
+              "credentials": "credentials hidden"}
+    graded = [(labels[t], [r.ok for r in s.rows if r.ok is not None])
+              for t, s in zip([t for t in SECTIONS if t in only], sections, strict=True)]
     passed = sum(sum(oks) for _, oks in graded)
     total = sum(len(oks) for _, oks in graded)
-    visible = sum(r.cells[-1] == "**visible**" for r in sections[3].rows)
     print(f"**Summary:** {passed}/{total} rows pass ("
-          + "; ".join(f"{label} {sum(oks)}/{len(oks)}" for label, oks in graded)
-          + f"); credentials: {visible}/{len(sections[3].rows)} visible to experiments (expected "
-          f"until the sandbox lands; not counted in the exit code); {wall:.0f} s.")
+          + "; ".join(f"{label} {sum(oks)}/{len(oks)}" for label, oks in graded) + f"); {wall:.0f} s.")
     return 0 if passed == total else 1
 
 
