@@ -20,7 +20,7 @@ from agent.journal import Event, Journal
 from agent.progress import Console
 from agent.sandbox import Sandbox
 from agent.template import Template
-from agent.workspace import Workspace
+from agent.workspace import BlockedFile, Workspace
 
 CRASH_ENV = "AGENT_TEST_CRASH_AT"
 """Test hook: `name[:n]` kills this process with SIGKILL at the n-th crash point `name`."""
@@ -45,6 +45,21 @@ class RunContext:
     """Callable returning the LLM client; called once, on the first question."""
     _llm: Any = None
     _crash_counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # From here on every file a commit keeps out for holding a secret is journaled and
+        # shown, starting with those of the setup commit, made before this context existed.
+        self.ws.report_blocked_to(self._secret_blocked)
+
+    def _secret_blocked(self, blocked: BlockedFile) -> None:
+        found = [{"source": f.source, "how": f.how, "line": f.line} for f in blocked.findings]
+        self.record("secret.blocked", path=blocked.path, found=found, step=blocked.step,
+                    restored=blocked.restored)
+        what = ", ".join(f.source + (" as base64" if f.how == "base64" else "")
+                         + (f" on line {f.line}" if f.line else "") for f in blocked.findings)
+        fate = "put back as last committed" if blocked.restored else "deleted"
+        self.console.warn(f"{blocked.path} held a secret ({what}): kept out of the commit "
+                          f"'{blocked.step}' and {fate}")
 
     # --- journal as memory ----------------------------------------------------------------
     def find(self, kind: str, **match: Any) -> Event | None:

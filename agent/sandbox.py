@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.secrets import is_credential_name
+
 BWRAP = "bwrap"
 
 ALLOWED_NAMES = frozenset({
@@ -43,8 +45,10 @@ def child_env(base: Mapping[str, str], extra: Mapping[str, str] | None = None,
     """The environment of a child: the allowlisted part of `base`, the template's `pass_env`
     names, then `extra` (set by the orchestrator itself)."""
     passed = set(pass_env)
+    # A prefix admits a family (HARNESS_*), never a credential inside it (HARNESS_HUB_TOKEN).
     env = {k: v for k, v in base.items()
-           if k in ALLOWED_NAMES or k in passed or k.startswith(ALLOWED_PREFIXES)}
+           if k in ALLOWED_NAMES or k in passed
+           or (k.startswith(ALLOWED_PREFIXES) and not is_credential_name(k))}
     env["PYTHONUNBUFFERED"] = "1"
     # Idle OpenMP threads spin by default and starve everything else on a small machine;
     # it must be set before torch loads, so the child cannot do it itself.

@@ -2,7 +2,9 @@
 
 A run directory is a copy of the template plus `idea.json`, its own repository on branch
 `main`, with one commit per applied edit and per finished run. Every path handed in is
-resolved inside the directory; anything that would land outside is refused.
+resolved inside the directory; anything that would land outside is refused. No secret is
+committed: a file holding a credential's value or a key's shape is kept out of the commit
+(deleted, or put back as last committed) before git stores it, and reported.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import StoppedResumable, UsageError
+from agent.secrets import SecretFinding, SecretScanner
 
 AUTHOR_NAME = "trusted-scientist"
 AUTHOR_EMAIL = "agent@trusted-scientist.invalid"
@@ -77,25 +80,46 @@ class CommitInfo:
     """Paths it touched."""
 
 
+@dataclass(frozen=True)
+class BlockedFile:
+    """A file kept out of a commit because it held a secret."""
+
+    path: str
+    """Relative to the run directory."""
+    findings: tuple[SecretFinding, ...]
+    """What it held: variable names or key patterns, never the values."""
+    step: str
+    """The commit's step trailer, or the first line of its message."""
+    restored: bool
+    """True: a tracked file, put back as last committed; False: a new file, deleted."""
+
+
 class Workspace:
     """A run directory with its own git repository."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, env: Mapping[str, str] | None = None) -> None:
+        """`env`: whose credentials must never be committed (default: this process's)."""
         import git  # gitpython; imported here so `--help` stays fast
 
         self.root = root.resolve()
         self.repo = git.Repo(self.root)
+        self.scanner = SecretScanner.from_env(os.environ if env is None else env)
+        self.blocked: list[BlockedFile] = []
+        """Files kept out of commits and not reported yet (see `report_blocked_to`)."""
+        self._report: Callable[[BlockedFile], None] | None = None
 
     # --- creation -----------------------------------------------------------------------
     @classmethod
     def create(cls, runs_dir: Path, idea_name: str, template_root: Path, idea_fields: dict,
                extra_files: dict[str, str] | None = None, latex_skeleton: Path | None = None,
-               before_publish: Callable[[Path], None] | None = None) -> Workspace:
+               before_publish: Callable[[Path], None] | None = None,
+               env: Mapping[str, str] | None = None) -> Workspace:
         """Make `runs_dir/<YYYYmmdd_HHMMSS>_<idea>/` from the template and commit it.
 
         The directory is built under a hidden staging name and renamed into place when it is
         complete (`before_publish(staging_root)` runs just before: the journal's first event),
-        so a crash never leaves a half-made run directory where runs are listed.
+        so a crash never leaves a half-made run directory where runs are listed. Template
+        files holding a secret are left out of it, and wait in `blocked` to be reported.
         """
         runs_dir.mkdir(parents=True, exist_ok=True)
         _remove_abandoned_staging(runs_dir)
@@ -104,7 +128,7 @@ class Workspace:
         if staging.exists():
             shutil.rmtree(staging)
         try:
-            cls._build(staging, idea_name, template_root, idea_fields, extra_files, latex_skeleton)
+            blocked = cls._build(staging, idea_name, template_root, idea_fields, extra_files, latex_skeleton, env)
             if before_publish is not None:
                 before_publish(staging)
             root = runs_dir / f"{stamp}_{idea_name}"
@@ -121,11 +145,14 @@ class Workspace:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return cls(root)
+        ws = cls(root, env)
+        ws.blocked = blocked
+        return ws
 
     @classmethod
     def _build(cls, root: Path, idea_name: str, template_root: Path, idea_fields: dict,
-               extra_files: dict[str, str] | None, latex_skeleton: Path | None) -> None:
+               extra_files: dict[str, str] | None, latex_skeleton: Path | None,
+               env: Mapping[str, str] | None) -> list[BlockedFile]:
         import git
 
         shutil.copytree(template_root, root, ignore=lambda d, names: [x for x in names if x in _SKIP_FROM_TEMPLATE])
@@ -147,7 +174,9 @@ class Workspace:
             cfg.set_value("user", "name", AUTHOR_NAME)
             cfg.set_value("user", "email", AUTHOR_EMAIL)
             cfg.set_value("commit", "gpgsign", "false")
-        cls(root).commit(["."], f"setup: template '{template_root.name}' and idea '{idea_name}'")
+        ws = cls(root, env)
+        ws.commit(["."], f"setup: template '{template_root.name}' and idea '{idea_name}'")
+        return ws.blocked
 
     # --- one orchestrator at a time ----------------------------------------------------------
     def lock(self) -> None:
@@ -186,8 +215,11 @@ class Workspace:
     def commit(self, paths: list[str], message: str, step: str | None = None) -> str | None:
         """Stage `paths` (additions, changes, deletions) and commit; None if nothing changed.
 
-        `step` names the orchestrator step in a trailer, for `step_commit`."""
+        `step` names the orchestrator step in a trailer, for `step_commit`. A file holding a
+        secret is kept out (see `_keep_secrets_out`) and reported; the rest is committed."""
         rels = [str(self.resolve(p).relative_to(self.root)) if p != "." else "." for p in paths]
+        if rels:
+            self._keep_secrets_out(rels, step or message.partition("\n")[0])
         # A path that neither exists nor was ever committed has nothing to record (git would
         # refuse the whole call with "pathspec did not match").
         rels = [r for r in rels if os.path.lexists(self.root / r) or self.repo.git.ls_files("--", r)]
@@ -200,6 +232,44 @@ class Workspace:
             message = f"{message}\n\n{STEP_TRAILER}: {step}"
         self.repo.git.commit("-m", message, "--no-verify", f"--author={AUTHOR_NAME} <{AUTHOR_EMAIL}>")
         return self.head()
+
+    def report_blocked_to(self, report: Callable[[BlockedFile], None]) -> None:
+        """Hand every file kept out of a commit to `report`, those waiting in `blocked` first."""
+        self._report = report
+        while self.blocked:
+            report(self.blocked.pop(0))
+
+    def _keep_secrets_out(self, rels: list[str], step: str) -> None:
+        """Scan what `git add -A -- rels` would store (new and changed files; git-ignored ones
+        are never stored), before git writes any of it to its object database. A file with a
+        secret is put back as last committed, or deleted if it is new."""
+        out = str(self.repo.git.status("--porcelain", "-z", "--no-renames", "--untracked-files=all", "--", *rels))
+        changed = [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+        for rel in changed:
+            path = self.root / rel
+            if not (path.is_symlink() or path.is_file()):
+                continue  # deleted, or a nested repository git would store as a link
+            findings = self.scanner.scan_file(self.root, rel)
+            if findings:
+                blocked = BlockedFile(rel, tuple(findings), step, self._drop(rel))
+                if self._report is not None:
+                    self._report(blocked)
+                else:
+                    self.blocked.append(blocked)
+
+    def _drop(self, rel: str) -> bool:
+        """Put `rel` back as HEAD has it (True), or remove it if HEAD has none (False)."""
+        import git
+
+        if self.repo.head.is_valid():
+            try:
+                self.repo.git.checkout("HEAD", "--", rel)
+                return True
+            except git.GitCommandError:  # not in HEAD: a new file
+                pass
+        self.repo.git.rm("--cached", "-q", "--ignore-unmatch", "--", rel)
+        (self.root / rel).unlink()
+        return False
 
     def step_commit(self, step: str) -> str | None:
         """The commit of `step` on the current branch, if that step was committed."""

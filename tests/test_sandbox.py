@@ -87,10 +87,13 @@ def _sandboxed(tmp_path: Path, body: str, **env: str) -> runner.RunOutcome:
 
 def test_the_environment_is_an_allowlist_not_a_denylist() -> None:
     base = {**SECRETS, "PATH": "/bin", "HOME": "/h", "OMP_NUM_THREADS": "2", "HARNESS_CACHE_DIR": "/c",
-            "TOKENIZERS_PARALLELISM": "false", "MY_APP_SETTING": "x", "TOY_SLEEP": "1"}
+            "TOKENIZERS_PARALLELISM": "false", "MY_APP_SETTING": "x", "TOY_SLEEP": "1",
+            "HARNESS_HUB_TOKEN": "hf_x", "EXPERIMENT_API_KEY": "k", "PYTORCH_SECRET": "s"}
     env = sandbox.child_env(base, {"EXPERIMENT_PRESET": "tiny"}, pass_env=["TOY_SLEEP"])
     assert not set(SECRETS) & set(env)
     assert "MY_APP_SETTING" not in env  # unknown names do not pass, whatever they look like
+    # an allowed prefix does not admit a credential's name
+    assert not {"HARNESS_HUB_TOKEN", "EXPERIMENT_API_KEY", "PYTORCH_SECRET"} & set(env)
     assert {k: env[k] for k in ("PATH", "HOME", "OMP_NUM_THREADS", "HARNESS_CACHE_DIR",
                                 "TOKENIZERS_PARALLELISM", "TOY_SLEEP", "EXPERIMENT_PRESET")} == {
         "PATH": "/bin", "HOME": "/h", "OMP_NUM_THREADS": "2", "HARNESS_CACHE_DIR": "/c",
