@@ -236,19 +236,42 @@ def run(
 
 
 def kill_leftover(pgid: int, cwd: Path) -> bool:
-    """Kill process group `pgid` left by a crashed orchestrator, if its leader still runs in
-    `cwd` (a pid reused by an unrelated process is left alone). True if something was killed."""
-    try:
-        leader_cwd = Path(os.readlink(f"/proc/{pgid}/cwd")).resolve()
-    except OSError:
-        return False
-    if leader_cwd != cwd.resolve() and cwd.resolve() not in leader_cwd.parents:
+    """Kill process group `pgid` left by a crashed orchestrator, if one of its processes still
+    runs in `cwd` (a pid reused by an unrelated process is left alone). The leader need not be
+    there: bubblewrap, a sandbox's leader, moves itself to `/`. True if something was killed."""
+    root = cwd.resolve()
+    inside = False
+    for pid in _group_members(pgid):
+        try:
+            where = Path(os.readlink(f"/proc/{pid}/cwd")).resolve()
+        except OSError:
+            continue
+        if where == root or root in where.parents:
+            inside = True
+            break
+    if not inside:
         return False
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The pids of process group `pgid`, from /proc (field 5 of /proc/<pid>/stat)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) "
+        if len(fields) > 2 and fields[2] == str(pgid):
+            members.append(int(entry.name))
+    return members
 
 
 def _reap_group(pgid: int) -> None:
