@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -191,8 +193,22 @@ def run(
     stdout_path = log_dir / f"{prefix}stdout.txt"
     stderr_path = log_dir / f"{prefix}stderr.txt"
     cmd = [sys.executable if argv[0] in ("python", "python3") else argv[0], *argv[1:]]
+    scratch = Path(tempfile.mkdtemp(prefix="sandbox-tmp-")) if sandbox is not None else None
     if sandbox is not None:
-        cmd = sandbox.wrap(cmd, cwd.resolve())
+        cmd = sandbox.wrap(cmd, cwd.resolve(), tmp=scratch)
+        env_extra = {**(env_extra or {}), "TMPDIR": str(scratch)}
+    try:
+        return _run(cmd, cwd=cwd, log_dir=log_dir, timeout_s=timeout_s, stdout_path=stdout_path,
+                    stderr_path=stderr_path, env=child_env(os.environ, env_extra, pass_env),
+                    tail_chars=tail_chars, on_start=on_start)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(cmd: list[str], *, cwd: Path, log_dir: Path, timeout_s: float, stdout_path: Path,
+         stderr_path: Path, env: dict[str, str], tail_chars: int,
+         on_start: Callable[[int], object] | None) -> RunOutcome:
     start = time.monotonic()
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         try:
@@ -202,7 +218,7 @@ def run(
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
-                env=child_env(os.environ, env_extra, pass_env),
+                env=env,
                 start_new_session=True,  # own process group: the timeout kills grandchildren too
             )
         except OSError as exc:  # a missing program (pdflatex) is an outcome, not a crash of ours

@@ -68,10 +68,14 @@ class Sandbox:
     network: bool = False
     """Whether the child keeps the network (a hub preset's first download)."""
 
-    def wrap(self, argv: list[str], cwd: Path) -> list[str]:
-        """`argv` run under bubblewrap, in `cwd`."""
+    def wrap(self, argv: list[str], cwd: Path, tmp: Path | None = None) -> list[str]:
+        """`argv` run under bubblewrap, in `cwd`; `tmp`, if given, is its private scratch
+        directory (the runner points TMPDIR at it). The host's /tmp stays visible, read-only:
+        a repository or run directory may live there."""
         cmd = [BWRAP, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-               "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+               "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        if tmp is not None:
+            cmd += ["--bind", str(tmp), str(tmp)]
         if not self.network:
             cmd.append("--unshare-net")
         for node in gpu_nodes():
@@ -112,7 +116,7 @@ def check(probe_dir: Path | None = None) -> SandboxCheck:
     if shutil.which(BWRAP) is None:
         return SandboxCheck(False, "bubblewrap is not installed (Debian/Ubuntu: apt-get install "
                                    "bubblewrap)")
-    where = probe_dir or Path.cwd()
+    where = probe_dir or Path("/")
     argv = Sandbox(writable=()).wrap(["true"], where)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False,
@@ -123,5 +127,5 @@ def check(probe_dir: Path | None = None) -> SandboxCheck:
         said = " ".join(proc.stderr.split())[:300]
         return SandboxCheck(False, f"bubblewrap cannot create namespaces here ({said}); user "
                                    "namespaces may be disabled (kernel.unprivileged_userns_clone)")
-    return SandboxCheck(True, "PID and network namespaces, read-only / except the run directory "
-                              "and the harness cache, allowlisted environment")
+    return SandboxCheck(True, "PID and network namespaces, read-only / except the run directory, "
+                              "the harness cache and a private TMPDIR, allowlisted environment")

@@ -294,3 +294,37 @@ def test_only_a_hub_preset_gets_the_network_and_a_writable_hub_cache(tmp_path: P
     hub = ctx.sandbox_for(network=True)
     assert hub is not None and hub.network and hub.writable == (tmp_path / "run", tmp_path / "hub")
     assert "--unshare-net" not in hub.wrap(["true"], tmp_path)
+
+
+def test_a_private_tmpdir_is_writable_and_the_hosts_tmp_is_not(tmp_path: Path) -> None:
+    host_file = Path("/tmp") / f"sandbox-host-{os.getpid()}.txt"
+    out = _sandboxed(tmp_path, f"""
+        import pathlib, tempfile
+        with tempfile.NamedTemporaryFile("w", delete=False) as f:
+            f.write("scratch")
+        results = [f.name]
+        try:
+            pathlib.Path({str(host_file)!r}).write_text("planted")
+            results.append("host /tmp written")
+        except OSError as exc:
+            results.append(type(exc).__name__)
+        pathlib.Path("tmp.txt").write_text(repr(results))
+    """)
+    assert out.ok, out.stderr_tail
+    results = (tmp_path / "run" / "tmp.txt").read_text()
+    assert "host /tmp written" not in results and not host_file.exists()
+    assert "sandbox-tmp-" in results  # tempfile used the private TMPDIR
+    assert not list(Path(tempfile_dir()).glob("sandbox-tmp-*")), "the scratch directory was removed"
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def test_the_check_works_from_a_folder_under_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repository or run directory under /tmp (a clone, a test) must not look unsandboxable."""
+    monkeypatch.chdir(tmp_path)
+    found = sandbox.check()
+    assert found.available, found.reason
