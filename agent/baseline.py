@@ -18,7 +18,7 @@ from agent.errors import TemplateError
 
 CACHE_DIR = ".baseline-cache"
 _SKIP = {"ideas", "__pycache__", ".git", ".pytest_cache"}
-_HEAVY = {".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".npy", ".npz"}
+_HEAVY = {".pt", ".pt2", ".pth", ".ckpt", ".safetensors", ".bin", ".npy", ".npz"}
 
 
 def cache_key(template_root: Path, preset: str | None) -> str:

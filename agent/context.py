@@ -41,6 +41,9 @@ class RunContext:
     preset: str | None
     sandbox: Sandbox | None = None
     """How LLM-edited code is confined (None: bubblewrap unavailable or --no-sandbox)."""
+    harness_sha256: str | None = None
+    """The harness's source hash when this launch started (templates with an evaluator): the
+    evaluator is not started if the harness changed since."""
     llm_factory: Any = None
     """Callable returning the LLM client; called once, on the first question."""
     _llm: Any = None
@@ -50,6 +53,10 @@ class RunContext:
         # From here on every file a commit keeps out for holding a secret is journaled and
         # shown, starting with those of the setup commit, made before this context existed.
         self.ws.report_blocked_to(self._secret_blocked)
+        if self.template.evaluator and self.harness_sha256 is None:
+            from harness.provenance import harness_sha256
+
+            self.harness_sha256 = harness_sha256()
 
     def _secret_blocked(self, blocked: BlockedFile) -> None:
         found = [{"source": f.source, "how": f.how, "line": f.line} for f in blocked.findings]

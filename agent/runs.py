@@ -8,14 +8,18 @@ the step's name, so a resumed launch finds what was done and never repeats it.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent import runner
 from agent.context import RunContext
 from agent.journal import Event
 from agent.results import RunRecord, config_changes, finished_runs, format_config_changes, load_run
+from harness import provenance
 
 
 @dataclass(frozen=True)
@@ -101,15 +105,22 @@ def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name
     ctx.status(f"run {index} attempt {attempt}: {' '.join(argv)} (timeout {timeout:.0f} s)")
     ctx.crashpoint("run_started")
     env = {"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else {}
+    if ctx.template.evaluator:
+        env[provenance.MODE_ENV] = "orchestrator"  # finish() exports; we evaluate below
     outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, env_extra=env,
                          on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, pgid=pid),
                          sandbox=ctx.sandbox_for(network=_needs_network(ctx.preset)),
                          pass_env=ctx.template.pass_env)
     status: str = outcome.status
     describe = outcome.describe()
-    if outcome.ok and not (out_dir / "final_info.json").is_file():
+    stderr_tail = outcome.stderr_tail
+    evaluation: dict[str, Any] = {}
+    if outcome.ok and ctx.template.evaluator:
+        status, describe, stderr_tail, evaluation = _evaluate(ctx, index, attempt, out_dir, timeout,
+                                                              describe, stderr_tail)
+    if status == "ok" and not (out_dir / "final_info.json").is_file():
         status, describe = "no_results", "exited 0 but wrote no final_info.json"
-    if outcome.ok and status == "ok":
+    if status == "ok":
         try:
             load_run(ctx.ws.root, index, ctx.template)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -117,8 +128,61 @@ def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name
     outputs = [out_name if status == "ok" else f"logs/{out_name}_attempt{attempt}", out_name]
     return ctx.record("run.finished", stage=stage, run=index, attempt=attempt, status=status,
                       describe=describe, returncode=outcome.returncode, commit=commit,
-                      duration_s=round(outcome.duration_s, 3), stderr_tail=outcome.stderr_tail,
-                      step=f"{stage}/run{index}/attempt{attempt}", outputs=outputs)
+                      duration_s=round(outcome.duration_s, 3), stderr_tail=stderr_tail,
+                      step=f"{stage}/run{index}/attempt{attempt}", outputs=outputs, **evaluation)
+
+
+def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout: float,
+              describe: str, stderr_tail: str) -> tuple[str, str, str, dict[str, Any]]:
+    """Evaluate run_i in a process of its own (the template's evaluator) after the experiment
+    exited 0: (status, describe, stderr tail, journal fields). Metrics the experiment wrote
+    itself are moved aside; a harness changed since launch, a missing export, or a record
+    whose provenance does not match the files evaluated make the run not ok."""
+    info = out_dir / "final_info.json"
+    ignored = None
+    if info.is_file():  # the experiment wrote metrics itself: kept aside, never used
+        ignored = provenance.EXPERIMENT_FINAL_INFO
+        os.replace(info, out_dir / ignored)
+    fields: dict[str, Any] = {"evaluator": ctx.template.evaluator, "ignored_final_info": ignored}
+    if not (out_dir / provenance.ENCODE).is_file():
+        return ("no_results", f"{describe}, but exported no SAE graphs ({provenance.ENCODE}): call "
+                "harness.finish(out_dir, sae, source, ...); metrics written by experiment.py are "
+                "ignored", stderr_tail, fields)
+    now = provenance.harness_sha256()
+    if now != ctx.harness_sha256:
+        return ("untrusted", f"{describe}, but the harness source changed since this launch "
+                f"started (sha256 {str(ctx.harness_sha256)[:12]} -> {now[:12]}): not evaluated",
+                stderr_tail, fields)
+    argv = provenance.evaluator_command(Path(f"run_{index}"), ctx.preset,
+                                        manifest=ctx.template.root / "template.toml")
+    ctx.record("run.evaluating", run=index, attempt=attempt, harness_sha256=now)
+    outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="evaluator",
+                         env_extra={"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else None,
+                         on_start=ctx.process_started("evaluator"),
+                         sandbox=ctx.sandbox_for(network=_needs_network(ctx.preset)))
+    fields["evaluator_duration_s"] = round(outcome.duration_s, 3)
+    if not outcome.ok:
+        return (outcome.status, f"{describe}; its evaluation {outcome.describe()}",
+                outcome.stderr_tail, fields)
+    problem = _provenance_problem(out_dir, now)
+    if problem:
+        return "untrusted", f"{describe}, but {problem}", stderr_tail, fields
+    return "ok", f"{describe}; evaluated in {outcome.duration_s:.1f} s", stderr_tail, fields
+
+
+def _provenance_problem(out_dir: Path, harness: str) -> str | None:
+    """Why run_i/final_info.json cannot be trusted, or None when its provenance verifies."""
+    try:
+        record = json.loads((out_dir / "final_info.json").read_text(encoding="utf-8"))
+        prov = record["provenance"]
+        expected = {"evaluator": provenance.EVALUATOR, "harness_sha256": harness,
+                    "encode_sha256": provenance.sha256_file(out_dir / provenance.ENCODE),
+                    "decode_sha256": provenance.sha256_file(out_dir / provenance.DECODE),
+                    "meta_sha256": provenance.sha256_file(out_dir / provenance.META)}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its final_info.json has no readable provenance ({type(exc).__name__}: {exc})"
+    wrong = [k for k, v in expected.items() if prov.get(k) != v]
+    return f"the provenance of final_info.json does not verify ({', '.join(wrong)})" if wrong else None
 
 
 def _progress_line(ctx: RunContext, result: RunAttempt) -> str:

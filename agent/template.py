@@ -16,6 +16,8 @@ from harness.gates import Gate, GateSyntaxError, parse_gate
 
 Direction = Literal["higher", "lower"]
 MANIFEST = "template.toml"
+EVALUATORS = ("harness.evaluator",)
+"""Evaluators a template may name (trusted code the loop starts after each run)."""
 DEFAULT_EDITABLE = ("experiment.py", "plot.py", "notes.txt", "latex/template.tex")
 
 
@@ -86,6 +88,9 @@ class Template:
     """Module with `available() -> {name: None | reason}` and `default_name()`, if any."""
     pass_env: tuple[str, ...] = ()
     """Environment variables (names) its experiments may see besides the sandbox's allowlist."""
+    evaluator: str | None = None
+    """`harness.evaluator`: the loop evaluates each run in a process of its own from the graphs
+    `harness.finish` exports; None: the experiment's own final_info.json is the result."""
 
     @property
     def headline(self) -> tuple[Metric, ...]:
@@ -167,9 +172,13 @@ def load(root: Path) -> Template:
         if not (root / rel).is_file():
             raise UsageError(f"{root}: the template has no {rel}")
     pass_env = _str_list(data["pass_env"], "pass_env", path) if data.get("pass_env") else ()
+    evaluator = data.get("evaluator")
+    if evaluator not in (None, *EVALUATORS):
+        raise UsageError(f"{path}: field 'evaluator' must be one of {', '.join(EVALUATORS)} "
+                         f"(or absent), not {evaluator!r}")
     return Template(name, root, description, editable, run_command, plot_command, float(timeout_s),
                     figures, metrics, tuple(gates), presets, provides, data.get("presets_provider"),
-                    pass_env)
+                    pass_env, evaluator)
 
 
 def _safe_rel(rel: str) -> bool:

@@ -27,6 +27,7 @@ GITIGNORE = """\
 # Written by the agent: large or volatile artifacts stay out of the run's history.
 journal.jsonl
 *.pt
+*.pt2
 *.pth
 *.ckpt
 *.safetensors

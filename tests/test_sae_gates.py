@@ -28,8 +28,11 @@ class DenseSAE(torch.nn.Module):
         self.W_dec = torch.nn.Parameter(torch.eye(d_in))  # (d_sae, d_in)
         self.l1_penalty = 0.04
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.W_enc  # dense: every latent nonzero on every token
+
     def forward(self, x: torch.Tensor, output_features: bool = False):
-        f = x @ self.W_enc  # dense: every latent nonzero on every token
+        f = self.encode(x)
         x_hat = f @ self.W_dec
         return (x_hat, f) if output_features else x_hat
 
@@ -42,6 +45,7 @@ def test_dense_sae_fails_the_sparsity_and_width_gates(tmp_path: Path,
     shutil.copy(TEMPLATE / "template.toml", tmp_path / "template.toml")
     monkeypatch.chdir(tmp_path)
     source = ActivationSource(SMALL)
+    # finish() exports encode/decode and evaluates them in a separate process (on "tiny")
     record = finish(tmp_path / "run_1", DenseSAE(source.d_in), source)
     gates = {g["name"]: g for g in record["gates"]}
     for name in ("dictionary_width", "l0_fraction_of_dictionary", "l0_vs_model_width"):

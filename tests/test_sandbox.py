@@ -5,6 +5,7 @@ whole loop, as a replayed reply that edits experiment.py."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -313,14 +314,9 @@ def test_a_private_tmpdir_is_writable_and_the_hosts_tmp_is_not(tmp_path: Path) -
     assert out.ok, out.stderr_tail
     results = (tmp_path / "run" / "tmp.txt").read_text()
     assert "host /tmp written" not in results and not host_file.exists()
-    assert "sandbox-tmp-" in results  # tempfile used the private TMPDIR
-    assert not list(Path(tempfile_dir()).glob("sandbox-tmp-*")), "the scratch directory was removed"
-
-
-def tempfile_dir() -> str:
-    import tempfile
-
-    return tempfile.gettempdir()
+    scratch_file = Path(ast.literal_eval(results)[0])  # the list the script wrote with repr()
+    assert scratch_file.parent.name.startswith("sandbox-tmp-")  # tempfile used the private TMPDIR
+    assert not scratch_file.parent.exists(), "the scratch directory was not removed"
 
 
 def test_the_check_works_from_a_folder_under_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,39 +1,36 @@
-"""Finishing a run: evaluate the SAE, save it, and write `run_i/final_info.json`.
+"""Finishing a run: save the SAE, export it for the evaluator, and have it evaluated.
 
-`finish()` takes the trained SAE and the objects that configured it, never metric values:
-the numbers in final_info come from `harness.evaluate`, and `d_in`/`d_sae` are measured.
+`finish()` takes the trained SAE and the objects that configured it, never metric values. It
+saves `run_i/sae.pt`, exports encode/decode as graphs (`harness.export`), and then, as typed by
+hand, starts the evaluator (`harness.evaluator`) in a fresh isolated process that writes
+`run_i/final_info.json`. Under the loop (`HARNESS_EVALUATOR=orchestrator`) it stops after the
+export: the orchestrator starts the evaluator itself, outside the experiment's process.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from harness import config as config_mod
+from harness import provenance as prov
 from harness import results
 from harness.activations import ActivationSource
-from harness.evaluate import Report, evaluate
+from harness.export import export_sae
 
 CHECKPOINT = "sae.pt"
 HEADLINE = ("l0", "explained_variance", "ce_loss_score", "kl_div_score", "dead_frac", "cosine")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def finish(out_dir: str | Path, sae: torch.nn.Module, source: ActivationSource,
            *configured: Any, timings: dict[str, float] | None = None,
            training: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate `sae`, save `out_dir/sae.pt`, write `out_dir/final_info.json`; return the record.
+    """Save `out_dir/sae.pt`, export the SAE, evaluate it in a separate process (which writes
+    `out_dir/final_info.json`); return the record. Under the loop, return a pending record.
 
     `configured`: the config dataclass, the trainer, ... whose settings go into `config`
     (the SAE itself is always included). `training`: free-form training facts (final
@@ -41,40 +38,39 @@ def finish(out_dir: str | Path, sae: torch.nn.Module, source: ActivationSource,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report: Report = evaluate(sae, source)
     data = source.describe()
     config = config_mod.collect(*configured, sae)
     config.update({
-        "d_in": report.d_in, "d_sae": report.d_sae, "model": data["model"],
-        "layer": data["layer"], "dataset": data["dataset"], "preset": source.preset.name,
+        "d_in": source.d_in, "model": data["model"], "layer": data["layer"],
+        "dataset": data["dataset"], "preset": source.preset.name,
         "context_len": data["context_len"], "tokens": source.tokens_served,
         "act_scale": data["act_scale"], "sae_class": type(sae).__name__,
     })
-    ckpt = out / CHECKPOINT
-    torch.save({"state_dict": sae.state_dict(), "config": config}, ckpt)
-    lm_info = source.lm_info
-    all_timings = {**(timings or {}), "harvest_s": data["harvest_seconds"],
-                   "model_load_s": lm_info.get("load_seconds", 0.0), "eval_s": report.seconds}
-    extra = {
-        "preset": source.preset.name,  # the one that ran, however it was chosen
-        "measurements": report.measurements,
-        "evaluation": {**report.windows, "held_out": f"{data['dataset']} eval split"},
-        "data": data,
-        "checkpoint": {"path": CHECKPOINT, "sha256": _sha256(ckpt)},
-        "training": training or {},
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    return results.write_final_info(out, report.metrics, config, timings=all_timings,
-                                    extra=extra)
+    meta = export_sae(sae, source.d_in, out, meta={
+        "config": config, "training": training or {}, "timings": dict(timings or {}),
+        "tokens": source.tokens_served})
+    config["d_sae"] = meta["d_sae"]
+    torch.save({"state_dict": sae.state_dict(), "config": config}, out / CHECKPOINT)
+    if os.environ.get(prov.MODE_ENV) == "orchestrator":
+        return {"metrics": {}, "config": config, "gates": [],
+                "pending": "evaluation by the orchestrator (harness.evaluator)"}
+    argv = prov.evaluator_command(out.resolve(), source.preset.name)
+    done = subprocess.run(argv, cwd=Path.cwd(), check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the evaluator failed (exit {done.returncode}); see its output above")
+    return results.read_final_info(out)
 
 
 def summary(record: dict[str, Any]) -> str:
     """A few human lines: the headline metrics and any failed gates."""
     m, c = record["metrics"], record["config"]
-    parts = [f"{k}={m[k]:.4g}" for k in HEADLINE if isinstance(m.get(k), (int, float))]
     lines = [f"{c.get('sae_class')} d_in={c.get('d_in')} d_sae={c.get('d_sae')} on "
              f"{c.get('model')} layer {c.get('layer')} ({c.get('preset')}, "
-             f"{c.get('tokens')} training tokens)", "  " + "  ".join(parts)]
+             f"{c.get('tokens')} training tokens)"]
+    if record.get("pending"):
+        return "\n".join([*lines, f"  metrics: pending ({record['pending']})"])
+    parts = [f"{k}={m[k]:.4g}" for k in HEADLINE if isinstance(m.get(k), (int, float))]
+    lines.append("  " + "  ".join(parts))
     for gate in record.get("gates", []):
         if gate["passed"] is not True:
             lines.append(f"  gate {gate['name']} ({gate['severity']}): {gate['message']}")

@@ -1,0 +1,230 @@
+"""The evaluator: the one process that writes metrics, and never runs LLM-edited Python.
+
+    python -I -c '<boot>' RUN_I_DIR [--preset NAME] [--manifest template.toml]
+    (`harness.provenance.evaluator_command` builds that line; `python -m harness.evaluator` works too)
+
+It reads `run_i/sae_encode.pt2` and `sae_decode.pt2` once, as bytes, hashes them, and runs them
+with `harness.graph_run` (no pickle, no torch.export.load), forms x_hat = decode(encode(x)) itself
+and runs the unchanged `harness.evaluate.evaluate()`. What the training process reports in
+`sae_meta.json` (config, training facts, timings) is recorded as reported; groups and levels
+from it are validated index lists. A final_info.json the experiment wrote itself is ignored and
+named in the record (its values are kept out of it, so no paper can cite them). The record's
+`provenance` holds the sha256 of every file evaluated and of the harness's source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import provenance as prov
+
+MEASURED_CONFIG = ("d_in", "d_sae", "model", "layer", "dataset", "preset", "context_len",
+                   "act_scale")
+"""Config keys the evaluator sets itself; every other config key is reported by the run."""
+MAX_META_BYTES = 16 << 20
+
+
+class EvaluationError(RuntimeError):
+    """The run directory holds nothing this evaluator can evaluate (said for the author)."""
+
+
+def _index_list(value: Any, d_sae: int, what: str) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                              and 0 <= v < d_sae for v in value):
+        raise EvaluationError(f"sae_meta.json: {what} must be a list of latent indices in "
+                              f"[0, {d_sae})")
+    return value
+
+
+def validated_groups(meta: dict[str, Any], d_sae: int) -> list[list[int]] | None:
+    groups = meta.get("groups")
+    if groups is None:
+        return None
+    if isinstance(groups, list) and len(groups) == d_sae and all(isinstance(g, int) for g in groups):
+        ids = _index_list(groups, 1 << 62, "groups (ids)")  # a (d_sae,) tensor of group ids
+        return [[i for i, g in enumerate(ids) if g == gid] for gid in sorted(set(ids))]
+    if not isinstance(groups, list):
+        raise EvaluationError("sae_meta.json: groups must be a list of index lists")
+    return [_index_list(g, d_sae, "each group") for g in groups]
+
+
+def validated_levels(meta: dict[str, Any], d_sae: int) -> dict[str, list[int]] | None:
+    levels = meta.get("levels")
+    if levels is None:
+        return None
+    if not isinstance(levels, dict):
+        raise EvaluationError("sae_meta.json: levels must be {name: latent indices}")
+    return {str(k)[:64]: _index_list(v, d_sae, f"level {str(k)[:64]!r}") for k, v in levels.items()}
+
+
+def graph_sae(encode: bytes, decode: bytes, meta: dict[str, Any], device: str) -> Any:
+    """What evaluate() needs, over the two graphs: sae(x, output_features=True), decode,
+    parameters() (for the device), groups()/levels() from the validated meta."""
+    import torch
+
+    from harness.graph_run import GraphProgram
+
+    class GraphSAE(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.dec = GraphProgram(encode, device), GraphProgram(decode, device)
+            self._anchor = torch.nn.Parameter(torch.zeros(0, device=device), requires_grad=False)
+            with torch.no_grad():
+                self.d_sae = int(self.enc(torch.zeros(2, int(meta["d_in"]), device=device)).shape[-1])
+            groups, levels = validated_groups(meta, self.d_sae), validated_levels(meta, self.d_sae)
+            # evaluate() looks these up with getattr + callable(): absent unless declared
+            if groups is not None:
+                self.groups = lambda: groups
+            if levels is not None:
+                self.levels = lambda: levels
+
+        def encode(self, x: torch.Tensor) -> torch.Tensor:
+            return self.enc(x)
+
+        def decode(self, f: torch.Tensor) -> torch.Tensor:
+            return self.dec(f)
+
+        def forward(self, x: torch.Tensor, output_features: bool = False) -> Any:
+            f = self.enc(x)
+            x_hat = self.dec(f)
+            return (x_hat, f) if output_features else x_hat
+
+    return GraphSAE()
+
+
+def _read_meta(run_dir: Path) -> tuple[bytes, dict[str, Any]]:
+    path = run_dir / prov.META
+    if not path.is_file() or path.stat().st_size > MAX_META_BYTES:
+        raise EvaluationError(f"{run_dir.name}/{prov.META} is missing or too large")
+    raw = path.read_bytes()
+    meta = json.loads(raw)
+    if not isinstance(meta, dict) or not isinstance(meta.get("d_in"), int):
+        raise EvaluationError(f"{prov.META} must be a JSON object with an integer d_in")
+    return raw, meta
+
+
+def _ignored(run_dir: Path) -> dict[str, Any] | None:
+    """Final-info files the experiment wrote itself: named, hashed, their metrics listed by
+    name only (the values stay out of this record, so nothing can cite them)."""
+    found = {}
+    for name in (prov.EXPERIMENT_FINAL_INFO, "final_info.json"):
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        entry: dict[str, Any] = {"sha256": prov.sha256_file(path)}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            metrics = data.get("metrics") if isinstance(data, dict) else None
+            entry["metric_names"] = sorted(str(k) for k in metrics)[:200] \
+                if isinstance(metrics, dict) else []
+        except (ValueError, UnicodeDecodeError):
+            entry["metric_names"] = []
+        found[name] = entry
+    if not found:
+        return None
+    return {"files": found, "note": "written by experiment.py, not by the evaluator: ignored"}
+
+
+def evaluate_run(run_dir: Path, preset: str | None, manifest: Path | None = None) -> dict[str, Any]:
+    """Evaluate `run_dir`'s exported SAE and write its final_info.json; return the record."""
+    import torch
+
+    from harness import results
+    from harness.activations import ActivationSource
+    from harness.evaluate import evaluate
+
+    start = time.perf_counter()
+    run_dir = run_dir.resolve()
+    for name in (prov.ENCODE, prov.DECODE):
+        if not (run_dir / name).is_file():
+            raise EvaluationError(
+                f"{run_dir.name}/{name} is missing: the SAE was not exported. Train it in "
+                "experiment.py and call harness.finish(out_dir, sae, source, ...), which exports "
+                "encode/decode; metrics written by experiment.py itself are ignored")
+    encode, decode = (run_dir / prov.ENCODE).read_bytes(), (run_dir / prov.DECODE).read_bytes()
+    meta_raw, meta = _read_meta(run_dir)
+    ignored = _ignored(run_dir)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sae = graph_sae(encode, decode, meta, device)
+    source = ActivationSource(preset)
+    if source.d_in != meta["d_in"]:
+        raise EvaluationError(f"the SAE was exported for d_in={meta['d_in']}, the preset "
+                              f"{source.preset.name} has d_in={source.d_in}")
+    report = evaluate(sae, source)
+    data = source.describe()
+    reported_config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    config = {**reported_config, "d_in": report.d_in, "d_sae": report.d_sae,
+              "model": data["model"], "layer": data["layer"], "dataset": data["dataset"],
+              "preset": source.preset.name, "context_len": data["context_len"],
+              "act_scale": data["act_scale"], "sae_class": str(meta.get("sae_class"))[:100],
+              "tokens": meta.get("tokens")}
+    reported_timings = meta.get("timings") if isinstance(meta.get("timings"), dict) else {}
+    timings = {**{k: v for k, v in reported_timings.items() if isinstance(v, (int, float))},
+               "harvest_s": data["harvest_seconds"],
+               "model_load_s": source.lm_info.get("load_seconds", 0.0), "eval_s": report.seconds,
+               "evaluator_s": time.perf_counter() - start}
+    checkpoint = run_dir / "sae.pt"
+    extra: dict[str, Any] = {
+        "preset": source.preset.name,
+        "measurements": report.measurements,
+        "evaluation": {**report.windows, "held_out": f"{data['dataset']} eval split"},
+        "data": data,
+        "training": meta.get("training") if isinstance(meta.get("training"), dict) else {},
+        "reported": {"source": prov.META, "fields": ["config (all but "
+                     + ", ".join(MEASURED_CONFIG) + ")", "training", "timings (all but "
+                     "harvest_s, model_load_s, eval_s, evaluator_s)", "tokens", "sae_class"],
+                     "note": "stated by the training process, not measured by the evaluator"},
+        "provenance": {"evaluator": prov.EVALUATOR,
+                       "encode_sha256": prov.sha256_bytes(encode),
+                       "decode_sha256": prov.sha256_bytes(decode),
+                       "meta_sha256": prov.sha256_bytes(meta_raw),
+                       "harness_sha256": prov.harness_sha256()},
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if checkpoint.is_file():
+        extra["checkpoint"] = {"path": checkpoint.name, "sha256": prov.sha256_file(checkpoint)}
+    if ignored:
+        extra["ignored_from_experiment"] = ignored
+    return results.write_final_info(run_dir, report.metrics, config, timings=timings, extra=extra,
+                                    manifest=manifest)
+
+
+def _preset(args: argparse.Namespace, run_dir: Path) -> str | None:
+    if args.preset:
+        return str(args.preset)
+    if os.environ.get("EXPERIMENT_PRESET"):
+        return os.environ["EXPERIMENT_PRESET"]
+    path = run_dir.resolve().parent / "preset.json"
+    if path.is_file():
+        found = json.loads(path.read_text(encoding="utf-8")).get("preset")
+        return str(found) if found else None
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="harness.evaluator", description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="template.toml with the gates (default: ./template.toml)")
+    args = parser.parse_args(argv)
+    from harness.graph_run import Refused
+
+    try:
+        record = evaluate_run(args.run_dir, _preset(args, args.run_dir), args.manifest)
+    except (EvaluationError, Refused) as exc:
+        print(f"evaluator: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(f"evaluator: wrote {args.run_dir}/final_info.json in "
+          f"{record['timings']['evaluator_s']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Exporting a trained SAE for the evaluator: `run_i/sae_encode.pt2`, `sae_decode.pt2`, `sae_meta.json`.
+
+The evaluator (`harness.evaluator`) runs in a process of its own that never imports the
+template's Python: it runs these two `torch.export` graphs (x -> f, f -> x_hat) with
+`harness.graph_run` and forms the reconstruction as decode(encode(x)) itself. The meta file
+carries what the training process reports (config, training facts, timings, groups and
+levels); the evaluator records it as reported, never as a metric.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness import cache
+from harness.provenance import DECODE, ENCODE, META
+
+TRACE_ROWS = 300
+CHECK_ROWS = 37  # another batch size than the trace's: a graph specialised to one fails here
+
+
+class ExportError(RuntimeError):
+    """The SAE's encode/decode could not be exported as graphs."""
+
+
+class _Encode(torch.nn.Module):
+    def __init__(self, sae: torch.nn.Module):
+        super().__init__()
+        self.sae = sae
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sae.encode(x)
+
+
+class _Decode(torch.nn.Module):
+    def __init__(self, sae: torch.nn.Module):
+        super().__init__()
+        self.sae = sae
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.sae.decode(f)
+
+
+def _index_lists(spec: Any) -> Any:
+    """groups()/levels() as JSON: tensors become lists of ints."""
+    if isinstance(spec, torch.Tensor):
+        return [int(v) for v in spec.flatten().tolist()]
+    if isinstance(spec, dict):
+        return {str(k): _index_lists(v) for k, v in spec.items()}
+    if isinstance(spec, (list, tuple)):
+        return [_index_lists(v) for v in spec]
+    return int(spec)
+
+
+def export_sae(sae: torch.nn.Module, d_in: int, out_dir: str | Path,
+               meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the encode and decode graphs (CPU, eval mode, any batch size) and the meta file;
+    return the meta written. Raises ExportError saying what to change."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(sae).cpu().float().eval()
+    batch = torch.export.Dim("batch", min=2, max=1 << 24)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(TRACE_ROWS, d_in, generator=gen)
+    x_check = torch.randn(CHECK_ROWS, d_in, generator=gen)
+    try:
+        with torch.no_grad():
+            f = model.encode(x)
+            encode = torch.export.export(_Encode(model), (x,), dynamic_shapes={"x": {0: batch}})
+            decode = torch.export.export(_Decode(model), (f,), dynamic_shapes={"f": {0: batch}})
+            f_check = model.encode(x_check)
+            same = torch.allclose(encode.module()(x_check), f_check, rtol=1e-4, atol=1e-5) and \
+                torch.allclose(decode.module()(f_check), model.decode(f_check), rtol=1e-4, atol=1e-5)
+    except Exception as exc:  # torch raises many kinds here; all mean the same to the author
+        raise ExportError(
+            "encode/decode must be exportable with torch.export: no .item(), no Python branches "
+            f"on tensor values, no data-dependent shapes ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''})") from exc
+    if not same:
+        raise ExportError("the exported encode/decode differ from the SAE's own on another batch "
+                          "size: encode/decode must not depend on the batch size or on Python "
+                          "state other than parameters")
+    with warnings.catch_warnings():  # "No complete tensor found in the group": CPU weights
+        warnings.simplefilter("ignore", UserWarning)
+        torch.export.save(encode, out / ENCODE)
+        torch.export.save(decode, out / DECODE)
+    record: dict[str, Any] = {"sae_class": type(sae).__name__, "d_in": int(d_in),
+                              "d_sae": int(f.shape[-1]), **(meta or {})}
+    for name in ("groups", "levels"):
+        fn = getattr(sae, name, None)
+        if callable(fn):
+            record[name] = _index_lists(fn())
+    cache.write_atomically(out / META, json.dumps(record, indent=2, default=str) + "\n")
+    return record

@@ -1,0 +1,58 @@
+"""What an evaluation is traced to: file hashes, the harness's own hash, and how to start it.
+
+Pure Python (no torch import), so the orchestrator can use it cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+ENCODE = "sae_encode.pt2"
+DECODE = "sae_decode.pt2"
+META = "sae_meta.json"
+EVALUATOR = "harness.evaluator"
+MODE_ENV = "HARNESS_EVALUATOR"
+"""Set to `orchestrator` by the loop: `harness.finish` then exports and leaves evaluation to it."""
+EXPERIMENT_FINAL_INFO = "experiment_final_info.json"
+"""Where the loop moves a final_info.json the experiment wrote itself (ignored, reported)."""
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def harness_sha256(package: Path = PACKAGE) -> str:
+    """sha256 over the harness package's .py files (relative path and content, sorted)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts):
+        digest.update(f"{path.relative_to(package).as_posix()}\0".encode())
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def evaluator_command(run_dir: Path, preset: str | None, manifest: Path | None = None,
+                      python: str = sys.executable) -> list[str]:
+    """argv of the evaluator process: an isolated interpreter (`-I`: no PYTHON* variables, no
+    user site, neither the working directory nor a script's folder on sys.path) that imports
+    `harness` from this package's folder only, never from the run directory."""
+    boot = (f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); "
+            "from harness.evaluator import main; sys.exit(main(sys.argv[1:]))")
+    argv = [python, "-I", "-c", boot, str(run_dir)]
+    if preset:
+        argv += ["--preset", preset]
+    if manifest is not None:
+        argv += ["--manifest", str(manifest)]
+    return argv
