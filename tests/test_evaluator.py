@@ -325,3 +325,29 @@ def test_metrics_written_without_finish_are_not_recorded(runs_dir: Path, tmp_pat
     assert "exported no SAE graphs" in finished[-1]["data"]["describe"]
     assert finished[-1]["data"]["ignored_final_info"] == "experiment_final_info.json"
     assert "0.999" not in (run / "notes.txt").read_text()
+
+
+def test_decoder_geometry_uses_the_decode_graphs_own_w_dec_for_a_non_affine_decoder(tmp_path: Path) -> None:
+    """Group-specific biases in proportion to the code's mass per group (the orthogonal idea)
+    make decode(e_i) - decode(0) differ from W_dec; the evaluator measures the W_dec weight
+    its decode graph multiplies by, as the in-process harness did."""
+    from harness.evaluator import graph_sae
+    from harness.measurements import decoder_directions
+
+    base = type(_sae("relu", 16, 64))
+
+    class GroupBiased(base):  # type: ignore[misc, valid-type]
+        def decode(self, f: torch.Tensor) -> torch.Tensor:
+            share = f[:, :32].sum(1, keepdim=True) / f.sum(1, keepdim=True).clamp_min(1e-6)
+            return super().decode(f) + share * self.group_bias
+
+    torch.manual_seed(1)
+    sae = GroupBiased(16, 64, "relu", 16)
+    sae.group_bias = torch.nn.Parameter(torch.randn(16))
+    meta = export_sae(sae.eval(), 16, tmp_path)
+    graph = graph_sae((tmp_path / provenance.ENCODE).read_bytes(),
+                      (tmp_path / provenance.DECODE).read_bytes(), meta, "cpu")
+    measured = decoder_directions(graph, 64, 16)
+    torch.testing.assert_close(measured, sae.W_dec.detach())
+    probe = graph.decode(torch.eye(64)) - graph.decode(torch.zeros(1, 64))
+    assert (probe - sae.W_dec.detach()).abs().max() > 0.1, "the probe would have measured another thing"

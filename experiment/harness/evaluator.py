@@ -78,6 +78,13 @@ def graph_sae(encode: bytes, decode: bytes, meta: dict[str, Any], device: str) -
             with torch.no_grad():
                 self.d_sae = int(self.enc(torch.zeros(2, int(meta["d_in"]), device=device)).shape[-1])
             groups, levels = validated_groups(meta, self.d_sae), validated_levels(meta, self.d_sae)
+            # The decoder's weight matrix, for the decoder-geometry measurements: the decode
+            # graph's own weight named W_dec, as the template names it (the weights that graph
+            # multiplies by). Without one, measurements probe decode(e_i) - decode(0), which
+            # is W_dec only for an affine decoder (group-specific biases make it another one).
+            named = [w for fqn, w in self.dec.weights.items() if fqn.split(".")[-1] == "W_dec"]
+            if len(named) == 1:
+                self.W_dec = named[0]
             # evaluate() looks these up with getattr + callable(): absent unless declared
             if groups is not None:
                 self.groups = lambda: groups
