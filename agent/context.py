@@ -18,7 +18,7 @@ from agent.config import LaunchConfig
 from agent.ideas import Idea
 from agent.journal import Event, Journal
 from agent.progress import Console
-from agent.sandbox import Sandbox
+from agent.sandbox import Sandbox, hub_cache
 from agent.template import Template
 from agent.workspace import BlockedFile, Workspace
 
@@ -82,8 +82,6 @@ class RunContext:
             return None
         if not network:
             return self.sandbox
-        from agent.sandbox import hub_cache
-
         # A hub preset's first run downloads the model and data into the Hugging Face cache.
         return replace(self.sandbox, network=True, writable=(*self.sandbox.writable, hub_cache()))
 

@@ -30,8 +30,8 @@ from tests.e2e_helpers import (
     write_session,
 )
 
-pytestmark = pytest.mark.skipif(not sandbox.check().available,
-                                reason=f"bubblewrap cannot run here: {sandbox.check().reason}")
+_CHECK = sandbox.check()
+pytestmark = pytest.mark.skipif(not _CHECK.available, reason=f"bubblewrap cannot run here: {_CHECK.reason}")
 
 SECRETS = {"OPENAI_API_KEY": "sk-planted-openai-0001", "GH_PAT": "ghp_planted0002planted0002",
            "LITELLM_MASTER_KEY": "planted-master-0003", "OPENAI_KEY": "planted-openai-0004",

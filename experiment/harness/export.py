@@ -28,22 +28,15 @@ class ExportError(RuntimeError):
     """The SAE's encode/decode could not be exported as graphs."""
 
 
-class _Encode(torch.nn.Module):
-    def __init__(self, sae: torch.nn.Module):
+class _Method(torch.nn.Module):
+    """One method of the SAE (`encode` or `decode`) as a module's forward, for export."""
+
+    def __init__(self, sae: torch.nn.Module, name: str):
         super().__init__()
-        self.sae = sae
+        self.sae, self.name = sae, name
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.sae.encode(x)
-
-
-class _Decode(torch.nn.Module):
-    def __init__(self, sae: torch.nn.Module):
-        super().__init__()
-        self.sae = sae
-
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return self.sae.decode(f)
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return getattr(self.sae, self.name)(t)
 
 
 def _index_lists(spec: Any) -> Any:
@@ -71,8 +64,8 @@ def export_sae(sae: torch.nn.Module, d_in: int, out_dir: str | Path,
     try:
         with torch.no_grad():
             f = model.encode(x)
-            encode = torch.export.export(_Encode(model), (x,), dynamic_shapes={"x": {0: batch}})
-            decode = torch.export.export(_Decode(model), (f,), dynamic_shapes={"f": {0: batch}})
+            encode = torch.export.export(_Method(model, "encode"), (x,), dynamic_shapes=({0: batch},))
+            decode = torch.export.export(_Method(model, "decode"), (f,), dynamic_shapes=({0: batch},))
             f_check = model.encode(x_check)
             same = torch.allclose(encode.module()(x_check), f_check, rtol=1e-4, atol=1e-5) and \
                 torch.allclose(decode.module()(f_check), model.decode(f_check), rtol=1e-4, atol=1e-5)
