@@ -10,15 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from agent import runs
+from agent import runner, runs
 from agent.context import RunContext
 from agent.errors import TemplateError
+from agent.sandbox import Sandbox, hub_cache
 
 CACHE_DIR = ".baseline-cache"
 _SKIP = {"ideas", "__pycache__", ".git", ".pytest_cache"}
-_HEAVY = {".pt", ".pt2", ".pth", ".ckpt", ".safetensors", ".bin", ".npy", ".npz"}
+_HEAVY = {".pt", ".pth", ".ckpt", ".bin", ".npy", ".npz"}
+"""Left out of the baseline cache; the evaluated graphs (.pt2) and checkpoint (.safetensors)
+are kept, so a reused baseline's provenance can be verified again."""
 
 
 def cache_key(template_root: Path, preset: str | None) -> str:
@@ -39,17 +44,85 @@ def cache_key(template_root: Path, preset: str | None) -> str:
     return h.hexdigest()[:20]
 
 
+HUB_TOKENS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+"""Passed to `harness.prepare` only (trusted code): a gated hub preset's download needs one."""
+
+
 def ensure(ctx: RunContext) -> None:
-    """Make sure `run_0` exists and is committed, with its notes section."""
+    """Make sure the harness's caches are filled and `run_0` exists and is committed, with its
+    notes section."""
+    if ctx.template.evaluator:
+        prepare(ctx)
     if ctx.find("run.recorded", run=0, status="ok") is None and ctx.find("baseline.cached") is None:
         ctx.console.stage("baseline")
         key = cache_key(ctx.template.root, ctx.preset)
         cached = ctx.config.runs_path / CACHE_DIR / key
-        if (cached / "final_info.json").is_file():
+        problem = _cached_problem(ctx, cached)
+        if problem is None:
             _restore(ctx, cached, key)
         else:
+            if (cached / "final_info.json").is_file():
+                ctx.console.warn(f"baseline: the cached baseline {key} is not reused: {problem}")
+                ctx.record("baseline.cache_refused", key=key, problem=problem)
             _run(ctx, cached)
     runs.append_notes(ctx, 0, "the unmodified template (baseline)")
+
+
+def _is_hub(preset: str | None) -> bool:
+    from harness.presets import PRESETS
+
+    found = PRESETS.get(preset or "")
+    return found is not None and found.source == "hub"
+
+
+def prepare_sandbox(base: Sandbox | None, preset: str | None) -> Sandbox | None:
+    """`harness.prepare`'s sandbox: the harness's cache writable and, for a hub preset, the
+    network and the Hugging Face cache; nothing of the run directory."""
+    if base is None:
+        return None
+    from harness import cache
+
+    hub = _is_hub(preset)
+    return replace(base, writable=(cache.root(), hub_cache()) if hub else (cache.root(),),
+                   readonly=(), network=hub)
+
+
+def prepare(ctx: RunContext) -> None:
+    """Fill the harness's caches (model, activations, zero-ablation sums) in a process of the
+    harness's own (`harness.prepare`), the only one that may write them: experiments and the
+    evaluator see them read-only, so no experiment can change what it is measured against.
+    Cheap when everything is cached, so it runs on every launch and resume."""
+    from harness import provenance
+
+    sandbox = prepare_sandbox(ctx.sandbox, ctx.preset)
+    hub = sandbox.network if sandbox is not None else _is_hub(ctx.preset)
+    ctx.status(f"preparing the harness's caches for preset {ctx.preset or 'default'}")
+    with tempfile.TemporaryDirectory(prefix="harness-prepare-") as logs:
+        outcome = runner.run(provenance.prepare_command(ctx.preset), cwd=ctx.ws.root,
+                             log_dir=Path(logs), name="prepare",
+                             timeout_s=ctx.template.timeout_for(ctx.preset, ctx.config.timeout_s),
+                             on_start=ctx.process_started("prepare"), sandbox=sandbox,
+                             pass_env=HUB_TOKENS if hub else ())
+        stdout = (Path(logs) / "prepare_stdout.txt").read_text(encoding="utf-8", errors="replace")
+    if not outcome.ok:
+        raise TemplateError(
+            f"the harness could not prepare preset {ctx.preset or 'default'} (its model, "
+            f"activations and zero-ablation sums): it {outcome.describe()}. Nothing was run.\n"
+            f"--- end of its stderr ---\n{outcome.stderr_tail}")
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    found = json.loads(lines[-1]) if lines else {}
+    ctx.record("harness.prepared", network=hub, **{"preset": ctx.preset, **found})
+
+
+def _cached_problem(ctx: RunContext, cached: Path) -> str | None:
+    """Why a cached baseline cannot be reused, or None: it is reused only if its record's
+    provenance still verifies against the graphs and checkpoint cached with it (a record
+    whose numbers no evaluation of these files produced is never copied into a run)."""
+    if not (cached / "final_info.json").is_file():
+        return "none cached"
+    if not ctx.template.evaluator:
+        return None
+    return runs.provenance_problem(cached, str(ctx.harness_sha256))
 
 
 def _restore(ctx: RunContext, cached: Path, key: str) -> None:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from agent.config import LaunchConfig
 from agent.ideas import Idea
 from agent.journal import Event, Journal
 from agent.progress import Console
-from agent.sandbox import Sandbox, hub_cache
+from agent.sandbox import Sandbox
 from agent.template import Template
 from agent.workspace import BlockedFile, Workspace
 
@@ -76,14 +77,23 @@ class RunContext:
     def record(self, kind: str, **data: Any) -> Event:
         return self.journal.append(kind, **data)
 
-    def sandbox_for(self, *, network: bool = False) -> Sandbox | None:
-        """The sandbox of one experiment or plot process (None when unsandboxed)."""
+    def sandbox_for(self, *, write: Path | None = None,
+                    new_files_only_except: Iterable[str] | None = None) -> Sandbox | None:
+        """The sandbox of one experiment, evaluator or plot process (None when unsandboxed):
+        the run directory writable, its `.git` and journal excepted; with `write`, only that
+        directory (an experiment's and its evaluator's `run_i`); with
+        `new_files_only_except`, every existing entry of the run directory read-only but the
+        names given (plot.py: it may write its figures, not the results, notes or code it
+        plots from). Never the network."""
         if self.sandbox is None:
             return None
-        if not network:
-            return self.sandbox
-        # A hub preset's first run downloads the model and data into the Hugging Face cache.
-        return replace(self.sandbox, network=True, writable=(*self.sandbox.writable, hub_cache()))
+        if write is not None:
+            return replace(self.sandbox, writable=(write,), readonly=())
+        if new_files_only_except is not None:
+            allowed = {n for n in new_files_only_except if "/" not in n}  # never run_1/...
+            existing = tuple(p for p in sorted(self.ws.root.iterdir()) if p.name not in allowed)
+            return replace(self.sandbox, readonly=(*self.sandbox.readonly, *existing))
+        return self.sandbox
 
     def process_started(self, name: str) -> Callable[[int], None]:
         """An `on_start` for the runner: journals a child's process group, so a resume after

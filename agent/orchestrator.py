@@ -161,13 +161,15 @@ def _sandbox(config: LaunchConfig, console: Console) -> tuple[Sandbox | None, st
                        "write anywhere you can; only their environment is allowlisted. Install "
                        "bubblewrap, or pass --no-sandbox to accept this explicitly.")
         return None, f"unavailable: {found.reason}"
-    from harness import cache
-
-    return sandbox_mod.Sandbox(writable=(cache.root(),)), f"bubblewrap: {found.reason}"
+    return sandbox_mod.Sandbox(writable=()), f"bubblewrap: {found.reason}"
 
 
 def _with_run_dir(sandbox: Sandbox | None, root: Path) -> Sandbox | None:
-    return None if sandbox is None else replace(sandbox, writable=(root, *sandbox.writable))
+    """The run directory writable, its history and journal not (see `Sandbox.readonly`)."""
+    if sandbox is None:
+        return None
+    return replace(sandbox, writable=(root, *sandbox.writable),
+                   readonly=(root / ".git", root / JOURNAL_NAME))
 
 
 def _llm_factory(model: str, config: LaunchConfig, journal: Journal) -> Callable[[], object]:

@@ -165,6 +165,11 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 3.0) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+    # SIGKILL is delivered at once but a process takes a moment to go (a sandbox's PID
+    # namespace is torn down after its init): return only once the group is empty.
+    deadline = time.monotonic() + 10
+    while _group_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def run(

@@ -104,13 +104,12 @@ def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name
                command=" ".join(argv), timeout_s=timeout, preset=ctx.preset)
     ctx.status(f"run {index} attempt {attempt}: {' '.join(argv)} (timeout {timeout:.0f} s)")
     ctx.crashpoint("run_started")
-    env = {"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else {}
+    env = _harness_env(ctx)
     if ctx.template.evaluator:
         env[provenance.MODE_ENV] = "orchestrator"  # finish() exports; we evaluate below
     outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, env_extra=env,
                          on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, pgid=pid),
-                         sandbox=ctx.sandbox_for(network=_needs_network(ctx.preset)),
-                         pass_env=ctx.template.pass_env)
+                         sandbox=ctx.sandbox_for(write=out_dir), pass_env=ctx.template.pass_env)
     status: str = outcome.status
     describe = outcome.describe()
     stderr_tail = outcome.stderr_tail
@@ -157,20 +156,30 @@ def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout:
                                         manifest=ctx.template.root / "template.toml")
     ctx.record("run.evaluating", run=index, attempt=attempt, harness_sha256=now)
     outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="evaluator",
-                         env_extra={"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else None,
+                         env_extra=_harness_env(ctx),
                          on_start=ctx.process_started("evaluator"),
-                         sandbox=ctx.sandbox_for(network=_needs_network(ctx.preset)))
+                         sandbox=ctx.sandbox_for(write=out_dir))
     fields["evaluator_duration_s"] = round(outcome.duration_s, 3)
     if not outcome.ok:
         return (outcome.status, f"{describe}; its evaluation {outcome.describe()}",
                 outcome.stderr_tail, fields)
-    problem = _provenance_problem(out_dir, now)
+    problem = provenance_problem(out_dir, now)
     if problem:
         return "untrusted", f"{describe}, but {problem}", stderr_tail, fields
     return "ok", f"{describe}; evaluated in {outcome.duration_s:.1f} s", stderr_tail, fields
 
 
-def _provenance_problem(out_dir: Path, harness: str) -> str | None:
+def _harness_env(ctx: RunContext) -> dict[str, str]:
+    """The preset, and the Hugging Face libraries told to stay offline: `harness.prepare`
+    fetched what a hub preset needs, and neither an experiment nor its evaluator has the
+    network (nor waits for it)."""
+    env = {"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else {}
+    if ctx.template.evaluator:
+        env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    return env
+
+
+def provenance_problem(out_dir: Path, harness: str) -> str | None:
     """Why run_i/final_info.json cannot be trusted, or None when its provenance verifies."""
     try:
         record = json.loads((out_dir / "final_info.json").read_text(encoding="utf-8"))
@@ -182,7 +191,20 @@ def _provenance_problem(out_dir: Path, harness: str) -> str | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"its final_info.json has no readable provenance ({type(exc).__name__}: {exc})"
     wrong = [k for k, v in expected.items() if prov.get(k) != v]
-    return f"the provenance of final_info.json does not verify ({', '.join(wrong)})" if wrong else None
+    if wrong:
+        return f"the provenance of final_info.json does not verify ({', '.join(wrong)})"
+    checkpoint = record.get("checkpoint")
+    path = out_dir / provenance.CHECKPOINT
+    if isinstance(checkpoint, dict):
+        if not path.is_file() or checkpoint.get("sha256") != provenance.sha256_file(path):
+            return f"{out_dir.name}/{provenance.CHECKPOINT} changed after its evaluation"
+        if checkpoint.get("matches_evaluated") is not True:
+            return (f"{out_dir.name}/{provenance.CHECKPOINT} does not hold the weights that were "
+                    f"evaluated ({checkpoint.get('problem', 'unknown')}): the checkpoint or the "
+                    "graphs were replaced after export")
+    elif path.is_file():
+        return f"the evaluator did not check {out_dir.name}/{provenance.CHECKPOINT}"
+    return None
 
 
 def _progress_line(ctx: RunContext, result: RunAttempt) -> str:
@@ -249,15 +271,3 @@ def base_commit(ctx: RunContext) -> str:
 
 def latest(ctx: RunContext) -> list[RunRecord]:
     return finished_runs(ctx.ws.root, ctx.template)
-
-
-def _needs_network(preset: str | None) -> bool:
-    """A hub preset downloads its model and data on first use; nothing else needs the network."""
-    if not preset:
-        return False
-    try:
-        from harness.presets import PRESETS
-    except ImportError:
-        return False
-    found = PRESETS.get(preset)
-    return found is not None and found.source == "hub"

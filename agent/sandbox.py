@@ -1,9 +1,12 @@
 """Where LLM-edited code runs: a bubblewrap sandbox, and an environment built from an allowlist.
 
-An experiment or `plot.py` runs with its own PID namespace (it cannot see the orchestrator's
-processes, nor read `/proc/<pid>/environ`), no network unless the step needs it (a hub
-preset's first download), `/` read-only except the run directory and the harness's cache,
-a private `/tmp`, and GPU device nodes passed through when present. Its environment holds
+An experiment, its evaluation or `plot.py` runs with its own PID namespace (it cannot see the
+orchestrator's processes, nor read `/proc/<pid>/environ`), no network, `/` read-only except
+its own output directory (an experiment and its evaluator: `run_i/`; `plot.py`: the run
+directory, its `.git` and journal excepted), a private `/tmp`, and GPU device nodes passed
+through when present. The harness's caches (activations, models, zero-ablation sums) are
+read-only to all of them: `harness.prepare` fills them beforehand in a process of its own
+that runs no LLM-edited code, the only one with the network (a hub preset's downloads). Its environment holds
 only the variables named below (never "everything but known secrets"), plus those its
 template lists in `pass_env`.
 
@@ -63,10 +66,13 @@ class Sandbox:
     """How to confine one child process."""
 
     writable: tuple[Path, ...]
-    """Directories the child may write (the run directory, the harness cache); all else is
-    read-only."""
+    """Directories the child may write (its output directory); all else is read-only."""
     network: bool = False
-    """Whether the child keeps the network (a hub preset's first download)."""
+    """Whether the child keeps the network (the harness's preparation of a hub preset)."""
+    readonly: tuple[Path, ...] = ()
+    """Paths inside a writable directory that stay read-only (the run's `.git` and journal:
+    a child that could write `.git/config` or a hook would run code outside the sandbox the
+    next time the orchestrator calls git)."""
 
     def wrap(self, argv: list[str], cwd: Path, tmp: Path | None = None) -> list[str]:
         """`argv` run under bubblewrap, in `cwd`; `tmp`, if given, is its private scratch
@@ -83,7 +89,31 @@ class Sandbox:
         for path in self.writable:
             path.mkdir(parents=True, exist_ok=True)
             cmd += ["--bind", str(path), str(path)]
+        for path in self.readonly:
+            if path.exists():
+                cmd += ["--ro-bind", str(path), str(path)]
+        for path in credential_files():
+            cmd += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
         return [*cmd, "--chdir", str(cwd), "--", *argv]
+
+
+CREDENTIAL_FILES = (".netrc", ".git-credentials", ".pypirc", ".npmrc", ".docker/config.json",
+                    ".ssh", ".gnupg", ".aws", ".azure", ".kube", ".config/gcloud", ".config/gh",
+                    ".config/hub", ".huggingface/token", ".cache/huggingface/token")
+"""Under $HOME: files (shown empty) and folders (shown empty) that hold credentials. The rest
+of / stays readable, so the child could otherwise copy a key into its run directory."""
+
+
+def credential_files() -> list[Path]:
+    """The credential files and folders present on this machine (see CREDENTIAL_FILES), and
+    the Hugging Face token file where HF_HOME or HF_TOKEN_PATH put it."""
+    home = Path(os.path.expanduser("~"))
+    found = [home / rel for rel in CREDENTIAL_FILES]
+    if os.environ.get("HF_HOME"):
+        found.append(Path(os.environ["HF_HOME"]) / "token")
+    if os.environ.get("HF_TOKEN_PATH"):
+        found.append(Path(os.environ["HF_TOKEN_PATH"]))
+    return [p for p in dict.fromkeys(found) if p.exists() and not p.is_symlink()]
 
 
 def hub_cache() -> Path:
@@ -127,5 +157,5 @@ def check(probe_dir: Path | None = None) -> SandboxCheck:
         said = " ".join(proc.stderr.split())[:300]
         return SandboxCheck(False, f"bubblewrap cannot create namespaces here ({said}); user "
                                    "namespaces may be disabled (kernel.unprivileged_userns_clone)")
-    return SandboxCheck(True, "PID and network namespaces, read-only / except the run directory, "
-                              "the harness cache and a private TMPDIR, allowlisted environment")
+    return SandboxCheck(True, "PID and network namespaces, read-only / except the run's output "
+                              "directory and a private TMPDIR, allowlisted environment")

@@ -102,11 +102,11 @@ def _resume(run_dir: Path, *extra: str) -> None:
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
 
-def _killed_at(tmp_path: Path, point: str, **env: str) -> Path:
+def _killed_at(tmp_path: Path, point: str, *flags: str, **env: str) -> Path:
     """Launch the replayed toy session with the test hook killing it at `point`; its run dir."""
     session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
     runs = tmp_path / "runs"
-    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs),
+    proc = cli(*COMMON, *flags, "--model", f"replay:{session}", "--runs-dir", str(runs),
                env={"AGENT_TEST_CRASH_AT": point, **env})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return only_run_dir(runs)
@@ -235,7 +235,10 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_resume_stops_a_plot_left_running_by_a_killed_orchestrator(tmp_path, reference):
-    run_dir = _killed_at(tmp_path, "plot_started:1", TOY_PLOT_SLEEP="60")
+    # Unsandboxed: a sandboxed child dies with its orchestrator (bubblewrap's
+    # --die-with-parent) unless the kill comes before bubblewrap has set that up, a window
+    # too narrow to aim a test at; without the sandbox the plot always outlives it.
+    run_dir = _killed_at(tmp_path, "plot_started:1", "--no-sandbox", TOY_PLOT_SLEEP="60")
     (started,) = [e for e in read(run_dir / "journal.jsonl").events if e.kind == "process.started"]
     pgid = started.data["pgid"]
     assert _group_alive(pgid), "the orphaned plot.py was meant to outlive its orchestrator"

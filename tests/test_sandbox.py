@@ -208,11 +208,22 @@ def test_an_experiment_attacking_the_machine_through_the_loop_changes_nothing_ou
         "        except OSError:\n"
         "            pass\n"
         "    (out_dir / 'seen.txt').write_text('\\n'.join(seen))\n"
-        f"    for target in [{str(home / '.bashrc')!r}, {str(template_py)!r}]:\n"
+        f"    hook = '#!/bin/sh\\ntouch {home}/pwned-hook\\n'\n"
+        f"    fsmonitor = '[core]\\n\\tfsmonitor = touch {home}/pwned-fsmonitor\\n'\n"
+        f"    targets = {{{str(home / '.bashrc')!r}: 'planted\\n', {str(template_py)!r}: 'planted\\n',\n"
+        "               '.git/hooks/post-commit': hook, '.git/hooks/post-checkout': hook,\n"
+        "               '.git/config': fsmonitor, 'notes.txt': '## Run 1\\n- Explained variance: 0.999 planted\\n',\n"
+        "               'journal.jsonl': '{\"kind\": \"planted\"}\\n', 'experiment.py': '# planted\\n',\n"
+        "               os.path.join(os.environ['HARNESS_CACHE_DIR'], 'planted.txt'): 'planted\\n'}\n"
+        "    for target, payload in targets.items():\n"
         "        try:\n"
-        "            open(target, 'a').write('planted\\n')\n"
+        "            with open(target, 'a') as fh:\n"
+        "                fh.write(payload)\n"
+        "            os.chmod(target, 0o755)\n"
+        "            seen.append('WROTE ' + target)\n"
         "        except OSError:\n"
         "            pass\n"
+        "    (out_dir / 'seen.txt').write_text('\\n'.join(seen))\n"
         "    try:\n"
         f"        socket.create_connection(('127.0.0.1', {listener.port}), timeout=2).close()\n"
         "    except OSError:\n"
@@ -233,6 +244,17 @@ def test_an_experiment_attacking_the_machine_through_the_loop_changes_nothing_ou
     assert (run_dir / "run_1" / "seen.txt").is_file(), "the attack ran"
     assert (home / ".bashrc").read_text() == "# untouched\n"
     assert template_py.read_text() == original
+    assert "WROTE" not in (run_dir / "run_1" / "seen.txt").read_text()
+    # the run's history, journal, notes and code, and the harness's cache, are read-only to it:
+    # no git hook or fsmonitor it planted ran when the orchestrator called git afterwards
+    assert not list(home.glob("pwned*"))
+    assert "fsmonitor" not in (run_dir / ".git" / "config").read_text()
+    assert not (run_dir / ".git" / "hooks" / "post-commit").exists()
+    assert "planted" not in (run_dir / "notes.txt").read_text()
+    assert not (run_dir / "experiment.py").read_text().endswith("# planted\n")
+    assert all(json.loads(line)["kind"] != "planted"
+               for line in (run_dir / "journal.jsonl").read_text().splitlines())
+    assert not (Path(os.environ["HARNESS_CACHE_DIR"]) / "planted.txt").exists()
     assert listener.accepted == 0
     files = "".join(p.read_text(errors="replace") for p in run_dir.rglob("*")
                     if p.is_file() and ".git" not in p.parts)
@@ -280,21 +302,53 @@ def test_no_sandbox_is_explicit_and_recorded(monkeypatch: pytest.MonkeyPatch) ->
     assert "NOT SANDBOXED (--no-sandbox)" in console.banners[0]
 
 
-def test_only_a_hub_preset_gets_the_network_and_a_writable_hub_cache(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_harness_preparation_of_a_hub_preset_gets_the_network(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.baseline import prepare_sandbox
     from agent.context import RunContext
-    from agent.runs import _needs_network
+    from harness import cache
 
-    assert _needs_network("gpu") and _needs_network("gpu-gemma")
-    assert not _needs_network("tiny") and not _needs_network("cpu") and not _needs_network(None)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    box = sandbox.Sandbox(writable=(tmp_path / "run",))
+    run = tmp_path / "run"
+    box = sandbox.Sandbox(writable=(run,), readonly=(run / ".git",))
     ctx = RunContext.__new__(RunContext)
     ctx.sandbox = box
     assert ctx.sandbox_for() == box and "--unshare-net" in box.wrap(["true"], tmp_path)
-    hub = ctx.sandbox_for(network=True)
-    assert hub is not None and hub.network and hub.writable == (tmp_path / "run", tmp_path / "hub")
-    assert "--unshare-net" not in hub.wrap(["true"], tmp_path)
+    experiment = ctx.sandbox_for(write=run / "run_1")
+    assert experiment is not None and experiment.writable == (run / "run_1",) and not experiment.network
+    for preset in ("tiny", "cpu", None):
+        prep = prepare_sandbox(box, preset)
+        assert prep is not None and not prep.network and prep.writable == (cache.root(),)
+    for preset in ("gpu", "gpu-gemma"):
+        prep = prepare_sandbox(box, preset)
+        assert prep is not None and prep.network and prep.writable == (cache.root(), tmp_path / "hub")
+        assert "--unshare-net" not in prep.wrap(["true"], tmp_path)
+    assert prepare_sandbox(None, "gpu") is None
+
+
+def test_credential_files_under_home_are_shown_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nplanted\n")
+    (home / ".netrc").write_text("machine example.com login me password planted\n")
+    (home / ".cache" / "huggingface").mkdir(parents=True)
+    (home / ".cache" / "huggingface" / "token").write_text("hf_planted")
+    (home / "notes.md").write_text("readable\n")
+    monkeypatch.setenv("HOME", str(home))
+    out = _sandboxed(tmp_path, f"""
+        import pathlib
+        home = pathlib.Path({str(home)!r})
+        seen = []
+        for rel in [".ssh/id_ed25519", ".netrc", ".cache/huggingface/token", "notes.md"]:
+            try:
+                seen.append(rel + "=" + (home / rel).read_text())
+            except OSError as exc:
+                seen.append(rel + " unreadable")
+        pathlib.Path("seen.txt").write_text("\\n".join(seen))
+        """)
+    assert out.ok, out.stderr_tail
+    seen = (tmp_path / "run" / "seen.txt").read_text()
+    assert "planted" not in seen and "notes.md=readable" in seen
 
 
 def test_a_private_tmpdir_is_writable_and_the_hosts_tmp_is_not(tmp_path: Path) -> None:

@@ -77,7 +77,9 @@ def test_an_experiment_that_links_notes_outside_stops_resumably_and_resume_recov
     outside = runs / "outside_notes.txt"
     runs.mkdir()
     outside.write_text("not the run's notes\n")
-    proc = cli(*COMMON, "--model", f"replay:{session}", "--runs-dir", str(runs))
+    # Unsandboxed, as on a machine without bubblewrap: in the sandbox the run directory is
+    # read-only to the experiment (test_sandbox.py), so this is the orchestrator's own guard.
+    proc = cli(*COMMON, "--no-sandbox", "--model", f"replay:{session}", "--runs-dir", str(runs))
     assert proc.returncode == 4, proc.stderr  # resumable, not "bad input"
     run_dir = only_run_dir(runs)
     assert "notes.txt" in proc.stderr and f"--resume {run_dir}" in proc.stderr

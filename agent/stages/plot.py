@@ -62,10 +62,12 @@ def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
         ctx.record("plot.started", attempt=attempt, commit=ctx.ws.head())
         ctx.status(f"python plot.py (attempt {attempt})")
         log_dir = ctx.ws.resolve(f"logs/plot_attempt{attempt}")
+        figures = expected_figures(ctx)
         outcome = runner.run(list(ctx.template.plot_command), cwd=ctx.ws.root, log_dir=log_dir,
                              timeout_s=PLOT_TIMEOUT_S, on_start=ctx.process_started("plot"),
-                             sandbox=ctx.sandbox_for(), pass_env=ctx.template.pass_env)
-        figures = expected_figures(ctx)
+                             sandbox=ctx.sandbox_for(new_files_only_except=figures),
+                             pass_env=ctx.template.pass_env)
+        _remove_strays(ctx, keep=[*figures, f"logs/plot_attempt{attempt}"])
         bad = {f: p for f in figures if (p := figure_problem(ctx.ws.resolve(f)))}
         ok = outcome.ok and not bad and bool(figures)
         problem = ("" if ok else f"plot.py {outcome.describe()}" if not outcome.ok
@@ -82,6 +84,19 @@ def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
     ctx.record("plot.recorded", attempt=attempt, ok=d["ok"], problem=d["problem"],
                stderr_tail=d["stderr_tail"], figures=d["figures"], sha=sha, step=step)
     return d["ok"], d["problem"], d["stderr_tail"]
+
+
+def _remove_strays(ctx: RunContext, keep: list[str]) -> None:
+    """Delete the files plot.py created besides its figures (a `latex/` folder, a fake
+    results file): only its figures go on to the commit and the paper."""
+    strays = [rel for rel in ctx.ws.repo.untracked_files
+              if not any(rel == k or rel.startswith(k.rstrip("/") + "/") for k in keep)]
+    for rel in strays:
+        ctx.ws.resolve(rel).unlink(missing_ok=True)
+    if strays:
+        ctx.record("plot.strays", removed=strays[:50])
+        ctx.console.warn(f"plot.py wrote {len(strays)} file(s) besides its figures, deleted: "
+                         f"{', '.join(strays[:5])}")
 
 
 def run_stage(ctx: RunContext) -> str:

@@ -98,7 +98,7 @@ def _zero_ablation_entry(source: ActivationSource, rows: torch.Tensor) -> Path:
 
 
 @torch.no_grad()
-def downstream(sae: Any, source: ActivationSource, batch_size: int | None = None,
+def downstream(sae: Any | None, source: ActivationSource, batch_size: int | None = None,
                reuse_zero_ablation: bool = True) -> dict[str, float]:
     """CE-loss and KL-div scores with the SAE's reconstruction spliced into the model.
 
@@ -106,11 +106,12 @@ def downstream(sae: Any, source: ActivationSource, batch_size: int | None = None
     separators keep their activations), by x_hat / scale for the SAE run, and by zeros for the
     zero-ablation run. Means are over all counted positions of the held-out rows.
 
-    The zero-ablation sums do not depend on the SAE: they are cached per model, layer and rows,
-    and a cached entry is used only if this run's clean CE matches the one stored with it.
+    The zero-ablation sums do not depend on the SAE: they are cached per model, layer and rows
+    (`sae=None` only measures and caches them: `harness.prepare`), and a cached entry is used
+    only if this run's clean CE matches the one stored with it.
     """
     lm, layer, scale = source.lm, source.preset.layer, source.scale
-    device = _device_of(sae)
+    device = _device_of(sae) if sae is not None else lm.device
     if batch_size is None:  # clean log-probs, their exp and one patched run's log-probs
         # are (B, T, vocab) float32 tensors alive at once: keep each ~256 MB
         per_row = source.preset.context_len * lm.model.config.vocab_size * 4
@@ -139,11 +140,12 @@ def downstream(sae: Any, source: ActivationSource, batch_size: int | None = None
         clean = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
         p_clean = clean.exp()
         sums["ce_clean"] += float(ce_from_log_probs(clean, rows, counted).sum())
-        with spliced(lm, layer, with_sae):
-            patched = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
-        sums["ce_sae"] += float(ce_from_log_probs(patched, rows, counted).sum())
-        sums["kl_sae"] += float(kl_from_log_probs(clean, patched, counted, p_clean).sum())
-        del patched
+        if sae is not None:
+            with spliced(lm, layer, with_sae):
+                patched = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
+            sums["ce_sae"] += float(ce_from_log_probs(patched, rows, counted).sum())
+            sums["kl_sae"] += float(kl_from_log_probs(clean, patched, counted, p_clean).sum())
+            del patched
         if known is None:
             with spliced(lm, layer, zero):
                 ablated = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
@@ -160,9 +162,14 @@ def downstream(sae: Any, source: ActivationSource, batch_size: int | None = None
             return downstream(sae, source, batch_size, reuse_zero_ablation=False)
         sums["ce_zero"], sums["kl_zero"] = known["ce_zero"], known["kl_zero"]
     else:
-        cache.write_atomically(entry, json.dumps({
-            "count": count, "ce_clean": sums["ce_clean"], "ce_zero": sums["ce_zero"],
-            "kl_zero": sums["kl_zero"]}))
+        try:
+            cache.write_atomically(entry, json.dumps({
+                "count": count, "ce_clean": sums["ce_clean"], "ce_zero": sums["ce_zero"],
+                "kl_zero": sums["kl_zero"]}))
+        except OSError as exc:  # a read-only cache (a sandboxed evaluator): measured, not kept
+            log.info("zero-ablation sums not cached (%s)", exc)
+    if sae is None:
+        return {"ce_positions": count, "zero_ablation_cached": known is not None}
     mean = {k: v / count for k, v in sums.items()}
     scores = downstream_scores(mean["ce_clean"], mean["ce_sae"], mean["ce_zero"],
                                mean["kl_sae"], mean["kl_zero"])

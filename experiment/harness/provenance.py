@@ -12,6 +12,8 @@ from pathlib import Path
 ENCODE = "sae_encode.pt2"
 DECODE = "sae_decode.pt2"
 META = "sae_meta.json"
+CHECKPOINT = "sae.safetensors"
+"""The trained SAE's state dict; the evaluator checks it holds the weights it evaluated."""
 EVALUATOR = "harness.evaluator"
 MODE_ENV = "HARNESS_EVALUATOR"
 """Set to `orchestrator` by the loop: `harness.finish` then exports and leaves evaluation to it."""
@@ -43,16 +45,27 @@ def harness_sha256(package: Path = PACKAGE) -> str:
     return digest.hexdigest()
 
 
+def _isolated(module: str, args: list[str], python: str) -> list[str]:
+    """argv running `harness.<module>.main(args)` in an isolated interpreter (`-I`: no PYTHON*
+    variables, no user site, neither the working directory nor a script's folder on
+    sys.path) that imports `harness` from this package's folder only, never from a run
+    directory."""
+    boot = (f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); "
+            f"from harness.{module} import main; sys.exit(main(sys.argv[1:]))")
+    return [python, "-I", "-c", boot, *args]
+
+
 def evaluator_command(run_dir: Path, preset: str | None, manifest: Path | None = None,
                       python: str = sys.executable) -> list[str]:
-    """argv of the evaluator process: an isolated interpreter (`-I`: no PYTHON* variables, no
-    user site, neither the working directory nor a script's folder on sys.path) that imports
-    `harness` from this package's folder only, never from the run directory."""
-    boot = (f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); "
-            "from harness.evaluator import main; sys.exit(main(sys.argv[1:]))")
-    argv = [python, "-I", "-c", boot, str(run_dir)]
+    """argv of the evaluator process (see `_isolated`)."""
+    args = [str(run_dir)]
     if preset:
-        argv += ["--preset", preset]
+        args += ["--preset", preset]
     if manifest is not None:
-        argv += ["--manifest", str(manifest)]
-    return argv
+        args += ["--manifest", str(manifest)]
+    return _isolated("evaluator", args, python)
+
+
+def prepare_command(preset: str | None, python: str = sys.executable) -> list[str]:
+    """argv of `harness.prepare`, which fills the caches before any experiment runs."""
+    return _isolated("prepare", ["--preset", preset] if preset else [], python)
