@@ -56,7 +56,7 @@ def test_dense_sae_fails_the_sparsity_and_width_gates(tmp_path: Path,
     assert record["config"]["d_sae"] == record["config"]["d_in"] == source.d_in
     written = json.loads((tmp_path / "run_1" / "final_info.json").read_text())
     assert written["gates"] == record["gates"]
-    assert (tmp_path / "run_1" / "sae.pt").exists()
+    assert (tmp_path / "run_1" / "sae.safetensors").exists()
 
 
 class Levelled(torch.nn.Module):

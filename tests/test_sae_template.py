@@ -183,8 +183,8 @@ def test_baseline_runs_as_typed_in_a_run_directory_and_passes_the_gates(tmp_path
     assert failed == [], failed
     assert info["code"]["commit"] == _git(run_dir, "rev-parse", "HEAD")
     assert info["evaluation"]["dead_dense_window_tokens"] > 0
-    assert (run_dir / "run_0" / "sae.pt").exists()
-    assert "sae.pt" not in _git(run_dir, "status", "--porcelain", "--untracked-files=all")
+    assert (run_dir / "run_0" / "sae.safetensors").exists()
+    assert "sae.safetensors" not in _git(run_dir, "status", "--porcelain", "--untracked-files=all")
 
     plotted = subprocess.run(["python", "plot.py"], cwd=run_dir, env=env, capture_output=True,
                              text=True, timeout=120)

@@ -9,7 +9,8 @@ and runs the unchanged `harness.evaluate.evaluate()`. What the training process 
 `sae_meta.json` (config, training facts, timings) is recorded as reported; groups and levels
 from it are validated index lists. A final_info.json the experiment wrote itself is ignored and
 named in the record (its values are kept out of it, so no paper can cite them). The record's
-`provenance` holds the sha256 of every file evaluated and of the harness's source.
+`provenance` holds the sha256 of every file evaluated and of the harness's source; `checkpoint`
+says whether `sae.safetensors` holds exactly the weights evaluated.
 """
 
 from __future__ import annotations
@@ -105,6 +106,37 @@ def graph_sae(encode: bytes, decode: bytes, meta: dict[str, Any], device: str) -
     return GraphSAE()
 
 
+def checkpoint_check(run_dir: Path, programs: list[Any]) -> dict[str, Any] | None:
+    """Whether `run_i/sae.safetensors` holds exactly the weights of the graphs evaluated (read
+    with safetensors: a header and raw bytes, no code). None when there is no checkpoint."""
+    import torch
+    from safetensors.torch import load
+
+    path = run_dir / prov.CHECKPOINT
+    if not path.is_file():
+        return None
+    raw = path.read_bytes()
+    entry: dict[str, Any] = {"path": path.name, "sha256": prov.sha256_bytes(raw)}
+    try:
+        saved = load(raw)
+    except Exception as exc:  # safetensors raises its own error type for a malformed file
+        return {**entry, "matches_evaluated": False,
+                "problem": f"not a readable safetensors file ({type(exc).__name__})"}
+    differs = []
+    for program in programs:
+        for fqn, weight in program.weights.items():
+            name = fqn.removeprefix("sae.")  # export wraps the SAE as `sae`
+            found = saved.get(name)
+            if found is None or found.shape != weight.shape or not torch.equal(
+                    found.to(weight.device, weight.dtype), weight):
+                differs.append(name)
+    entry["matches_evaluated"] = not differs
+    if differs:
+        entry["problem"] = (f"{', '.join(sorted(set(differs))[:6])} differ from the weights of "
+                            "the graphs evaluated")
+    return entry
+
+
 def _read_meta(run_dir: Path) -> tuple[bytes, dict[str, Any]]:
     path = run_dir / prov.META
     if not path.is_file() or path.stat().st_size > MAX_META_BYTES:
@@ -176,7 +208,6 @@ def evaluate_run(run_dir: Path, preset: str | None, manifest: Path | None = None
                "harvest_s": data["harvest_seconds"],
                "model_load_s": source.lm_info.get("load_seconds", 0.0), "eval_s": report.seconds,
                "evaluator_s": time.perf_counter() - start}
-    checkpoint = run_dir / "sae.pt"
     extra: dict[str, Any] = {
         "preset": source.preset.name,
         "measurements": report.measurements,
@@ -194,8 +225,9 @@ def evaluate_run(run_dir: Path, preset: str | None, manifest: Path | None = None
                        "harness_sha256": prov.harness_sha256()},
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if checkpoint.is_file():
-        extra["checkpoint"] = {"path": checkpoint.name, "sha256": prov.sha256_file(checkpoint)}
+    checkpoint = checkpoint_check(run_dir, [sae.enc, sae.dec])
+    if checkpoint is not None:
+        extra["checkpoint"] = checkpoint
     if ignored:
         extra["ignored_from_experiment"] = ignored
     return results.write_final_info(run_dir, report.metrics, config, timings=timings, extra=extra,

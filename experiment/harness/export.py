@@ -10,6 +10,7 @@ levels); the evaluator records it as reported, never as a metric.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from harness import cache
+from harness.graph_run import GraphProgram, Refused
 from harness.provenance import DECODE, ENCODE, META
 
 TRACE_ROWS = 300
@@ -37,6 +39,14 @@ class _Method(torch.nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return getattr(self.sae, self.name)(t)
+
+
+def _saved(program: torch.export.ExportedProgram) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # "No complete tensor found in the group": CPU weights
+        warnings.simplefilter("ignore", UserWarning)
+        torch.export.save(program, buffer)
+    return buffer.getvalue()
 
 
 def _index_lists(spec: Any) -> Any:
@@ -62,26 +72,41 @@ def export_sae(sae: torch.nn.Module, d_in: int, out_dir: str | Path,
     x = torch.randn(TRACE_ROWS, d_in, generator=gen)
     x_check = torch.randn(CHECK_ROWS, d_in, generator=gen)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch's own treespec deprecation, raised inside run_decompositions
+            warnings.simplefilter("ignore", FutureWarning)
             f = model.encode(x)
-            encode = torch.export.export(_Method(model, "encode"), (x,), dynamic_shapes=({0: batch},))
-            decode = torch.export.export(_Method(model, "decode"), (f,), dynamic_shapes=({0: batch},))
-            f_check = model.encode(x_check)
-            same = torch.allclose(encode.module()(x_check), f_check, rtol=1e-4, atol=1e-5) and \
-                torch.allclose(decode.module()(f_check), model.decode(f_check), rtol=1e-4, atol=1e-5)
+            # Functional graphs (run_decompositions with no decomposition): in-place code
+            # becomes its pure kernel, and a write to a buffer or to the input becomes an
+            # extra output, which the evaluator refuses.
+            encode = torch.export.export(_Method(model, "encode"), (x,),
+                                         dynamic_shapes=({0: batch},)).run_decompositions({})
+            decode = torch.export.export(_Method(model, "decode"), (f,),
+                                         dynamic_shapes=({0: batch},)).run_decompositions({})
     except Exception as exc:  # torch raises many kinds here; all mean the same to the author
         raise ExportError(
             "encode/decode must be exportable with torch.export: no .item(), no Python branches "
             f"on tensor values, no data-dependent shapes ({type(exc).__name__}: "
             f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''})") from exc
+    archives = {ENCODE: _saved(encode), DECODE: _saved(decode)}
+    # What the evaluator will run, run the way it will run it: refused here, with the reason,
+    # rather than after the run; and equal to the SAE's own encode/decode on another batch size.
+    try:
+        enc, dec = (GraphProgram(archives[name]) for name in (ENCODE, DECODE))
+    except Refused as exc:
+        raise ExportError(f"the exported encode/decode use what the evaluator does not run "
+                          f"({exc}): use pure tensor operations on parameters and the input; "
+                          "encode/decode must not modify buffers or their input") from exc
+    with torch.no_grad():
+        f_check = model.encode(x_check)
+        same = torch.allclose(enc(x_check), f_check, rtol=1e-4, atol=1e-5) and \
+            torch.allclose(dec(f_check), model.decode(f_check), rtol=1e-4, atol=1e-5)
     if not same:
         raise ExportError("the exported encode/decode differ from the SAE's own on another batch "
                           "size: encode/decode must not depend on the batch size or on Python "
                           "state other than parameters")
-    with warnings.catch_warnings():  # "No complete tensor found in the group": CPU weights
-        warnings.simplefilter("ignore", UserWarning)
-        torch.export.save(encode, out / ENCODE)
-        torch.export.save(decode, out / DECODE)
+    for name, data in archives.items():
+        (out / name).write_bytes(data)
     record: dict[str, Any] = {"sae_class": type(sae).__name__, "d_in": int(d_in),
                               "d_sae": int(f.shape[-1]), **(meta or {})}
     for name in ("groups", "levels"):

@@ -30,33 +30,35 @@ ALLOWED_ATEN = frozenset({
     "addmm.default", "mm.default", "matmul.default", "linear.default", "t.default",
     "transpose.int", "permute.default", "view.default", "reshape.default", "unsqueeze.default",
     "squeeze.dim", "squeeze.dims", "expand.default", "clone.default", "contiguous.default",
-    "slice.Tensor", "select.int", "add.Tensor", "add_.Tensor", "sub.Tensor", "sub_.Tensor",
-    "mul.Tensor", "mul_.Tensor", "div.Tensor", "neg.default", "exp.default", "log.default",
-    "abs.default", "sign.default", "sqrt.default", "pow.Tensor_Scalar", "clamp.default",
-    "clamp_min.default", "relu.default", "relu_.default", "sigmoid.default", "tanh.default",
-    "gt.Tensor", "gt.Scalar", "ge.Tensor", "ge.Scalar", "lt.Tensor", "lt.Scalar", "le.Scalar",
-    "where.self", "topk.default", "scatter.src", "scatter_.src", "scatter.value", "gather.default",
+    "slice.Tensor", "select.int", "add.Tensor", "sub.Tensor", "mul.Tensor", "div.Tensor",
+    "neg.default", "exp.default", "log.default", "abs.default", "sign.default", "sqrt.default",
+    "pow.Tensor_Scalar", "clamp.default", "clamp_min.default", "relu.default", "sigmoid.default",
+    "tanh.default", "gt.Tensor", "gt.Scalar", "ge.Tensor", "ge.Scalar", "lt.Tensor", "lt.Scalar",
+    "le.Scalar", "where.self", "topk.default", "scatter.src", "scatter.value", "gather.default",
     "zeros_like.default", "zeros.default", "full_like.default", "ones_like.default",
     "sum.dim_IntList", "mean.dim", "amax.default", "norm.ScalarOpt_dim", "_to_copy.default",
     "to.dtype", "cat.default", "stack.default", "split.Tensor", "chunk.default",
-    "_softmax.default", "softmax.int", "masked_fill.Scalar", "index_select.default",
-    "bmm.default", "einsum.default", "sym_size.int", "detach.default", "alias.default",
-    # index and reduction kernels group-structured SAEs use (pure: write only their outputs)
-    "new_zeros.default", "new_ones.default", "new_full.default", "full.default", "ones.default",
-    "arange.default", "arange.start", "arange.start_step", "index_add.default", "index_add_.default",
-    "scatter_add.default", "scatter_add_.default", "index.Tensor", "index_put.default",
-    "index_put_.default", "max.dim", "min.dim", "amin.default", "max.default", "min.default",
-    "sort.default", "argsort.default", "cumsum.default", "prod.dim_int", "sum.default",
-    "mean.default", "square.default", "rsqrt.default", "reciprocal.default", "maximum.default",
-    "minimum.default", "eq.Tensor", "eq.Scalar", "ne.Tensor", "ne.Scalar", "le.Tensor", "logical_and.default", "logical_or.default", "logical_not.default",
+    "_softmax.default", "softmax.int", "masked_fill.Scalar", "index_select.default", "bmm.default",
+    "einsum.default", "sym_size.int", "detach.default", "alias.default", "new_zeros.default",
+    "new_ones.default", "new_full.default", "full.default", "ones.default", "arange.default",
+    "arange.start", "arange.start_step", "index_add.default", "scatter_add.default",
+    "index.Tensor", "index_put.default", "max.dim", "min.dim", "amin.default", "max.default",
+    "min.default", "sort.default", "argsort.default", "cumsum.default", "prod.dim_int",
+    "sum.default", "mean.default", "square.default", "rsqrt.default", "reciprocal.default",
+    "maximum.default", "minimum.default", "eq.Tensor", "eq.Scalar", "ne.Tensor", "ne.Scalar",
+    "le.Tensor", "logical_and.default", "logical_or.default", "logical_not.default",
     "bitwise_not.default", "rsub.Scalar", "div.Scalar", "mul.Scalar", "add.Scalar", "sub.Scalar",
     "clamp_max.default", "gelu.default", "silu.default", "softplus.default", "flatten.using_ints",
     "unflatten.int", "repeat.default", "expand_as.default", "view_as.default", "type_as.default",
-    "masked_fill.Tensor", "copy.default", "fill.Scalar", "empty_like.default",
+    "masked_fill.Tensor", "copy.default", "fill.Scalar",
     "layer_norm.default", "native_layer_norm.default", "heaviside.default", "floor.default",
     "round.default", "_unsafe_view.default", "narrow.default", "diagonal.default", "outer.default",
 })
-"""Pure tensor kernels an SAE's encode/decode may use (`torch.ops.aten.<name>`)."""
+"""Pure tensor kernels an SAE's encode/decode may use (`torch.ops.aten.<name>`). No in-place
+kernel: one could write into the input x the evaluator compares against, or into a weight to
+carry state from one batch to the next; no uninitialized memory (`empty_like`), which could
+hold what an earlier tensor left there. `harness.export` functionalizes the graphs, so an
+honest SAE's in-place code (`h.relu_()`) arrives here as its pure kernel."""
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _SYMBOL = re.compile(r"Symbol\('s\d+', positive=True, integer=True\)")

@@ -1,7 +1,7 @@
 """Finishing a run: save the SAE, export it for the evaluator, and have it evaluated.
 
 `finish()` takes the trained SAE and the objects that configured it, never metric values. It
-saves `run_i/sae.pt`, exports encode/decode as graphs (`harness.export`), and then, as typed by
+saves `run_i/sae.safetensors` (weights, and the config as metadata), exports encode/decode as graphs (`harness.export`), and then, as typed by
 hand, starts the evaluator (`harness.evaluator`) in a fresh isolated process that writes
 `run_i/final_info.json`. Under the loop (`HARNESS_EVALUATOR=orchestrator`) it stops after the
 export: the orchestrator starts the evaluator itself, outside the experiment's process.
@@ -9,6 +9,7 @@ export: the orchestrator starts the evaluator itself, outside the experiment's p
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -22,14 +23,14 @@ from harness import results
 from harness.activations import ActivationSource
 from harness.export import export_sae
 
-CHECKPOINT = "sae.pt"
+CHECKPOINT = prov.CHECKPOINT
 HEADLINE = ("l0", "explained_variance", "ce_loss_score", "kl_div_score", "dead_frac", "cosine")
 
 
 def finish(out_dir: str | Path, sae: torch.nn.Module, source: ActivationSource,
            *configured: Any, timings: dict[str, float] | None = None,
            training: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Save `out_dir/sae.pt`, export the SAE, evaluate it in a separate process (which writes
+    """Save `out_dir/sae.safetensors`, export the SAE, evaluate it in a separate process (which writes
     `out_dir/final_info.json`); return the record. Under the loop, return a pending record.
 
     `configured`: the config dataclass, the trainer, ... whose settings go into `config`
@@ -50,7 +51,7 @@ def finish(out_dir: str | Path, sae: torch.nn.Module, source: ActivationSource,
         "config": config, "training": training or {}, "timings": dict(timings or {}),
         "tokens": source.tokens_served})
     config["d_sae"] = meta["d_sae"]
-    torch.save({"state_dict": sae.state_dict(), "config": config}, out / CHECKPOINT)
+    save_checkpoint(sae, config, out / CHECKPOINT)
     if os.environ.get(prov.MODE_ENV) == "orchestrator":
         return {"metrics": {}, "config": config, "gates": [],
                 "pending": "evaluation by the orchestrator (harness.evaluator)"}
@@ -59,6 +60,17 @@ def finish(out_dir: str | Path, sae: torch.nn.Module, source: ActivationSource,
     if done.returncode != 0:
         raise RuntimeError(f"the evaluator failed (exit {done.returncode}); see its output above")
     return results.read_final_info(out)
+
+
+def save_checkpoint(sae: torch.nn.Module, config: dict[str, Any], path: Path) -> None:
+    """The SAE's state dict as safetensors (a format the evaluator can read without running
+    any code), the config as JSON metadata. Load it back with
+    `sae.load_state_dict(safetensors.torch.load_file(path))`."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in sae.state_dict().items()
+               if isinstance(v, torch.Tensor)}
+    save_file(tensors, str(path), metadata={"config": json.dumps(config, default=str)})
 
 
 def summary(record: dict[str, Any]) -> str:

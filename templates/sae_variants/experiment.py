@@ -145,7 +145,7 @@ def main(out_dir: str) -> None:
         timings={"setup_s": setup_s, "train_s": train_s},
         training={"steps": steps, "epochs": epochs, **{f"final_{k}": v.item() for k, v in parts.items()}})
     print(harness.summary(record))
-    print(f"wrote {out_dir}/final_info.json and {out_dir}/sae.pt "
+    print(f"wrote {out_dir}/final_info.json and {out_dir}/sae.safetensors "
           f"in {time.perf_counter() - start:.0f} s")
 
 
