@@ -84,8 +84,63 @@ def test_identity_splice_scores_one_and_zero_reconstruction_scores_zero(
     assert perfect["kl_sae"] == pytest.approx(0.0, abs=1e-5)
     assert perfect["kl_div_score"] == pytest.approx(1.0, abs=1e-4)
     ablated = downstream(Identity(0.0), source)
-    assert ablated["ce_loss_score"] == pytest.approx(0.0, abs=1e-4)
     assert ablated["ce_zero_ablation"] > ablated["ce_clean"] + 1.0  # layer 1 matters
+    # A zero reconstruction at text positions still keeps BOS, which zero-ablation does not.
+    assert 0 < ablated["ce_loss_score"] < 1 and ablated["ce_sae"] < ablated["ce_zero_ablation"]
+
+
+def _patched_log_probs(source: ActivationSource, rows: torch.Tensor, patch=None) -> torch.Tensor:
+    """Next-token log-probs with block `layer`'s output replaced by `patch(h)`, written here
+    with a plain hook, independently of the harness's splice."""
+    lm, layer = source.lm, source.preset.layer
+
+    def hook(module, args, output):
+        h = output[0] if isinstance(output, tuple) else output
+        new = patch(h)
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    handle = lm.block(layer).register_forward_hook(hook) if patch else None
+    try:
+        with torch.no_grad():
+            logits = lm.model(input_ids=rows, use_cache=False).logits
+    finally:
+        if handle:
+            handle.remove()
+    return torch.log_softmax(logits[:, :-1].double(), dim=-1)
+
+
+def test_ce_and_kl_scores_zero_ablate_every_position_as_saelens_does(source: ActivationSource) -> None:
+    """The standard definition (SAELens, dictionary_learning): zero-ablation sets the layer's
+    output to zero at every position, BOS included; the SAE is spliced at text positions."""
+    class Half(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x: torch.Tensor, output_features: bool = False):
+            return self.w * x, x
+
+    got = downstream(Half(), source, reuse_zero_ablation=False)
+    rows = source.ce_rows()
+    text = token_mask(rows, source.lm.special_ids)
+    counted = text[:, :-1] & text[:, 1:]
+    target = rows[:, 1:].unsqueeze(-1)
+
+    def sae(h: torch.Tensor) -> torch.Tensor:
+        out = h.clone()
+        out[text] = 0.5 * h[text]  # x_hat / scale with x = h * scale
+        return out
+
+    clean = _patched_log_probs(source, rows)
+    ce = {name: float(-lp.gather(-1, target).squeeze(-1)[counted].mean()) for name, lp in
+          {"clean": clean, "sae": _patched_log_probs(source, rows, sae),
+           "zero": _patched_log_probs(source, rows, torch.zeros_like)}.items()}
+    kl = {name: float((clean.exp() * (clean - lp)).sum(-1)[counted].mean()) for name, lp in
+          {"sae": _patched_log_probs(source, rows, sae),
+           "zero": _patched_log_probs(source, rows, torch.zeros_like)}.items()}
+    assert got["ce_zero_ablation"] == pytest.approx(ce["zero"], rel=1e-4)
+    assert got["ce_loss_score"] == pytest.approx((ce["zero"] - ce["sae"]) / (ce["zero"] - ce["clean"]), rel=1e-4)
+    assert got["kl_div_score"] == pytest.approx((kl["zero"] - kl["sae"]) / kl["zero"], rel=1e-3)
 
 
 

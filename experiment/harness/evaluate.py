@@ -85,7 +85,7 @@ def reconstruction(sae: Any, acts: torch.Tensor, batch_size: int = 4096
     return stats.result(), int(stats.fires.numel()), per_level
 
 
-ZERO_ABLATION_FORMAT = 1
+ZERO_ABLATION_FORMAT = 2  # 2: every position zeroed (1 kept BOS and separators)
 """Bump when the zero-ablation measurement changes, so cached sums are not reused."""
 
 
@@ -102,9 +102,12 @@ def downstream(sae: Any | None, source: ActivationSource, batch_size: int | None
                reuse_zero_ablation: bool = True) -> dict[str, float]:
     """CE-loss and KL-div scores with the SAE's reconstruction spliced into the model.
 
-    The residual stream after the preset's layer is replaced, at text positions only (BOS and
-    separators keep their activations), by x_hat / scale for the SAE run, and by zeros for the
-    zero-ablation run. Means are over all counted positions of the held-out rows.
+    The residual stream after the preset's layer is replaced by x_hat / scale at text positions
+    (BOS and separators keep their activations: an SAE trained on text tokens is not asked to
+    reconstruct the BOS residual, whose norm is orders of magnitude larger) for the SAE run,
+    and by zeros at every position, BOS included, for the zero-ablation run, as SAELens and
+    dictionary_learning zero-ablate. Means are over the counted predictions of the held-out
+    rows (input and target both text: `counted_positions`).
 
     The zero-ablation sums do not depend on the SAE: they are cached per model, layer and rows
     (`sae=None` only measures and caches them: `harness.prepare`), and a cached entry is used
@@ -134,8 +137,8 @@ def downstream(sae: Any | None, source: ActivationSource, batch_size: int | None
             out[text] = (x_hat / scale).to(h.device, h.dtype)
             return out
 
-        def zero(h: torch.Tensor, text: torch.Tensor = text) -> torch.Tensor:
-            return h * (~text).unsqueeze(-1).to(h.dtype)
+        def zero(h: torch.Tensor) -> torch.Tensor:
+            return torch.zeros_like(h)
 
         clean = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
         p_clean = clean.exp()

@@ -31,9 +31,15 @@ DEFINITIONS = {
     "dead_frac": "fraction of latents with f != 0 on no token of the eval window",
     "dense_frac": f"fraction of latents with f != 0 on more than {DENSE_THRESHOLD:.0%} of the "
                   "eval window's tokens",
-    "ce_loss_score": "(CE_zero_ablation - CE_sae) / (CE_zero_ablation - CE_clean)",
-    "kl_div_score": "(KL_zero_ablation - KL_sae) / KL_zero_ablation, KL(clean || patched)",
-    "ce_increase": "CE_sae - CE_clean, nats per token",
+    "ce_loss_score": "(CE_zero_ablation - CE_sae) / (CE_zero_ablation - CE_clean); CE in nats "
+                     "per counted prediction of the held-out rows (input and target tokens both "
+                     "text); CE_sae: the layer's output replaced by the reconstruction at text "
+                     "positions (BOS and separators keep theirs); CE_zero_ablation: the layer's "
+                     "output set to zero at every position, BOS included (as SAELens and "
+                     "dictionary_learning zero-ablate)",
+    "kl_div_score": "(KL_zero_ablation - KL_sae) / KL_zero_ablation, KL(clean || patched) per "
+                    "counted prediction, with the same two patches as ce_loss_score",
+    "ce_increase": "CE_sae - CE_clean, nats per counted prediction",
 }
 
 
