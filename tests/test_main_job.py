@@ -114,3 +114,46 @@ def test_every_answer_is_the_reference_sessions_replayed_without_retries(main_jo
     # the prompts the session answers, in order.
     assert [e.data["prompt_kind"] for e in responses] == _session_kinds()
     assert not any(e.kind in ("edit.failed", "edit.refused") for e in events)
+
+
+@pytest.fixture(scope="module")
+def deep_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same session on another preset (another layer of the tiny model, fewer tokens)."""
+    runs = tmp_path_factory.mktemp("runs_deep")
+    proc = cli("--idea", "orthogonal_sae", "--preset", "tiny-deep", "--runs-dir", str(runs),
+               "--quiet", "--allow-failing-gates", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return only_run_dir(runs)
+
+
+def _paper_text(run_dir: Path) -> str:
+    text = subprocess.run(["pdftotext", str(run_dir / "paper.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    return " ".join(text.replace("-\n", "").split())
+
+
+def test_each_papers_setup_facts_are_those_of_its_own_preset(main_job, deep_job):
+    """The setup section of one session, written for two presets: model, layer, data, token
+    counts, sizes, seed and gate results come from each run directory's own records."""
+    from harness.presets import DATASET_LABELS, MODEL_LABELS, PRESETS
+
+    papers = {"tiny": main_job[1], "tiny-deep": deep_job}
+    for preset, run_dir in papers.items():
+        text = _paper_text(run_dir)
+        info = json.loads((run_dir / "run_0" / "final_info.json").read_text())
+        p = PRESETS[preset]
+        assert f"after block {p.layer}," in text, preset
+        other = PRESETS["tiny-deep" if preset == "tiny" else "tiny"]
+        assert f"after block {other.layer}," not in text, preset
+        assert MODEL_LABELS[p.model] in text and DATASET_LABELS[p.dataset].split(" (")[0] in text
+        assert f"{preset} preset" in text
+        assert f"trained on {info['config']['tokens']:,} activations" in text
+        assert f"evaluated on {info['evaluation']['reconstruction_tokens']:,} held-out tokens" in text
+        assert f"dictionary of {info['config']['d_sae']:,} latents" in text
+        infos = [json.loads(f.read_text()) for f in sorted(run_dir.glob("run_*/final_info.json"))]
+        failed = [g["name"] for i in infos for g in i["gates"] if g["passed"] is False and g["severity"] == "fail"]
+        if failed:
+            assert all(name.replace("_", " ") in text.replace("_", " ") for name in failed)
+        else:
+            assert "pass every plausibility gate" in text
+        assert "Shakespeare text, with special tokens" not in text  # the old hand-typed fact

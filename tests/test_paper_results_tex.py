@@ -130,3 +130,50 @@ def test_metric_names_that_collide_as_macros_are_refused() -> None:
     infos = {"run_0": {"metrics": {"l0": 1.0}}, "run_1": {"metrics": {"l0": 2.0, "l0_delta": 3.0}}}
     with pytest.raises(ValueError, match="collide"):
         build_results_tex(infos, [MetricSpec("l0", "L0", headline=True), MetricSpec("l0_delta", "x")])
+
+
+def _record(layer: int, tokens: int, dataset: str, gates: list[dict], seed: int = 0) -> dict:
+    return {"metrics": {"l0": 10.0}, "preset": "tiny", "gates": gates,
+            "config": {"model": "tiny-neox", "layer": layer, "tokens": tokens, "d_in": 128, "d_sae": 1024,
+                       "seed": seed},
+            "data": {"model_label": "a tiny model", "dataset_label": dataset, "layer": layer},
+            "evaluation": {"reconstruction_tokens": 4096, "ce_kl_positions": 512}}
+
+
+PASS = {"name": "dead_latents", "passed": True, "severity": "fail"}
+FAIL = {"name": "dead_latents", "passed": False, "severity": "fail"}
+WARN = {"name": "ce_loss_score_good", "passed": False, "severity": "warn"}
+
+
+def _defined(infos: dict) -> dict[str, str]:
+    text = build_results_tex(infos, [MetricSpec("l0", "L0")]).text
+    return dict(re.findall(r"\\newcommand\{\\((?:Setup|Gate)\w+)\}\{(.*)\\xspace\}", text))
+
+
+def test_setup_facts_are_macros_read_from_the_records() -> None:
+    got = _defined({"run_0": _record(1, 300_032, "the shipped Shakespeare text", [PASS]),
+                    "run_1": _record(1, 300_032, "the shipped Shakespeare text", [PASS])})
+    assert got["SetupLayer"] == "1" and got["SetupTrainTokens"] == "300{,}032"
+    assert got["SetupDataset"] == "the shipped Shakespeare text" and got["SetupModel"] == "a tiny model"
+    assert got["SetupDSae"] == "1{,}024" and got["SetupSeeds"] == "0" and got["SetupNumSeeds"] == "1"
+    assert got["SetupPreset"] == r"\texttt{tiny}" and got["SetupCePositions"] == "512"
+    assert got["GateSummary"] == "Both runs (the baseline included) pass every plausibility gate of the template."
+    other = _defined({"run_0": _record(2, 150_016, "the Pile", [PASS]),
+                      "run_1": _record(2, 150_016, "the Pile", [PASS])})
+    assert other["SetupLayer"] == "2" and other["SetupDataset"] == "the Pile"
+
+
+def test_a_fact_that_differs_between_runs_says_so() -> None:
+    got = _defined({"run_0": _record(1, 300_032, "x", [PASS], seed=0),
+                    "run_1": _record(1, 600_064, "x", [PASS], seed=1)})
+    assert got["SetupTrainTokens"] == "300{,}032 (baseline; runs differ)"
+    assert got["SetupSeeds"] == "0, 1" and got["SetupNumSeeds"] == "2"
+
+
+def test_the_gate_summary_names_every_failing_and_warning_run() -> None:
+    got = _defined({"run_0": _record(1, 1, "x", [PASS, WARN]), "run_1": _record(1, 1, "x", [FAIL]),
+                    "run_2": _record(1, 1, "x", [PASS])})
+    summary = got["GateSummary"]
+    assert r"run 1 fails dead\_latents" in summary
+    assert "The baseline and run 2 pass every gate." in summary
+    assert r"Warnings: the baseline triggers ce\_loss\_score\_good." in summary

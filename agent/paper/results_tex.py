@@ -5,6 +5,10 @@ computed by the harness. Naming: `\\Baseline<Metric>` for run_0, `\\Run<Index><M
 run_i (index spelled in words, `\\RunTwelveLZero`), `...Delta` (signed difference to the
 baseline) and `...DeltaPct` (relative change, percent) for headline metrics, `\\NumRuns`
 (runs besides the baseline), `\\ResultsTable` (a float) and `\\ResultsTabular` (its tabular).
+Setup facts come from the records too, never from prose: `\\SetupModel`, `\\SetupLayer`,
+`\\SetupDataset`, token counts, sizes, seeds, the preset (the baseline's value, marked where
+the runs differ),
+and `\\GateSummary`, a sentence saying which runs pass or fail which plausibility gate.
 Macro names are letters only, so LaTeX accepts them; digits in metric names become words.
 """
 
@@ -20,7 +24,7 @@ from typing import Any, Literal
 
 from agent.paper.spec import MetricSpec, as_specs
 
-MacroKind = Literal["value", "delta", "delta_pct", "count"]
+MacroKind = Literal["value", "delta", "delta_pct", "count", "setup", "gates"]
 RESULTS_FILE = "results.tex"
 RUN_NAME = re.compile(r"^run_(\d+)$")
 
@@ -145,6 +149,7 @@ def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence
     base = final_infos.get("run_0", {}).get("metrics", {}) if "run_0" in runs else {}
     macros = [Macro("NumRuns", str(sum(r != "run_0" for r in runs)), "", "", "count",
                     float(sum(r != "run_0" for r in runs)))]
+    macros += setup_macros([final_infos[r] for r in runs], runs)
     for run in runs:
         values = final_infos[run]["metrics"]
         for spec, word in zip(specs, words, strict=True):
@@ -165,6 +170,103 @@ def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence
     if clashes:
         raise ValueError(f"metric names collide in macro names: {clashes}; rename a metric in template.toml")
     return macros, skipped
+
+
+def _dig(info: Mapping[str, Any], path: str) -> Any:
+    node: Any = info
+    for key in path.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+SETUP: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    # macro name, where to look in final_info (first found), how to print
+    ("SetupModel", ("data.model_label", "config.model"), "text"),
+    ("SetupModelName", ("config.model", "data.model"), "tt"),
+    ("SetupLayer", ("config.layer", "data.layer"), "int"),
+    ("SetupDataset", ("data.dataset_label", "config.dataset"), "text"),
+    ("SetupPreset", ("preset", "config.preset"), "tt"),
+    ("SetupContextLen", ("config.context_len", "data.context_len"), "int"),
+    ("SetupDIn", ("config.d_in",), "int"),
+    ("SetupDSae", ("config.d_sae",), "int"),
+    ("SetupTrainTokens", ("config.tokens",), "int"),
+    ("SetupEvalTokens", ("evaluation.reconstruction_tokens", "data.eval_tokens"), "int"),
+    ("SetupCePositions", ("evaluation.ce_kl_positions",), "int"),
+    ("SetupBatchSize", ("config.batch_size",), "int"),
+    ("SetupSteps", ("config.total_steps",), "int"),
+)
+"""Setup facts a paper states: one macro each where every run records the same value."""
+
+
+def _setup_value(value: Any, how: str) -> tuple[str, float | None] | None:
+    from pylatex.utils import escape_latex
+
+    if how == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            return None
+        return f"{int(value):,}".replace(",", "{,}"), float(value)
+    if not isinstance(value, str) or not value:
+        return None
+    text = escape_latex(value)
+    return (f"\\texttt{{{text}}}" if how == "tt" else text), None
+
+
+def _run_words(runs: Sequence[str]) -> str:
+    names = ["the baseline" if r == "run_0" else f"run {r.split('_')[1]}" for r in runs]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def gate_summary(infos: Sequence[Mapping[str, Any]], runs: Sequence[str]) -> str:
+    """One or two sentences: which runs pass every plausibility gate, which fail which, and
+    which trigger a warning (gate names as the template declares them)."""
+    from pylatex.utils import escape_latex
+
+    failing: dict[str, list[str]] = {}
+    warning: dict[str, list[str]] = {}
+    for run, info in zip(runs, infos, strict=True):
+        for g in info.get("gates", []):
+            if isinstance(g, Mapping) and g.get("passed") is False:
+                bucket = failing if g.get("severity", "fail") == "fail" else warning
+                bucket.setdefault(run, []).append(str(g.get("name")))
+    n = len(runs)
+    if not failing:
+        every = {1: "The run passes", 2: "Both runs (the baseline included) pass"}.get(
+            n, f"All {number_word(n).lower()} runs (the baseline included) pass")
+        text = every + " every plausibility gate of the template."
+    else:
+        parts = [f"{_run_words([r])} fails {', '.join(names)}" for r, names in failing.items()]
+        passing = [r for r in runs if r not in failing]
+        text = "Plausibility gates: " + "; ".join(parts) + "."
+        if passing:
+            text += f" {_run_words(passing).capitalize()} pass{'es' if len(passing) == 1 else ''} every gate."
+    if warning:
+        text += " Warnings: " + "; ".join(f"{_run_words([r])} triggers {', '.join(names)}"
+                                          for r, names in warning.items()) + "."
+    return escape_latex(text)
+
+
+def setup_macros(infos: Sequence[Mapping[str, Any]], runs: Sequence[str]) -> list[Macro]:
+    """`\\Setup...` macros for the facts every run shares, `\\SetupSeeds`, `\\GateSummary`."""
+    out = []
+    for name, paths, how in SETUP:
+        found = [next((v for p in paths if (v := _dig(info, p)) is not None), None) for info in infos]
+        shown = _setup_value(found[0], how) if found else None
+        if shown is None:
+            continue
+        if len({repr(v) for v in found}) > 1:  # still defined, so a paper citing it compiles
+            out.append(Macro(name, f"{shown[0]} (baseline; runs differ)", "", "", "setup", None))
+        else:
+            out.append(Macro(name, shown[0], "", "", "setup", shown[1]))
+    seeds = sorted({int(s) for info in infos if isinstance(s := _dig(info, "config.seed"), int)})
+    if seeds:
+        out.append(Macro("SetupSeeds", ", ".join(map(str, seeds)), "", "", "setup",
+                         float(seeds[0]) if len(seeds) == 1 else None))
+        out.append(Macro("SetupNumSeeds", str(len(seeds)), "", "", "setup", float(len(seeds))))
+    if any(info.get("gates") for info in infos):
+        out.append(Macro("GateSummary", gate_summary(infos, runs), "", "", "gates", None))
+    return out
 
 
 def _fails_gate(info: Mapping[str, Any]) -> bool:

