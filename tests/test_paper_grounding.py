@@ -19,9 +19,9 @@ PLANTED = {
     ("attribution", "0.912"),    # "the baseline reaches 0.912": that is run_1's explained variance
     ("number", "0.947"),         # a CE loss score no run has
     ("ablation", "Removing the auxiliary dead-latent loss"),  # no run removed it
-    ("number", "12.4\\%"),       # ... and the dead fraction it "caused"
-    ("number", "3.2\\%"),        # "a 3.2% drop in explained variance"
-    ("number", "15\\%"),         # "a 15% MSE increase"
+    ("number", "12.4%"),       # ... and the dead fraction it "caused"
+    ("number", "3.2%"),        # "a 3.2% drop in explained variance"
+    ("number", "15%"),         # "a 15% MSE increase"
     ("baseline", "Run~1 (the baseline"),
     ("run", "Run~7"),
     ("comparison", "outperforms Gated SAEs"),
@@ -37,16 +37,7 @@ def sae():
 @pytest.fixture(scope="module")
 def seed():
     data = json.loads((FIXTURES / "seed002_runs.json").read_text())
-    specs = [
-        MetricSpec("explained_variance", "Explained variance", format=".3f", headline=True),
-        MetricSpec("mse", "MSE", "lower", format=".3f", headline=True),
-        MetricSpec("cossim", "Cosine similarity", format=".3f"),
-        MetricSpec("l0", "L0", "lower", format=".2f", aliases=("feature utilization", "active features")),
-        MetricSpec("l1", "L1 norm", "lower", format=".1f"),
-        MetricSpec("kl_div_score", "KL divergence score", format=".4f", aliases=("KL divergence",)),
-        MetricSpec("ce_loss_score", "CE loss score", format=".4f"),
-    ]
-    return build_evidence(data["runs"], data["descriptions"], specs)
+    return build_evidence(data["runs"], data["descriptions"], data["metrics"])
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +56,7 @@ def test_every_planted_fabrication_is_flagged_and_nothing_else(sae) -> None:
 
 def test_findings_name_section_line_reason_and_closest_values(sae) -> None:
     findings = {f.text: f for f in check_paper((FIXTURES / "paper_planted.tex").read_text(), sae)}
-    drop = findings["12.4\\%"]
+    drop = findings["12.4%"]
     assert drop.section == "Results" and drop.line > 60
     assert "frac_dead" in drop.reason
     assert any("metrics.frac_dead = 0.118" in c for c in drop.closest)
@@ -90,7 +81,7 @@ def test_differences_ratios_and_relative_changes_between_runs_match(sae) -> None
 
 
 def test_a_relative_change_in_the_wrong_direction_is_flagged(sae) -> None:
-    assert ("number", "33.3\\%") in _check("MSE increases by 33.3\\% from the baseline to Run 1.", sae)
+    assert ("number", "33.3%") in _check("MSE increases by 33.3\\% from the baseline to Run 1.", sae)
 
 
 def test_configuration_values_and_ordinary_numbers_pass(sae) -> None:
@@ -106,8 +97,11 @@ def test_numbers_inside_latex_commands_and_macros_are_ignored(sae) -> None:
     assert _check(text, sae) == set()
 
 
-def test_display_math_constants_are_not_results(sae) -> None:
-    assert _check(r"\begin{equation} L = 0.37 \lVert x \rVert_2^2 \end{equation}", sae) == set()
+def test_display_math_is_read_but_indices_and_powers_are_notation(sae) -> None:
+    """Display math was exempt, so an invented coefficient in an equation passed."""
+    assert _check(r"\begin{equation} L = 0.37 \lVert x \rVert_2^2 \end{equation}", sae) == {("setting", "0.37")}
+    assert _check(r"\begin{equation} L = \lVert x - \hat{x} \rVert_2^2 + \lambda_1 \lVert f \rVert_1 \end{equation}",
+                  sae) == set()
 
 
 def test_a_run_that_does_not_exist_is_flagged(sae) -> None:
@@ -147,7 +141,7 @@ def test_sections_keep_their_line_numbers() -> None:
 def test_seed_paper_fabricated_numbers_are_flagged(seed_findings) -> None:
     findings = seed_findings
     flagged = {(f.section, f.text) for f in findings if f.kind == "number"}
-    for fabricated in ("3.2\\%", "15\\%", "8\\%", "5\\%", "12\\%"):  # the "ablations" and "overhead"
+    for fabricated in ("3.2%", "15%", "8%", "5%", "12%"):  # the "ablations" and "overhead"
         assert ("Results", fabricated) in flagged
     assert ("Experimental Setup", "10") in flagged  # "10 million tokens": not in any result
 
@@ -161,13 +155,13 @@ def test_seed_paper_fake_ablations_are_flagged(seed_findings) -> None:
 def test_seed_paper_presenting_run_1_as_the_baseline_is_flagged(seed_findings) -> None:
     findings = seed_findings
     wrong = {f.text for f in findings if f.kind == "attribution" and f.section == "Experimental Setup"}
-    assert {"93.0\\%", "0.98", "0.996", "20,992"} <= wrong  # run_1's values, called the baseline's
+    assert {"93.0%", "0.98", "0.996", "20,992"} <= wrong  # run_1's values, called the baseline's
 
 
 def test_seed_paper_real_numbers_are_not_flagged(seed_findings) -> None:
     findings = seed_findings
     flagged = {f.text for f in findings}
-    for real in ("0.9986", "0.9979", "1.055", "40.7\\%", "4081.94", "2095.25", "18432.0", "97.3\\%", "0.941"):
+    for real in ("0.9986", "0.9979", "1.055", "40.7%", "4081.94", "2095.25", "18432.0", "97.3%", "0.941"):
         assert real not in flagged
 
 

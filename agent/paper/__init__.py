@@ -4,7 +4,8 @@
 - `results_tex`: `latex/results.tex`, one macro per number and a booktabs results table.
 - `evidence`, `grounding`, `claims`: every number and run claim in the prose must trace to a
   result file; `findings` are what goes back to the LLM and into `review.json`.
-- `prose`, `texnum`: LaTeX read as prose; the numbers, run references and counts in it.
+- `reading`: the paper read once with pylatexenc into sentences of typed number mentions.
+- `prose`, `texnum`: LaTeX as a prose view, and the run references and counts claims are about.
 - `checks`: pre-compile checks (citations, figures, duplicates, placeholders, environments).
 - `compile`: pdflatex + bibtex + chktex through `agent.runner`, errors returned as values.
 - `sections`: the parts of the paper in drafting order and the skeleton stubs they replace.

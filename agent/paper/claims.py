@@ -37,7 +37,9 @@ _SELF = re.compile(r"baseline|\bruns?\b|vanilla|unmodified|original|default|stan
 _STOP = set("the a an of to in on for with and or our its their this that these those we by from at as is "
             "are was were be been it which using use".split())
 _BASELINE_RUN = (
-    re.compile(r"baseline\s*[(,:]?\s*(?:i\.e\.,?\s*)?\(?\s*\b[Rr]uns?[\s~]*(\d+)", re.I),
+    # "the baseline (Run 1)", "the baseline: Run 1", "the baseline, i.e. Run 1"; not
+    # "compared with the baseline, Run 2 raises ..."
+    re.compile(r"baseline\s*(?:[(:]|,\s*i\.e\.,?)\s*\(?\s*\b[Rr]uns?[\s~]*(\d+)", re.I),
     re.compile(r"\b[Rr]uns?[\s~]*(\d+)\s*[),]?\s*\(\s*(?:the\s+|our\s+)?baseline", re.I),
     re.compile(r"\b[Rr]uns?[\s~]*(\d+)[^.]{0,40}?\b(?:serves?|served|acts?|acted|used|is|was)\s+as\s+"
                r"(?:the|our|a)\s+baseline", re.I),

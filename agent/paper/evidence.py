@@ -1,10 +1,14 @@
-"""What the paper may claim: every number in the result files, and what can be derived.
+"""What the paper may claim: the numbers the evaluator and the effective config wrote, and
+what can be derived from them.
 
-A number in the prose is grounded when it equals, within its printed rounding, a value of a
-result file (any field: metrics, config, measurements, timings, gates), or a difference,
-ratio or relative change between two runs' values of the same metric. Derived values are
-computed with interval arithmetic over the metric's own printed precision, because authors
-compute them from the rounded numbers they see (1.055 / 0.75 - 1 = 40.7%, not 40.6%).
+Evidence is only what a run's `final_info.json` holds under metrics, config, measurements,
+timings, gates, data and evaluation: never the LLM's own prose (the runs' descriptions), the
+training process's self-report, nor bookkeeping (commits, hashes, dates). A number equals a
+value when the value lies within half a unit of the number's last written digit (`0.95`:
+±0.005; `0.005`: ±0.0005, so it does not "match" a metric that is 0), with its sign. Derived
+values (a difference, ratio or relative change of one metric between two runs) use interval
+arithmetic over the metric's printed precision, because authors compute them from the rounded
+numbers they see (1.055 / 0.75 - 1 = 40.7%, not 40.6%).
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agent.paper.reading import Mention
 from agent.paper.spec import MetricSpec, as_specs
-from agent.paper.texnum import NumberToken
 
-Source = Literal["metrics", "config", "measurements", "timings", "gates", "other"]
+Source = Literal["metrics", "config", "measurements", "timings", "gates", "data", "evaluation"]
 MatchKind = Literal["direct", "difference", "relative", "ratio"]
-_SOURCES = ("metrics", "config", "measurements", "timings", "gates")
+_SOURCES = ("metrics", "config", "measurements", "timings", "gates", "data", "evaluation")
+"""The parts of final_info.json a paper may cite; nothing else is evidence."""
 # Config keys that give a metric a natural denominator: L0 / dictionary size = fraction active.
 _SIZE_KEY = re.compile(r"^(dict_size|d_sae|n_latents|num_latents|dictionary_size|n_features|num_features|d_hidden|latent_dim)$")
 _LIST_ITEM = re.compile(r"\.\d+(?:\.|$)")
@@ -134,8 +139,10 @@ def build_evidence(final_infos: Mapping[str, Mapping[str, Any]], descriptions: M
                  if _SIZE_KEY.match(k.rsplit(".", 1)[-1]) and isinstance(v, (int, float)) and v > 1}
         for path, leaf in _leaves(info, ""):
             top = path.split(".", 1)[0]
-            source: Source = top if top in _SOURCES else "other"  # type: ignore[assignment]
-            if isinstance(leaf, str) and source in ("config", "gates"):
+            if top not in _SOURCES:
+                continue
+            source: Source = top  # type: ignore[assignment]
+            if isinstance(leaf, str) and source in ("config", "gates"):  # pythia-70m, "12.5% of"
                 values += [EvidenceValue(run, path, x, source, "", 0.0) for x in _numbers_in_string(leaf)]
             if isinstance(leaf, bool) or not isinstance(leaf, (int, float)) or not math.isfinite(leaf):
                 continue
@@ -150,26 +157,29 @@ def build_evidence(final_infos: Mapping[str, Mapping[str, Any]], descriptions: M
             for size_key, size in sizes.items():
                 values.append(EvidenceValue(run, f"{path}/config.{size_key}", float(leaf) / size, "metrics",
                                             name, half / size))
-    descs = tuple((r, d) for r, d in (descriptions or {}).items())
-    values += [EvidenceValue(r, "description", x, "other", "", 0.0) for r, d in descs for x in _numbers_in_string(d)]
+    descs = tuple((r, d) for r, d in (descriptions or {}).items())  # for claims, never numbers
     return Evidence(tuple(values), tuple(r for r in runs), descs, specs)
 
 
-def _token_interval(token: NumberToken) -> tuple[float, float]:
-    half = token.half
+def _token_interval(token: Mention) -> tuple[float, float]:
+    """The values the number can stand for: its rounding, widened by a qualifier ("about"),
+    open-ended for a bound ("above 0.9")."""
+    v, half = token.value, token.half
+    eps = 1e-9 * max(1.0, abs(v))
     if token.qualifier == "approx":
-        half = max(half, 0.05 * token.value)
-    elif token.qualifier == "bound":
-        half = max(half, 0.10 * token.value)
-    eps = 1e-9 * max(1.0, token.value)
-    return token.value - half - eps, token.value + half + eps
+        half = max(half, 0.05 * abs(v))
+    if token.qualifier == "at_least":
+        return v - half - eps, math.inf
+    if token.qualifier == "at_most":
+        return -math.inf, v + half + eps
+    return v - half - eps, v + half + eps
 
 
 def _overlaps(lo: float, hi: float, a: float, b: float) -> bool:
     return lo <= b and a <= hi
 
 
-def _direct_scales(token: NumberToken, v: EvidenceValue) -> list[float]:
+def _direct_scales(token: Mention, v: EvidenceValue) -> list[float]:
     if token.percent:
         return [100.0] + ([1.0] if re.search(r"pct|percent", v.path, re.I) else [])
     if token.unit and (v.source == "timings" or re.search(r"time|_s$|sec|duration", v.path)):
@@ -177,30 +187,32 @@ def _direct_scales(token: NumberToken, v: EvidenceValue) -> list[float]:
     return [1.0]
 
 
-def direct_matches(token: NumberToken, evidence: Evidence, allowed: frozenset[str] | None = None,
-                   runs: frozenset[str] | None = None) -> list[Match]:
-    """Values equal to the token within its rounding (`allowed`: metric names the prose names)."""
+def direct_matches(token: Mention, evidence: Evidence, allowed: frozenset[str] | None = None,
+                   runs: frozenset[str] | None = None,
+                   sources: frozenset[str] | None = None) -> list[Match]:
+    """Values equal to the number within its written digits, sign included (`allowed`: the
+    metrics the prose names around it; `sources`: which parts of final_info.json count)."""
     lo, hi = _token_interval(token)
     out = []
     for v in evidence.values:
         if runs is not None and v.run not in runs:
             continue
-        if v.source == "metrics" and allowed is not None and v.metric not in allowed:
+        if sources is not None and v.source not in sources:
             continue
-        if (v.source not in ("metrics", "config", "other") and allowed is not None
-                and not any(name in v.path.lower() for name in allowed)):
-            continue  # the prose names a metric: a measurement of something else is no support
+        if allowed is not None and not (
+                (v.source == "metrics" and v.metric in allowed)
+                or (v.source == "measurements" and any(name in v.path.lower() for name in allowed))):
+            continue  # the prose names a metric: a value of anything else is no support
         if token.sig <= 2 and _LIST_ITEM.search(v.path):
             continue  # a two-digit number matches some entry of a long per-item list by chance
-        if "/" in v.path and not (token.percent or 0.01 <= token.value <= 1):
+        if "/" in v.path and not (token.percent or 0.01 <= abs(token.value) <= 1):
             continue
-        if any(_overlaps(lo, hi, abs(v.value) * s - v.half * s, abs(v.value) * s + v.half * s)
-               for s in _direct_scales(token, v)):
+        if any(_overlaps(lo, hi, v.value * s, v.value * s) for s in _direct_scales(token, v)):
             out.append(Match("direct", (v,)))
     return out
 
 
-def _derived_ranges(token: NumberToken, a: EvidenceValue, b: EvidenceValue) -> list[tuple[MatchKind, float, float]]:
+def _derived_ranges(token: Mention, a: EvidenceValue, b: EvidenceValue) -> list[tuple[MatchKind, float, float]]:
     x, y = sorted((abs(a.value), abs(b.value)))
     hx, hy = (a.half, b.half) if abs(a.value) <= abs(b.value) else (b.half, a.half)
     out: list[tuple[MatchKind, float, float]] = []
@@ -222,10 +234,13 @@ def _derived_ranges(token: NumberToken, a: EvidenceValue, b: EvidenceValue) -> l
     return out
 
 
-def derived_matches(token: NumberToken, evidence: Evidence, allowed: frozenset[str] | None = None,
+def derived_matches(token: Mention, evidence: Evidence, allowed: frozenset[str] | None = None,
                     runs: frozenset[str] | None = None) -> list[Match]:
-    """Differences, ratios and relative changes of one metric between two runs that fit the token."""
+    """Differences, ratios and relative changes of one metric between two runs that fit the
+    number (its magnitude: a change may be written either way round)."""
     lo, hi = _token_interval(token)
+    if token.value < 0:
+        lo, hi = -hi, -lo
     out = []
     for series in evidence.series().values():
         if allowed is not None and series[0].metric not in allowed:
@@ -240,7 +255,7 @@ def derived_matches(token: NumberToken, evidence: Evidence, allowed: frozenset[s
     return out
 
 
-def closest(token: NumberToken, evidence: Evidence, allowed: frozenset[str] | None = None, n: int = 3) -> list[str]:
+def closest(token: Mention, evidence: Evidence, allowed: frozenset[str] | None = None, n: int = 3) -> list[str]:
     """The `n` values nearest to the token (relative distance), described for the LLM.
 
     Metrics the text names come first, then other metrics and the configuration, then the rest.
@@ -250,7 +265,7 @@ def closest(token: NumberToken, evidence: Evidence, allowed: frozenset[str] | No
     def rank(v: EvidenceValue) -> tuple[int, float]:
         tier = (0 if v.source == "metrics" and (allowed is None or v.metric in allowed) else
                 1 if v.source in ("metrics", "config") else 2)
-        return tier, abs(abs(v.value) - target) / max(abs(target), 1e-12)
+        return tier, abs(v.value - target) / max(abs(target), 1e-12)
 
     pool = [v for v in evidence.values if ("/" not in v.path or (token.percent and abs(v.value) >= 0.005))
             and not _LIST_ITEM.search(v.path)]
@@ -258,7 +273,7 @@ def closest(token: NumberToken, evidence: Evidence, allowed: frozenset[str] | No
     return [v.describe() + (f" ({100 * v.value:.4g}%)" if token.percent else "") for v in pool[:n]]
 
 
-def nearest_derived(token: NumberToken, evidence: Evidence, allowed: frozenset[str], n: int = 2) -> list[str]:
+def nearest_derived(token: Mention, evidence: Evidence, allowed: frozenset[str], n: int = 2) -> list[str]:
     """The changes between runs of the named metrics nearest to the token, described."""
     found: list[tuple[float, str]] = []
     for series in evidence.series().values():
@@ -278,5 +293,5 @@ def nearest_derived(token: NumberToken, evidence: Evidence, allowed: frozenset[s
                 else:
                     value, text = y - x, f"{y - x:.4g}"
                 where = f"{lo.metric} {lo.run} -> {hi.run}" if token.change != "down" else f"{hi.metric} {hi.run} -> {lo.run}"
-                found.append((abs(value - token.value), f"{where}: {text}"))
+                found.append((abs(value - abs(token.value)), f"{where}: {text}"))
     return [text for _, text in sorted(found)[:n]]

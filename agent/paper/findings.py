@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-FindingKind = Literal["number", "attribution", "run", "count", "ablation", "comparison", "baseline"]
+FindingKind = Literal["number", "setting", "attribution", "macro", "run", "count", "ablation", "comparison",
+                      "baseline"]
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,8 @@ class Finding:
     section: str
     """The section it is in (`Results`, `Abstract`, ...)."""
     kind: FindingKind
-    """number: matches no result; attribution: matches another run than the one named;
+    """number: matches no result; setting: a setting no run's config has; attribution:
+    matches another run than the one named; macro: redefines a results.tex macro;
     run: a run that does not exist; count: more runs than there were; ablation / comparison:
     an experiment no run performed; baseline: a run other than run_0 called the baseline."""
     text: str

@@ -1,16 +1,32 @@
 """Every number in the paper must trace to a result file; every run it names must exist.
 
-`check_grounding(section_text, evidence)` lists the numbers of the prose that match no value
-of any `final_info.json` within their printed rounding (nor a difference, ratio or relative
-change of one metric between two runs), numbers attributed to the wrong run, and claims of
-runs, ablations and comparisons that never happened. Numbers cited through the results.tex
-macros never appear in the prose, so a paper that follows the prompts has nothing to flag.
+`check_paper(tex, evidence, results_macros)` reads the paper once (`agent.paper.reading`:
+pylatexenc's parse into sentences of typed number mentions) and applies these rules to each
+mention, in order:
+
+| rule       | the mention                                  | grounded when                                  |
+|------------|----------------------------------------------|------------------------------------------------|
+| ordinary   | a year, or a small count (<= 10) named by no | always                                         |
+|            | metric                                       |                                                |
+| setting    | written as a setting (`lambda = 0.5`,        | a config value of its run (any run if none is  |
+|            | `a learning rate of 3e-4`) of no metric      | named) equals it                               |
+| metric     | in a clause (else a sentence) naming metrics | a value of one of those metrics, or a change   |
+|            |                                              | of one between two runs, equals it             |
+| value      | anything else                                | any evaluator or config value equals it        |
+
+"Equals" means within half a unit of the last digit written, sign included, widened only by
+"about"; "above"/"below" are one-sided. A number said to be a run's (the last run or
+"baseline" named before it, with no other subject, label or number between) must be that
+run's, else it is an attribution finding. A paper that redefines a results.tex macro is a
+finding; a macro it defines itself is read where it is used, so its numbers meet the rules in
+their sentence. Claims of runs, counts, ablations and comparisons: `agent.paper.claims`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from agent.paper.claims import check_claims
 from agent.paper.evidence import (
@@ -22,128 +38,209 @@ from agent.paper.evidence import (
     nearest_derived,
 )
 from agent.paper.findings import Finding
-from agent.paper.prose import clause_bounds, group_end, prose_view, section_marks, sentence_bounds
-from agent.paper.texnum import NumberToken, numbers, run_refs
+from agent.paper.prose import group_end, prose_view, section_marks
+from agent.paper.reading import Mention, Reading, Sentence, definitions, read, sentences_of
 
-# Between a subject ("the baseline", "Run 3") and a number, these words hand the number to
-# another subject: "from the baseline's 0.82 to 0.91", "the baseline, while ours reaches 0.91".
+# Between a subject ("the baseline", "Run 3") and a number, these hand the number to another
+# subject: "from the baseline's 0.82 to 0.91", "the baseline, while ours reaches 0.91".
 _BREAK = re.compile(r"\b(to|than|vs|versus|while|whereas|but|compared|relative|over|against|ours|our|"
-                    r"proposed|method|peak|best|then|after|from|unlike|however|instead|other|others|runs|variants|"
-                    r"models|each|all|both)\b", re.I)
+                    r"proposed|optimi[sz]ed|method|peak|best|then|after|from|unlike|however|instead|"
+                    r"other|others|runs|variants|models|each|all|both)\b|\w\s*:", re.I)
+_CONFIG_ALIASES = {"learning rate": "lr", "lr": "lr", "batch size": "batch_size", "batch": "batch_size",
+                   "lambda": "l1_penalty", "l1 coefficient": "l1_penalty", "sparsity penalty": "l1_penalty",
+                   "dictionary size": "d_sae", "latents": "d_sae", "expansion factor": "expansion_factor",
+                   "seed": "seed", "k": "k", "steps": "total_steps", "warm-up": "lr_warmup_steps"}
+_SAFE_SOURCES = frozenset({"config", "data", "evaluation"})
+_SETTING_WORDS = re.compile(r"\b(rates?|sizes?|coefficients?|penalty|penalties|weights?|factors?|"
+                            r"seeds?|epochs?|warm-?up|decay|alpha|beta|gamma|lambda|kappa|tau|"
+                            r"thresholds?|temperature|momentum|eps|epsilon|layer|block|heads?|"
+                            r"width|top-k)$", re.I)
 
 
 def _norm(text: str) -> str:
-    text = text.lower().replace("\\_", " ").replace("\\ell", "l")
-    text = re.sub(r"\\[a-z]+\*?", " ", text)
-    text = re.sub(r"[${}]", "", text).replace("_", "")
-    return re.sub(r"\s+", " ", text)
+    text = text.lower().replace("\\_", " ").replace("_", " ")
+    return re.sub(r"\s+", " ", re.sub(r"[${}\\]", " ", text)).strip()
 
 
-def _metric_phrases(evidence: Evidence) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class _Context:
+    evidence: Evidence
+    phrases: tuple[tuple[str, str], ...]
+    """(metric, phrase) for every metric name, label and alias."""
+    macro_runs: dict[str, tuple[str, str]]
+    """results.tex macro -> (run, metric)."""
+
+
+def _named(text: str, phrases: Iterable[tuple[str, str]]) -> frozenset[str]:
+    norm = _norm(text)
+    return frozenset(m for m, p in phrases if re.search(rf"(?<![a-z0-9]){re.escape(p)}(?![a-z0-9])", norm))
+
+
+def _phrases(evidence: Evidence) -> tuple[tuple[str, str], ...]:
     names = {s.name: s.names() for s in evidence.metrics}
     for v in evidence.values:
         if v.source == "metrics" and v.metric not in names:
             names[v.metric] = (v.metric.replace("_", " "),)
-    return [(metric, _norm(p)) for metric, phrases in names.items() for p in phrases if len(_norm(p).strip()) >= 2]
+    return tuple((metric, _norm(p)) for metric, ps in names.items() for p in ps if len(_norm(p)) >= 2)
 
 
-def _named(text: str, phrases: list[tuple[str, str]]) -> frozenset[str]:
-    norm = _norm(text)
-    return frozenset(m for m, p in phrases if re.search(rf"(?<![a-z0-9]){re.escape(p.strip())}(?![a-z0-9])", norm))
-
-
-def _subject(view: str, token: NumberToken, sentence: tuple[int, int], refs: list[tuple[int, int, frozenset[str]]],
-             baseline: str | None) -> tuple[str, frozenset[str]] | None:
-    """The run a number is said to belong to: the last subject before it, if nothing intervenes."""
-    a = sentence[0]
-    options = [(e, s, runs) for s, e, runs in refs if a <= s and e <= token.start]
+def _subject(s: Sentence, m: Mention, ctx: _Context, baseline: str | None) -> tuple[str, frozenset[str]] | None:
+    """The runs a number is said to belong to: the last subject before it (a run reference,
+    "baseline", a results macro), if no other subject, label or number lies between."""
+    options: list[tuple[int, int, frozenset[str], str]] = []
+    for r in s.runs:
+        if r.end <= m.start:
+            options.append((r.end, r.start, frozenset(f"run_{i}" for i in r.indices), r.text))
     if baseline:
-        options += [(m.end() + a, m.start() + a, frozenset({baseline}))
-                    for m in re.finditer(r"\bbaseline\b", view[a:token.start], re.I)]
+        for b in re.finditer(r"\bbaseline\b", s.text[:m.start - s.start], re.I):
+            options.append((s.start + b.end(), s.start + b.start(), frozenset({baseline}), "the baseline"))
     if not options:
         return None
-    end, start, _ = max(options)
-    gap = view[end:token.start]
-    if len(gap) > 80 or _BREAK.search(gap):
+    end = max(o[0] for o in options)
+    gap = s.text[end - s.start:m.start - s.start]
+    between = [x for x in s.mentions if end <= x.start < m.start and x.range_with is None]
+    if len(gap) > 80 or _BREAK.search(gap) or between:
         return None
-    # "higher in Run 4 than in Run 1 (15.2% vs. 11.8%)": any run the sentence named may own it.
-    names = " / ".join(dict.fromkeys(" ".join(view[s:e].split()) for e, s, _ in sorted(options)))
-    return names, frozenset().union(*(r for _, _, r in options))
+    # "higher in Run 4 than in Run 1 (15.2% vs. 11.8%)": any run named before it may own it
+    ordered = sorted(options, key=lambda o: o[0])
+    names = " / ".join(dict.fromkeys(o[3] for o in ordered))
+    return names, frozenset().union(*(o[2] for o in ordered))
 
 
-def _grounded(token: NumberToken, evidence: Evidence, allowed: frozenset[str] | None,
-              runs: frozenset[str] | None) -> bool:
-    """A direct match, or (when the text names the metric) a change between two runs."""
-    if direct_matches(token, evidence, allowed, runs):
-        return True
-    return allowed is not None and bool(derived_matches(token, evidence, allowed, runs))
-
-
-def _ordinary(token: NumberToken) -> bool:
-    """Numbers any text has: small counts, enumerations, years."""
-    if token.percent and token.integer and token.value in (0, 100):
-        return True  # "100% of tokens"
-    if token.percent or token.ratio or not token.integer or token.half > 0.5:
+def _is_setting(name: str, ctx: _Context) -> bool:
+    """Whether `name` (the words before `=` or `of`) names a setting: a config key, a known
+    alias, or a noun of settings ("L1 coefficient", "learning rate"), not a metric."""
+    norm = _norm(name)
+    if not norm:
         return False
-    return token.value <= 10 or 1950 <= token.value <= 2035
+    keys = {v.path.rsplit(".", 1)[-1].replace("_", " ").lower() for v in ctx.evidence.values
+            if v.source == "config"}
+    if norm in keys or norm in _CONFIG_ALIASES or _SETTING_WORDS.search(norm):
+        return True
+    return len(norm) <= 2 and not _named(name, ctx.phrases)  # a symbol: `k = 32`
 
 
-def _why_not(token: NumberToken, matches: list[Match], subject: str) -> str:
-    where = "; ".join(sorted({m.values[0].describe() if m.kind == "direct" else
-                              f"{m.kind} of {m.values[0].path} between {m.values[0].run} and {m.values[1].run}"
-                              for m in matches})[:3])
+def _ordinary(m: Mention) -> bool:
+    if m.percent or m.ratio or not m.integer or m.value < 0:
+        return False
+    return m.value <= 10 or 1950 <= m.value <= 2035
+
+
+def _finding(section: str, kind: str, m: Mention, s: Sentence, reason: str, hints: Iterable[str],
+             line: int) -> Finding:
+    return Finding(section, kind, m.text, " ".join(s.text.replace("\uE000", "<macro>").split())[:240],  # type: ignore[arg-type]
+                   reason, tuple(hints), line)
+
+
+def _why_other_run(matches: list[Match], subject: str) -> str:
+    where = "; ".join(sorted({mt.values[0].describe() if mt.kind == "direct" else
+                              f"{mt.kind} of {mt.values[0].path} between {mt.values[0].run} and "
+                              f"{mt.values[1].run}" for mt in matches})[:3])
     return f"the text attributes it to {subject}, but it matches {where}"
 
 
-def check_grounding(tex_section_text: str, evidence: Evidence, section: str = "") -> list[Finding]:
-    """Numbers and run claims of one section that no result supports."""
+def _check_mention(m: Mention, s: Sentence, ctx: _Context, section: str, line: int) -> Finding | None:
+    ev = ctx.evidence
+    baseline = "run_0" if "run_0" in ev.runs else None
+    # the clause around the number: between separators (a thousands comma is not one)
+    rel = m.start - s.start
+    seps = [i for i, ch in enumerate(s.text) if ch in ";:()" or (ch == "," and not re.match(r",\d{3}", s.text[i:]))]
+    left = max([i + 1 for i in seps if i < rel], default=0)
+    right = min([i for i in seps if i >= m.end - s.start] + [m.end - s.start + 30, len(s.text)])
+    near_text = s.text[left:right]
+    quantity = re.match(r"\s*(?:[a-z-]+\s+)?(tokens|steps|latents|sequences|rows|runs|seeds|groups|"
+                        r"epochs|parameters|layers|dimensions|examples|samples|batches|iterations|"
+                        r"blocks|heads|words|characters)\b", s.text[m.end - s.start:])
+    macro_metrics = frozenset(ctx.macro_runs[name][1] for _, name in s.macros if name in ctx.macro_runs
+                              and ctx.macro_runs[name][1])
+    near = _named(near_text, ctx.phrases)
+    allowed = near or _named(s.text, ctx.phrases) or (macro_metrics or None)
+    subject = _subject(s, m, ctx, baseline)
+    runs = subject[1] if subject else None
+
+    # setting: `lambda = 0.5`, `a learning rate of 3e-4`, named by no metric
+    if m.setting and _is_setting(m.setting, ctx):
+        if direct_matches(m, ev, runs=runs, sources=_SAFE_SOURCES):
+            return None
+        hints = [h for h in closest(m, ev, None, n=3)]
+        if subject and direct_matches(m, ev, sources=_SAFE_SOURCES):
+            return _finding(section, "attribution", m, s, f"the setting '{m.setting}' is attributed to "
+                            f"{subject[0]}, but only another run's configuration has it", hints, line)
+        return _finding(section, "setting", m, s, f"'{m.setting}' = {m.text} is not in the effective "
+                        "configuration of any run it could describe: write only settings a run's config has",
+                        hints, line)
+
+    if allowed is None or quantity or (m.integer and m.value <= 10 and not near and not m.percent):
+        # value rule: any evaluator or config value; a small count or a year is ordinary
+        if direct_matches(m, ev, None, runs) or _ordinary(m):
+            return None
+        if subject and direct_matches(m, ev):
+            return _finding(section, "attribution", m, s, _why_other_run(direct_matches(m, ev), subject[0]),
+                            closest(m, ev, None, n=2), line)
+        return _finding(section, "number", m, s, f"matches no value of any result file within its written "
+                        f"digits (±{m.half:.2g}{'%' if m.percent else ''}) and names no metric whose change "
+                        "between runs it could be; cite results through the results.tex macros",
+                        closest(m, ev, None, n=3), line)
+
+    # metric rule: a value of a named metric, or its change between two runs; a metric named
+    # only elsewhere in the sentence lets the number be another metric's value
+    if direct_matches(m, ev, allowed, runs) or derived_matches(m, ev, allowed, runs):
+        return None
+    if not near and direct_matches(m, ev, None, runs, sources=frozenset({"metrics", "measurements"})):
+        return None
+    elsewhere = direct_matches(m, ev, allowed) + derived_matches(m, ev, allowed)
+    if subject and elsewhere:
+        own = [v for v in closest(m, ev, allowed, n=50) if v.split(" ", 1)[0] in subject[1]][:2]
+        return _finding(section, "attribution", m, s, _why_other_run(elsewhere, subject[0]), own, line)
+    hints = [*closest(m, ev, allowed, n=2), *(nearest_derived(m, ev, allowed) if (m.percent or m.ratio
+                                                                                 or m.change != "none") else [])]
+    other = direct_matches(m, ev, None, runs)
+    named = " / ".join(sorted(allowed))
+    if other:
+        reason = f"the text says it is {named}, but it only matches {other[0].values[0].describe()}"
+    else:
+        reason = (f"matches no value of {named} within its written digits (±{m.half:.2g}"
+                  f"{'%' if m.percent else ''}), nor a difference, ratio or relative change of "
+                  f"{named} between two runs; cite results through the results.tex macros")
+    return _finding(section, "number", m, s, reason, hints, line)
+
+
+def check_grounding(tex_section_text: str, evidence: Evidence, section: str = "",
+                    results_macros: dict[str, tuple[str, str]] | None = None,
+                    private: dict[str, str] | None = None) -> list[Finding]:
+    """Numbers, settings, macro definitions and run claims of one section no result supports.
+
+    `results_macros`: results.tex's macros -> (run, metric); any `\\Baseline...`, `\\Run...`,
+    `\\Setup...` macro is treated as one when not given."""
     tex = tex_section_text
-    view = prose_view(tex)
-    phrases = _metric_phrases(evidence)
-    baseline = "run_0" if "run_0" in evidence.runs else None
-    refs = [(r.start, r.end, frozenset(f"run_{i}" for i in r.indices)) for r in run_refs(tex, view)]
-    findings = check_claims(tex, view, evidence, section)
-    for token in numbers(tex, view):
-        sentence = sentence_bounds(view, token.start)
-        clause = clause_bounds(view, token.start, sentence)
-        # A metric named right around the number is what it is about; one named elsewhere in
-        # the sentence only narrows which relative changes are considered.
-        near = _named(tex[clause[0]:min(clause[1], token.end + 30)], phrases)
-        allowed = near or _named(tex[sentence[0]:sentence[1]], phrases) or None
-        subject = _subject(view, token, sentence, refs, baseline)
-        runs = subject[1] if subject else None
-        if _grounded(token, evidence, allowed, runs):
-            continue
-        base = Finding(section, "number", token.text, " ".join(view[sentence[0]:sentence[1]].split())[:240],
-                       "", (), tex.count("\n", 0, token.start) + 1)
-        if subject and _grounded(token, evidence, allowed, None):
-            elsewhere = direct_matches(token, evidence, allowed) or derived_matches(token, evidence, allowed)
-            own = [v for v in closest(token, evidence, allowed, n=50) if v.split(" ", 1)[0] in subject[1]][:2]
-            findings.append(replace(base, kind="attribution", reason=_why_not(token, elsewhere, subject[0]),
-                                    closest=tuple(own)))
-            continue
-        hints = tuple(closest(token, evidence, allowed, n=2 if allowed else 3))
-        if allowed and (token.percent or token.ratio or token.change != "none"):
-            hints += tuple(nearest_derived(token, evidence, allowed))
-        other = direct_matches(token, evidence, None, runs) if allowed is not None else []
-        # Named next to a metric, a setting stated plainly (a window, a batch size) is fine; a
-        # percentage, a change, or another metric's value is a claim about the named metric.
-        metric_hit = [m for m in other if m.values[0].source == "metrics"]
-        claim_like = token.percent or token.change != "none" or bool(metric_hit)
-        if other and near and claim_like:
-            hit = (metric_hit or other)[0].values[0].describe()
-            reason = f"the text says it is {' / '.join(sorted(near))}, but it only matches {hit}"
-            findings.append(replace(base, reason=reason, closest=hints))
-            continue
-        if other or _ordinary(token):
-            continue
-        rounding = f"±{token.half:.2g}" + ("%" if token.percent else "")
-        derived = ("nor a difference, ratio or relative change of " + "/".join(sorted(allowed)) + " between two runs"
-                   if allowed else "and names no metric whose change between runs it could be")
-        reason = (f"matches no value of any result file within its rounding ({rounding}), {derived}; "
-                  "cite results through the results.tex macros")
-        findings.append(replace(base, reason=reason, closest=hints))
+    macros = results_macros if results_macros is not None else _guess_macros(tex)
+    reading = read(tex, macros, private)
+    ctx = _Context(evidence, _phrases(evidence), dict(macros))
+    findings = check_claims(tex, prose_view(tex), evidence, section)
+    for d in reading.definitions:
+        if d.redefines_result:
+            findings.append(Finding(section, "macro", f"\\{d.name}", f"\\renewcommand{{\\{d.name}}}{{{d.body}}}",
+                                    f"redefines \\{d.name}, a macro results.tex generates from the runs: "
+                                    "delete the definition and cite the macro as it is",
+                                    (), tex.count("\n", 0, d.pos) + 1))
+    seen = set()
+    for s in sentences_of(reading):
+        for m in s.mentions:
+            found = _check_mention(m, s, ctx, section, _line(tex, reading, m.start))
+            key = (found.kind, found.text, found.line) if found else None
+            if found is not None and key not in seen:  # a table's row label is read per cell
+                seen.add(key)
+                findings.append(found)
     return sorted(findings, key=lambda f: f.line)
+
+
+def _line(tex: str, reading: Reading, pos: int) -> int:
+    return tex.count("\n", 0, reading.source_pos(pos)) + 1
+
+
+def _guess_macros(tex: str) -> dict[str, tuple[str, str]]:
+    names = set(re.findall(r"\\((?:Baseline|Run|Setup|Num)[A-Za-z]*|GateSummary|ResultsTab\w*)", tex))
+    return {n: ("run_0" if n.startswith("Baseline") else "", "") for n in names}
 
 
 def split_sections(tex: str) -> list[tuple[str, str]]:
@@ -160,16 +257,25 @@ def split_sections(tex: str) -> list[tuple[str, str]]:
     return out
 
 
-def check_paper(tex: str, evidence: Evidence) -> list[Finding]:
-    """`check_grounding` over every part of a whole paper (the preamble is skipped, except the title)."""
+def check_paper(tex: str, evidence: Evidence,
+                results_macros: dict[str, tuple[str, str]] | None = None) -> list[Finding]:
+    """`check_grounding` over every part of a whole paper (the preamble is skipped, except the
+    title and any macro the paper defines there)."""
     start = tex.find("\\begin{document}")
     text = tex
-    if start >= 0:  # the preamble is not prose, except the title
+    if start >= 0:  # the preamble is not prose, except the title and the paper's own macros
+        keep = []
         title = re.search(r"\\title\s*\{", tex[:start])
-        keep = (title.start(), group_end(tex, title.end() - 1)) if title else (0, 0)
-        text = "".join(c if c == "\n" or keep[0] <= i < keep[1] or i >= start else " " for i, c in enumerate(tex))
+        if title:
+            keep.append((title.start(), group_end(tex, title.end() - 1)))
+        for m in re.finditer(r"\\(?:re)?newcommand\*?\s*\{?\s*\\[A-Za-z]+\s*\}?\s*(?:\[\d\])?\s*\{|\\def\s*\\[A-Za-z]+\s*\{",
+                             tex[:start]):
+            if "\\input" not in tex[m.start():m.end()]:
+                keep.append((m.start(), group_end(tex, m.end() - 1)))
+        text = "".join(c if c == "\n" or any(a <= i < b for a, b in keep) or i >= start else " "
+                       for i, c in enumerate(tex))
+    private = definitions(tex[:start]) if start >= 0 else {}
     findings: list[Finding] = []
     for name, part in split_sections(text):
-        findings += check_grounding(part, evidence, name)
+        findings += check_grounding(part, evidence, name, results_macros, private)
     return findings
-

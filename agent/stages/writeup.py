@@ -49,6 +49,7 @@ def run_stage(ctx: RunContext) -> str:
     rt = results_tex.write_results_tex(latex_dir, infos, list(ctx.template.metrics), descriptions)
     ctx.ws.commit(["latex/results.tex"], "writeup: results.tex generated from the runs' final_info.json")
     ev = evidence.build_evidence(infos, descriptions, list(ctx.template.metrics))
+    cited = {**{m.name: (m.run, m.metric) for m in rt.macros}, **{n: ("", "") for n in rt.names()}}
     bib = (latex_dir / "references.bib").read_text(encoding="utf-8") if (latex_dir / "references.bib").is_file() else ""
     figures = [{"name": f, "description": "made by plot.py; described in notes.txt"}
                for f in _figures(ctx)]
@@ -59,7 +60,8 @@ def run_stage(ctx: RunContext) -> str:
 
     def findings_for(part: str) -> list[Any]:
         titles = sections.SECTION_TITLES[part]  # type: ignore[index]
-        return [f for f in grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev) if f.section in titles]
+        return [f for f in grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev, cited)
+                if f.section in titles]
 
     for part in sections.DRAFT_ORDER:
         ctx.status(f"drafting {part}")
@@ -95,7 +97,7 @@ def run_stage(ctx: RunContext) -> str:
             edit_session(ctx, fix, stage=STAGE, prompt_kind="writeup.grounding",
                          call_id=f"writeup/{slug}/grounding{attempt}", label=f"ground {part}", editable=(TEX,))
     compiled, problems = _compile(ctx, system, rt)
-    remaining = grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev)
+    remaining = grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev, cited)
     _write_review(ctx, gates=failing, findings=[f.to_dict() for f in remaining],
                   problems=[p.describe() for p in problems], compiled=compiled, blocked=False)
     for f in remaining:
