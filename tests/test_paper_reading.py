@@ -122,3 +122,16 @@ def test_the_false_flag_rate_on_labelled_correct_numbers_stays_under_ten_percent
     flagged = [f for f in check_grounding(tex, sae, "Results") if f.kind in ("number", "setting", "attribution")]
     assert numbers >= 60
     assert len(flagged) / numbers < 0.10, [f.describe() for f in flagged]
+
+
+def test_a_result_file_of_another_shape_is_evidence_but_its_bookkeeping_is_not() -> None:
+    """A reference-system result file (no `metrics` key): its sections count, a metric found
+    by its name in their paths; commits and the training process's self-report do not."""
+    from agent.paper.spec import MetricSpec
+
+    infos = {"run_0": {"core evaluation results": {"metrics": {"reconstruction_quality": {
+        "explained_variance": 0.9301}}}, "code": {"commit": 1234}, "training": {"final_loss": 0.4321}}}
+    evidence = build_evidence(infos, {}, [MetricSpec("explained_variance", "Explained variance")])
+    assert _flags("The baseline reaches an explained variance of 0.930.", evidence) == set()
+    assert _flags("The baseline reaches an explained variance of 0.950.", evidence) == {"0.950"}
+    assert _flags("It was built from commit 1234 with a final loss of 0.4321.", evidence) == {"1234", "0.4321"}

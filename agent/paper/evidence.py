@@ -2,8 +2,9 @@
 what can be derived from them.
 
 Evidence is only what a run's `final_info.json` holds under metrics, config, measurements,
-timings, gates, data and evaluation: never the LLM's own prose (the runs' descriptions), the
-training process's self-report, nor bookkeeping (commits, hashes, dates). A number equals a
+timings, gates, data and evaluation (and any section of a result file of another shape):
+never the LLM's own prose (the runs' descriptions), the training process's self-report, nor
+bookkeeping (commits, hashes, dates). A number equals a
 value when the value lies within half a unit of the number's last written digit (`0.95`:
 ±0.005; `0.005`: ±0.0005, so it does not "match" a metric that is 0), with its sign. Derived
 values (a difference, ratio or relative change of one metric between two runs) use interval
@@ -22,10 +23,13 @@ from typing import Any, Literal
 from agent.paper.reading import Mention
 from agent.paper.spec import MetricSpec, as_specs
 
-Source = Literal["metrics", "config", "measurements", "timings", "gates", "data", "evaluation"]
+Source = Literal["metrics", "config", "measurements", "timings", "gates", "data", "evaluation", "other"]
 MatchKind = Literal["direct", "difference", "relative", "ratio"]
 _SOURCES = ("metrics", "config", "measurements", "timings", "gates", "data", "evaluation")
-"""The parts of final_info.json a paper may cite; nothing else is evidence."""
+_NOT_EVIDENCE = frozenset({"code", "harness", "provenance", "checkpoint", "written_at", "training",
+                           "reported", "ignored_from_experiment", "cached_from", "pending"})
+"""Bookkeeping (commits, hashes, dates) and the training process's self-report: never evidence.
+Any other section (a result file of another shape) is evidence of source `other`."""
 # Config keys that give a metric a natural denominator: L0 / dictionary size = fraction active.
 _SIZE_KEY = re.compile(r"^(dict_size|d_sae|n_latents|num_latents|dictionary_size|n_features|num_features|d_hidden|latent_dim)$")
 _LIST_ITEM = re.compile(r"\.\d+(?:\.|$)")
@@ -139,9 +143,9 @@ def build_evidence(final_infos: Mapping[str, Mapping[str, Any]], descriptions: M
                  if _SIZE_KEY.match(k.rsplit(".", 1)[-1]) and isinstance(v, (int, float)) and v > 1}
         for path, leaf in _leaves(info, ""):
             top = path.split(".", 1)[0]
-            if top not in _SOURCES:
+            if top in _NOT_EVIDENCE:
                 continue
-            source: Source = top  # type: ignore[assignment]
+            source: Source = top if top in _SOURCES else "other"  # type: ignore[assignment]
             if isinstance(leaf, str) and source in ("config", "gates"):  # pythia-70m, "12.5% of"
                 values += [EvidenceValue(run, path, x, source, "", 0.0) for x in _numbers_in_string(leaf)]
             if isinstance(leaf, bool) or not isinstance(leaf, (int, float)) or not math.isfinite(leaf):
@@ -201,7 +205,7 @@ def direct_matches(token: Mention, evidence: Evidence, allowed: frozenset[str] |
             continue
         if allowed is not None and not (
                 (v.source == "metrics" and v.metric in allowed)
-                or (v.source == "measurements" and any(name in v.path.lower() for name in allowed))):
+                or (v.source in ("measurements", "other") and any(name in v.path.lower() for name in allowed))):
             continue  # the prose names a metric: a value of anything else is no support
         if token.sig <= 2 and _LIST_ITEM.search(v.path):
             continue  # a two-digit number matches some entry of a long per-item list by chance
