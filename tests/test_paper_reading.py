@@ -120,7 +120,7 @@ def test_the_false_flag_rate_on_labelled_correct_numbers_stays_under_ten_percent
     tex = (FIXTURES / "labelled_correct.tex").read_text()
     numbers = sum(len(s.mentions) for s in sentences_of(read(tex)))
     flagged = [f for f in check_grounding(tex, sae, "Results") if f.kind in ("number", "setting", "attribution")]
-    assert numbers >= 60
+    assert numbers >= 70
     assert len(flagged) / numbers < 0.10, [f.describe() for f in flagged]
 
 
@@ -135,3 +135,9 @@ def test_a_result_file_of_another_shape_is_evidence_but_its_bookkeeping_is_not()
     assert _flags("The baseline reaches an explained variance of 0.930.", evidence) == set()
     assert _flags("The baseline reaches an explained variance of 0.950.", evidence) == {"0.950"}
     assert _flags("It was built from commit 1234 with a final loss of 0.4321.", evidence) == {"1234", "0.4321"}
+
+
+def test_a_run_named_right_after_a_number_owns_it(sae) -> None:
+    assert _flags("The explained variance is 0.933 in Run 2 and 0.912 in Run 1.", sae) == set()
+    found = check_grounding("The explained variance is 0.933 in Run 1.", sae, "Results")
+    assert [(f.kind, f.text) for f in found] == [("attribution", "0.933")]

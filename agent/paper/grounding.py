@@ -87,6 +87,16 @@ def _phrases(evidence: Evidence) -> tuple[tuple[str, str], ...]:
 def _subject(s: Sentence, m: Mention, ctx: _Context, baseline: str | None) -> tuple[str, frozenset[str]] | None:
     """The runs a number is said to belong to: the last subject before it (a run reference,
     "baseline", a results macro), if no other subject, label or number lies between."""
+    # "0.06 in Runs 3--8", "0.852 for the baseline": a run named right after it owns it
+    after = s.text[m.end - s.start:]
+    tight = re.match(r"\s*%?\s*(?:\(|,?\s*(?:in|for|of|on|by|with|at)\s+)(?:the\s+)?", after)
+    if tight:
+        rest = m.end + tight.end()
+        for r in s.runs:
+            if r.start == rest:
+                return r.text, frozenset(f"run_{i}" for i in r.indices)
+        if baseline and re.match(r"baseline\b", s.text[rest - s.start:], re.I):
+            return "the baseline", frozenset({baseline})
     options: list[tuple[int, int, frozenset[str], str]] = []
     for r in s.runs:
         if r.end <= m.start:

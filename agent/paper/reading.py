@@ -340,7 +340,7 @@ _DOWN = re.compile(r"decreas|lower|\bdrop|\bfell|\bfall|reduc|declin|\bless\b|sm
                    r"\bcut\b|shrink|fewer", re.I)
 _MULT = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "billion": 1e9, "b": 1e9}
 _SETTING = re.compile(r"(?:([A-Za-z][\w\s\-]{0,30}?|[A-Za-z]+)\s*(?:=|:=)\s*|"
-                      r"\b(of|at|to|with)\s+)$")
+                      r"\b(of|at|to|with|is|was|are|were|equals)\s+)$")
 
 
 @dataclass(frozen=True)
