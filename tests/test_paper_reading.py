@@ -141,3 +141,10 @@ def test_a_run_named_right_after_a_number_owns_it(sae) -> None:
     assert _flags("The explained variance is 0.933 in Run 2 and 0.912 in Run 1.", sae) == set()
     found = check_grounding("The explained variance is 0.933 in Run 1.", sae, "Results")
     assert [(f.kind, f.text) for f in found] == [("attribution", "0.933")]
+
+
+def test_a_term_of_a_formula_is_notation_but_a_value_in_math_is_a_claim(sae) -> None:
+    """The cpu main job's 'explained variance is $1 - \\sum ...$' was flagged as a value."""
+    assert _flags(r"Explained variance is $1 - \sum \lVert x - \hat{x}\rVert^2 / \sum \lVert x \rVert^2$.", sae) == set()
+    assert _flags(r"Explained variance is $\frac{1}{2}$ of the maximum.", sae) == set()
+    assert _flags(r"Run 2 reaches an explained variance of $0.5$.", sae) == {"0.5"}

@@ -6,6 +6,7 @@ mention, in order:
 
 | rule       | the mention                                  | grounded when                                  |
 |------------|----------------------------------------------|------------------------------------------------|
+| formula    | a term of a formula in math (`1 - \\sum`)    | always: notation, not a claim                  |
 | ordinary   | a year, or a small count (<= 10) named by no | always                                         |
 |            | metric                                       |                                                |
 | setting    | written as a setting (`lambda = 0.5`,        | a config value of its run (any run if none is  |
@@ -151,6 +152,8 @@ def _why_other_run(matches: list[Match], subject: str) -> str:
 
 def _check_mention(m: Mention, s: Sentence, ctx: _Context, section: str, line: int) -> Finding | None:
     ev = ctx.evidence
+    if m.formula:
+        return None  # a term of a formula: 1 - sum(...)/sum(...), (a)/(b)
     baseline = "run_0" if "run_0" in ev.runs else None
     # the clause around the number: between separators (a thousands comma is not one)
     rel = m.start - s.start

@@ -103,6 +103,8 @@ class Reading:
     macros: dict[int, str] = field(default_factory=dict)
     """Offset in `text` of each placeholder -> the results.tex macro it stands for."""
     definitions: list[Definition] = field(default_factory=list)
+    math: list[bool] = field(default_factory=list)
+    """Whether each character of `text` was read in math mode."""
 
     def source_pos(self, i: int) -> int:
         return self.origin[min(i, len(self.origin) - 1)] if self.origin else 0
@@ -116,11 +118,14 @@ class _Reader:
         self.macros: dict[int, str] = {}
         self.definitions: list[Definition] = []
         self.depth = 0
+        self.math: list[bool] = []
+        self.in_math = 0
 
     def emit(self, text: str, pos: int, verbatim: bool = False) -> None:
         start = len(self.origin)
         self.parts.append(text)
         self.origin.extend(range(pos, pos + len(text)) if verbatim else [pos] * len(text))
+        self.math.extend([self.in_math > 0] * len(text))
         if text == PLACEHOLDER:
             self.macros[start] = self._pending
 
@@ -141,7 +146,9 @@ class _Reader:
                 self.walk(node.nodelist, math)
             elif isinstance(node, LatexMathNode):
                 self.emit(" ", node.pos)
+                self.in_math += 1
                 self.walk(node.nodelist, True)
+                self.in_math -= 1
                 self.emit(" ", node.pos + node.len - 1)
             elif isinstance(node, LatexEnvironmentNode) and node.environmentname.rstrip("*") in _TABLES:
                 self.table(node)
@@ -150,7 +157,9 @@ class _Reader:
                 display = node.environmentname.rstrip("*") in (
                     "equation", "align", "gather", "multline", "eqnarray", "displaymath", "flalign",
                     "math")
+                self.in_math += display
                 self.walk(node.nodelist, math or display)
+                self.in_math -= display
                 self.emit("\n", node.pos + node.len - 1)
             elif isinstance(node, LatexSpecialsNode):
                 chars = node.specials_chars
@@ -196,6 +205,7 @@ class _Reader:
         start = len(self.origin)
         self.parts.append(text)
         self.origin.extend((origin + [origin[-1] if origin else 0] * len(text))[:len(text)])
+        self.math.extend([False] * len(text))
         for i, ch in enumerate(text):
             if ch == PLACEHOLDER and start + i not in self.macros:
                 self.macros[start + i] = ""
@@ -231,6 +241,13 @@ class _Reader:
             self.walk(nodes, math)
             self.origin[before:] = [node.pos] * (len(self.origin) - before)
             self.depth -= 1
+            return
+        if name in ("frac", "dfrac", "tfrac") and len(args) == 2:  # read as (a)/(b): a formula
+            self.emit("(", node.pos)
+            self.walk([args[0]], math)
+            self.emit(")/(", node.pos)
+            self.walk([args[1]], math)
+            self.emit(")", node.pos)
             return
         if name in _BREAKS:
             self.emit("\n", node.pos)
@@ -284,7 +301,7 @@ def read(tex: str, results_macros: Iterable[str] = (), private: Mapping[str, str
     for m in re.finditer(r"\\def\s*\\([A-Za-z]+)\s*\{([^{}]*)\}", tex):
         reader.definitions.append(Definition(m.group(1), m.group(2), m.start(), m.group(1) in results))
     text = "".join(reader.parts)
-    return Reading(text, reader.origin, reader.macros, reader.definitions)
+    return Reading(text, reader.origin, reader.macros, reader.definitions, reader.math)
 
 
 # --- sentences ------------------------------------------------------------------------------
@@ -370,6 +387,8 @@ class Mention:
     """Index (in the sentence's mentions) of the other end of a range (`1.44-1.63`)."""
     setting: str = ""
     """The name it is set to, when written as a setting (`lambda = 0.5`, `lr of 3e-4`)."""
+    formula: bool = False
+    """A term of a formula in math (`1 - \\sum ...`, `\\frac{1}{2}`): notation, not a claim."""
 
     @property
     def magnitude(self) -> float:
@@ -534,8 +553,23 @@ def sentences_of(reading: Reading) -> list[Sentence]:
     for a, b in sentences(reading.text):
         text = reading.text[a:b]
         cited = [(i, name) for i, name in reading.macros.items() if a <= i < b]
-        out.append(Sentence(a, b, text, mentions(text, a), run_refs(text, a), sorted(cited)))
+        found = [_as_formula(mt, reading) for mt in mentions(text, a)]
+        out.append(Sentence(a, b, text, found, run_refs(text, a), sorted(cited)))
     return out
+
+
+_OPERATOR = "-+*/·×^−"
+
+
+def _as_formula(m: Mention, reading: Reading) -> Mention:
+    """Marks a number read in math next to an arithmetic operator (or a bracket of one)."""
+    if not (reading.math and reading.math[min(m.start, len(reading.math) - 1)]):
+        return m
+    before = reading.text[max(0, m.start - 3):m.start].rstrip(" ()")
+    after = reading.text[m.end:m.end + 3].lstrip(" ()")
+    if (before and before[-1] in _OPERATOR) or (after and after[0] in _OPERATOR and m.range_with is None):
+        return Mention(**{**m.__dict__, "formula": True})
+    return m
 
 
 def line_of(tex: str, reading: Reading, pos: int) -> int:
