@@ -177,3 +177,5 @@ def test_the_gate_summary_names_every_failing_and_warning_run() -> None:
     assert r"run 1 fails dead\_latents" in summary
     assert "The baseline and run 2 pass every gate." in summary
     assert r"Warnings: the baseline triggers ce\_loss\_score\_good." in summary
+    every = _defined({"run_0": _record(1, 1, "x", [WARN]), "run_1": _record(1, 1, "x", [WARN])})
+    assert every["GateSummary"].endswith(r"Warnings: every run triggers ce\_loss\_score\_good.")

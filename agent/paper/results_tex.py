@@ -219,8 +219,8 @@ def _run_words(runs: Sequence[str]) -> str:
 
 
 def gate_summary(infos: Sequence[Mapping[str, Any]], runs: Sequence[str]) -> str:
-    """One or two sentences: which runs pass every plausibility gate, which fail which, and
-    which trigger a warning (gate names as the template declares them)."""
+    """One or two sentences: which runs pass every plausibility gate, and for each gate that
+    fails or warns, which runs (gate names as the template declares them)."""
     from pylatex.utils import escape_latex
 
     failing: dict[str, list[str]] = {}
@@ -229,21 +229,27 @@ def gate_summary(infos: Sequence[Mapping[str, Any]], runs: Sequence[str]) -> str
         for g in info.get("gates", []):
             if isinstance(g, Mapping) and g.get("passed") is False:
                 bucket = failing if g.get("severity", "fail") == "fail" else warning
-                bucket.setdefault(run, []).append(str(g.get("name")))
+                bucket.setdefault(str(g.get("name")), []).append(run)
     n = len(runs)
+
+    def who(names: list[str]) -> str:
+        return ("every run" if n > 1 else "the run") if len(names) == n else _run_words(names)
+
+    failed_runs = {r for names in failing.values() for r in names}
     if not failing:
         every = {1: "The run passes", 2: "Both runs (the baseline included) pass"}.get(
             n, f"All {number_word(n).lower()} runs (the baseline included) pass")
         text = every + " every plausibility gate of the template."
     else:
-        parts = [f"{_run_words([r])} fails {', '.join(names)}" for r, names in failing.items()]
-        passing = [r for r in runs if r not in failing]
-        text = "Plausibility gates: " + "; ".join(parts) + "."
+        text = "Plausibility gates: " + "; ".join(
+            f"{who(names)} fail{'s' if len(names) == 1 or len(names) == n else ''} {gate}"
+            for gate, names in failing.items()) + "."
+        passing = [r for r in runs if r not in failed_runs]
         if passing:
             text += f" {_run_words(passing).capitalize()} pass{'es' if len(passing) == 1 else ''} every gate."
     if warning:
-        text += " Warnings: " + "; ".join(f"{_run_words([r])} triggers {', '.join(names)}"
-                                          for r, names in warning.items()) + "."
+        text += " Warnings: " + "; ".join(f"{who(names)} trigger{'s' if len(names) == 1 or len(names) == n else ''} {gate}"
+                                          for gate, names in warning.items()) + "."
     return escape_latex(text)
 
 
