@@ -1,0 +1,102 @@
+"""Statistics the loop decides with, never the LLM: seed summaries, comparisons, verdicts.
+
+- `summarize(values)`: mean, sample standard deviation, n, and the 95% confidence interval of
+  the mean (Student's t with n - 1 degrees of freedom); fewer than 2 values: no interval.
+- `compare(run, baseline, direction)`: the difference of means (run - baseline) with its 95%
+  interval by Welch's t (unequal variances, Welch-Satterthwaite degrees of freedom, as
+  `scipy.stats.ttest_ind(equal_var=False)`), and a verdict from a closed set: `better` or
+  `worse` when the interval excludes 0 (by the metric's direction), else `no detectable
+  difference`. With fewer than 2 values on either side there is no interval and no verdict.
+- `hypothesis_verdict(comparison, expected, smallest_effect)`: `supported` when the interval
+  lies on the expected side of 0 and the estimate is at least the smallest effect that
+  matters; `refuted` when the interval lies on the other side of 0, or entirely within the
+  smallest effect (the effect is too small to matter); else `inconclusive`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from scipy import stats
+
+Verdict = Literal["better", "worse", "no detectable difference"]
+HypothesisVerdict = Literal["supported", "refuted", "inconclusive"]
+Direction = Literal["higher", "lower"]
+Expected = Literal["increase", "decrease"]
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One metric over the seeds of one run."""
+
+    mean: float
+    sd: float
+    """Sample standard deviation (n - 1); 0 for a single value."""
+    n: int
+    ci: tuple[float, float] | None
+    """95% interval of the mean; None with fewer than 2 values."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A run against the baseline on one metric."""
+
+    diff: float
+    """Mean of the run minus mean of the baseline."""
+    ci: tuple[float, float] | None
+    """95% Welch interval of the difference; None with fewer than 2 values on a side."""
+    df: float | None
+    verdict: Verdict | None
+    """None when there is no interval (say so: too few seeds)."""
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not xs:
+        raise ValueError("no finite values to summarize")
+    n = len(xs)
+    mean = sum(xs) / n
+    if n < 2:
+        return Summary(mean, 0.0, n, None)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / math.sqrt(n)  # t interval of the mean
+    return Summary(mean, sd, n, (mean - half, mean + half))
+
+
+def compare(run: Sequence[float], baseline: Sequence[float], direction: Direction) -> Comparison:
+    a, b = summarize(run), summarize(baseline)
+    diff = a.mean - b.mean
+    if a.n < 2 or b.n < 2:
+        return Comparison(diff, None, None, None)
+    va, vb = a.sd ** 2 / a.n, b.sd ** 2 / b.n
+    se = math.sqrt(va + vb)
+    if se == 0:  # both deterministic: the difference is exact
+        ci, df = (diff, diff), float(a.n + b.n - 2)
+    else:
+        df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))  # Welch-Satterthwaite
+        half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * se
+        ci = (diff - half, diff + half)
+    verdict: Verdict = "no detectable difference"
+    if ci[0] > 0 or ci[1] < 0:
+        up = ci[0] > 0
+        verdict = "better" if up == (direction == "higher") else "worse"
+    return Comparison(diff, ci, df, verdict)
+
+
+def hypothesis_verdict(comparison: Comparison, expected: Expected, smallest_effect: float) -> HypothesisVerdict:
+    """The verdict on "the run's metric will `expected` by at least `smallest_effect`"."""
+    if comparison.ci is None:
+        return "inconclusive"
+    lo, hi = comparison.ci
+    sign = 1.0 if expected == "increase" else -1.0
+    lo, hi = sorted((sign * lo, sign * hi))  # on the expected side, positive
+    effect = sign * comparison.diff
+    if lo > 0 and effect >= abs(smallest_effect):
+        return "supported"
+    if hi < 0 or (smallest_effect and -abs(smallest_effect) < lo and hi < abs(smallest_effect)):
+        return "refuted"
+    return "inconclusive"
