@@ -95,7 +95,7 @@ def prepare(ctx: RunContext) -> None:
     from harness import provenance
 
     sandbox = prepare_sandbox(ctx.sandbox, ctx.preset)
-    hub = sandbox.network if sandbox is not None else _is_hub(ctx.preset)
+    hub = _is_hub(ctx.preset)
     ctx.status(f"preparing the harness's caches for preset {ctx.preset or 'default'}")
     with tempfile.TemporaryDirectory(prefix="harness-prepare-") as logs:
         outcome = runner.run(provenance.prepare_command(ctx.preset), cwd=ctx.ws.root,

@@ -89,6 +89,17 @@ def test_identity_splice_scores_one_and_zero_reconstruction_scores_zero(
     assert 0 < ablated["ce_loss_score"] < 1 and ablated["ce_sae"] < ablated["ce_zero_ablation"]
 
 
+class _Half(torch.nn.Module):
+    """An "SAE" whose reconstruction is half its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x: torch.Tensor, output_features: bool = False):
+        return self.w * x, x
+
+
 def _patched_log_probs(source: ActivationSource, rows: torch.Tensor, patch=None) -> torch.Tensor:
     """Next-token log-probs with block `layer`'s output replaced by `patch(h)`, written here
     with a plain hook, independently of the harness's splice."""
@@ -112,15 +123,7 @@ def _patched_log_probs(source: ActivationSource, rows: torch.Tensor, patch=None)
 def test_ce_and_kl_scores_zero_ablate_every_position_as_saelens_does(source: ActivationSource) -> None:
     """The standard definition (SAELens, dictionary_learning): zero-ablation sets the layer's
     output to zero at every position, BOS included; the SAE is spliced at text positions."""
-    class Half(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.tensor(0.5))
-
-        def forward(self, x: torch.Tensor, output_features: bool = False):
-            return self.w * x, x
-
-    got = downstream(Half(), source, reuse_zero_ablation=False)
+    got = downstream(_Half(), source, reuse_zero_ablation=False)
     rows = source.ce_rows()
     text = token_mask(rows, source.lm.special_ids)
     counted = text[:, :-1] & text[:, 1:]
@@ -143,20 +146,11 @@ def test_ce_and_kl_scores_zero_ablate_every_position_as_saelens_does(source: Act
     assert got["kl_div_score"] == pytest.approx((kl["zero"] - kl["sae"]) / kl["zero"], rel=1e-3)
 
 
-
 def test_zero_ablation_is_measured_once_and_a_stale_entry_is_not_trusted(
         source: ActivationSource, caplog: pytest.LogCaptureFixture) -> None:
-    class Half(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.tensor(0.5))
-
-        def forward(self, x: torch.Tensor, output_features: bool = False):
-            return self.w * x, x
-
-    fresh = downstream(Half(), source, reuse_zero_ablation=False)
+    fresh = downstream(_Half(), source, reuse_zero_ablation=False)
     assert fresh["zero_ablation_cached"] is False
-    cached = downstream(Half(), source)
+    cached = downstream(_Half(), source)
     assert cached["zero_ablation_cached"] is True
     for key in ("ce_zero_ablation", "ce_loss_score", "kl_div_score", "ce_sae"):
         assert cached[key] == pytest.approx(fresh[key], rel=1e-6), key
@@ -165,7 +159,7 @@ def test_zero_ablation_is_measured_once_and_a_stale_entry_is_not_trusted(
     entry.write_text(json.dumps({**stored, "ce_clean": stored["ce_clean"] * 1.01,
                                  "ce_zero": 0.0}))  # as if from other weights
     with caplog.at_level("WARNING"):
-        again = downstream(Half(), source)
+        again = downstream(_Half(), source)
     assert "do not match" in caplog.text
     assert again["zero_ablation_cached"] is False
     assert again["ce_zero_ablation"] == pytest.approx(fresh["ce_zero_ablation"], rel=1e-6)

@@ -13,7 +13,8 @@ import pytest
 
 from agent.paper.evidence import build_evidence
 from agent.paper.grounding import check_grounding, check_paper
-from agent.paper.reading import mentions, read, sentences_of
+from agent.paper.mentions import mentions
+from agent.paper.reading import read, sentences_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "paper"
 

@@ -4,7 +4,8 @@
 - `results_tex`: `latex/results.tex`, one macro per number and a booktabs results table.
 - `evidence`, `grounding`, `claims`: every number and run claim in the prose must trace to a
   result file; `findings` are what goes back to the LLM and into `review.json`.
-- `reading`: the paper read once with pylatexenc into sentences of typed number mentions.
+- `reading`, `mentions`: the paper read once with pylatexenc into sentences, and the typed
+  number mentions of each sentence.
 - `prose`, `texnum`: LaTeX as a prose view, and the run references and counts claims are about.
 - `checks`: pre-compile checks (citations, figures, duplicates, placeholders, environments).
 - `compile`: pdflatex + bibtex + chktex through `agent.runner`, errors returned as values.

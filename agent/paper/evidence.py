@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.paper.reading import Mention
+from agent.paper.mentions import Mention
 from agent.paper.spec import MetricSpec, as_specs
 
 Source = Literal["metrics", "config", "measurements", "timings", "gates", "data", "evaluation", "other"]

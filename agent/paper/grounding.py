@@ -1,7 +1,7 @@
 """Every number in the paper must trace to a result file; every run it names must exist.
 
 `check_paper(tex, evidence, results_macros)` reads the paper once (`agent.paper.reading`:
-pylatexenc's parse into sentences of typed number mentions) and applies these rules to each
+pylatexenc's parse into sentences; `agent.paper.mentions`: their typed number mentions) and applies these rules to each
 mention, in order:
 
 | rule       | the mention                                  | grounded when                                  |
@@ -39,8 +39,9 @@ from agent.paper.evidence import (
     nearest_derived,
 )
 from agent.paper.findings import Finding
+from agent.paper.mentions import Mention
 from agent.paper.prose import group_end, prose_view, section_marks
-from agent.paper.reading import Mention, Reading, Sentence, definitions, read, sentences_of
+from agent.paper.reading import Reading, Sentence, definitions, read, sentences_of
 
 # Between a subject ("the baseline", "Run 3") and a number, these hand the number to another
 # subject: "from the baseline's 0.82 to 0.91", "the baseline, while ours reaches 0.91".

@@ -1,8 +1,8 @@
-"""Run references and run counts in the prose, for the claims checker (`agent.paper.claims`).
+"""Run references and run counts: `Run 3`, `Runs 2--4`, `run_5`, `eight runs`.
 
-Numbers themselves are read by `agent.paper.reading` (the parser-based pass the grounding
-rules use); what remains here are the phrases claims are about: `Run 3`, `Runs 2--4`,
-`run_5` and `eight runs`, found on the prose view (`agent.paper.prose`).
+The claims checker (`agent.paper.claims`) finds them on the prose view (`agent.paper.prose`);
+the grounding rules find run references in the text `agent.paper.reading` read, with the same
+`run_refs_in`. Numbers themselves are `agent.paper.mentions`'.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ class CountClaim:
     start: int
 
 
-def run_refs(tex: str, view: str | None = None) -> list[RunRef]:
-    """Every `Run N` / `Runs N--M` / `run_N` in the prose."""
-    view = prose_view(tex) if view is None else view
+def run_refs_in(text: str, offset: int = 0) -> list[RunRef]:
+    """Every `Run N` / `Runs N--M` / `run_N` in `text` (a prose view, or text already read by
+    `agent.paper.reading`); positions are `offset` + the position in `text`."""
     refs = []
-    for m in _RUN_REF.finditer(view):
+    for m in _RUN_REF.finditer(text):
         indices: list[int] = [int(m.group(2))]
         rest = m.group(3) or ""
         for sep, num in re.findall(r"(,|and|&|--|-|–|—|to|through|or)\s*(?:[Rr]uns?(?:\s|~|\\?_)*)?(\d+)", rest):
@@ -53,8 +53,14 @@ def run_refs(tex: str, view: str | None = None) -> list[RunRef]:
                 indices.extend(range(indices[-1] + 1, n + 1))
             else:
                 indices.append(n)
-        refs.append(RunRef(tex[m.start():m.end()], tuple(indices), m.start(), m.end()))
+        refs.append(RunRef(m.group(0), tuple(indices), offset + m.start(), offset + m.end()))
     return refs
+
+
+def run_refs(tex: str, view: str | None = None) -> list[RunRef]:
+    """Every run reference in the prose of `tex`, with its text as written in the source."""
+    view = prose_view(tex) if view is None else view
+    return [RunRef(tex[r.start:r.end], r.indices, r.start, r.end) for r in run_refs_in(view)]
 
 
 def count_claims(tex: str, view: str | None = None) -> list[CountClaim]:
