@@ -1,7 +1,7 @@
-"""The baseline: the unmodified template run once as `run_0`, before any LLM call.
+"""The baseline: the unmodified template run as `run_0` (with every seed), before any LLM call.
 
-Its result is reused from a cache keyed by the template's content, the preset and the
-harness's source when an identical baseline was already computed. A failing baseline stops
+Its result is reused from a cache keyed by the template's content, the preset, the seeds and
+the harness's source when an identical baseline was already computed. A failing baseline stops
 the launch: the template is broken, and the LLM must not be asked to fix it.
 """
 
@@ -26,8 +26,8 @@ _HEAVY = {".pt", ".pth", ".ckpt", ".bin", ".npy", ".npz"}
 are kept, so a reused baseline's provenance can be verified again."""
 
 
-def cache_key(template_root: Path, preset: str | None) -> str:
-    """Hash of every template file, the preset, and the trusted harness's source."""
+def cache_key(template_root: Path, preset: str | None, seeds: list[int] | None = None) -> str:
+    """Hash of every template file, the preset, the seeds, and the trusted harness's source."""
     import harness
 
     h = hashlib.sha256()
@@ -41,6 +41,8 @@ def cache_key(template_root: Path, preset: str | None) -> str:
                 h.update(f"{tag}/{rel}\0".encode())
                 h.update(path.read_bytes())
     h.update(f"preset={preset}".encode())
+    if seeds is not None:
+        h.update(f"seeds={seeds}".encode())
     return h.hexdigest()[:20]
 
 
@@ -55,7 +57,7 @@ def ensure(ctx: RunContext) -> None:
         prepare(ctx)
     if ctx.find("run.recorded", run=0, status="ok") is None and ctx.find("baseline.cached") is None:
         ctx.console.stage("baseline")
-        key = cache_key(ctx.template.root, ctx.preset)
+        key = cache_key(ctx.template.root, ctx.preset, ctx.seeds)
         cached = ctx.config.runs_path / CACHE_DIR / key
         problem = _cached_problem(ctx, cached)
         if problem is None:

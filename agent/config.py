@@ -31,6 +31,11 @@ class LaunchConfig:
     """Executions per run (a failed run is fixed and retried)."""
     timeout_s: float | None = None
     """Per-run timeout in seconds; None = the template's / preset's."""
+    seeds: int | None = None
+    """Seeds per run (each run trained and evaluated this many times); None = the preset's /
+    template's (3 unless they say otherwise)."""
+    seed_jobs: int | None = None
+    """Seeds of one run executed at once; None = all of them."""
     preset: str | None = None
     """Experiment preset (tiny, cpu, gpu); None = the harness's default for this machine."""
     max_cost_usd: float | None = None

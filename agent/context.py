@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,6 +50,7 @@ class RunContext:
     """Callable returning the LLM client; called once, on the first question."""
     _llm: Any = None
     _crash_counts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         # From here on every file a commit keeps out for holding a secret is journaled and
@@ -69,13 +71,19 @@ class RunContext:
         self.console.warn(f"{blocked.path} held a secret ({what}): kept out of the commit "
                           f"'{blocked.step}' and {fate}")
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds every run of this launch is trained with: 0 .. S-1."""
+        return list(range(self.template.seeds_for(self.preset, self.config.seeds)))
+
     # --- journal as memory ----------------------------------------------------------------
     def find(self, kind: str, **match: Any) -> Event | None:
         """The last event of `kind` whose data has all of `match`."""
         return self.journal.last(kind, **match)
 
     def record(self, kind: str, **data: Any) -> Event:
-        return self.journal.append(kind, **data)
+        with self._lock:  # the seeds of a run start from threads of their own
+            return self.journal.append(kind, **data)
 
     def sandbox_for(self, *, write: Path | None = None,
                     new_files_only_except: Iterable[str] | None = None) -> Sandbox | None:

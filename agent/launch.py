@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="times a failed edit or lint error goes back to the LLM per turn (default 3)")
     budget.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
                         help="per-run timeout (default: the template's or preset's)")
+    budget.add_argument("--seeds", type=_positive(int), metavar="S",
+                        help="seeds per run: each run (the baseline too) is trained and evaluated S "
+                             "times and reported as means with 95%% intervals (default: the "
+                             "preset's or template's, 3 for sae_variants)")
+    budget.add_argument("--seed-jobs", type=_positive(int), metavar="J",
+                        help="seeds of a run executed at once (default: all; each then gets an "
+                             "equal share of the CPU threads)")
     budget.add_argument("--preset", help="experiment size: tiny, cpu, gpu (default: best for this machine)")
     budget.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                         help="run experiments and plots without bubblewrap (their environment "
@@ -131,6 +138,7 @@ def config_from_args(args: argparse.Namespace) -> LaunchConfig:
     return LaunchConfig(
         idea=args.idea, template=args.template, model=args.model, api_base=args.api_base,
         max_runs=args.max_runs, max_attempts=args.max_attempts, timeout_s=args.timeout,
+        seeds=args.seeds, seed_jobs=args.seed_jobs,
         preset=args.preset, max_cost_usd=args.max_cost, tpm_limit=args.tpm_limit,
         price_per_mtok=args.price_per_mtok, llm_timeout_s=args.llm_timeout,
         preflight_call=args.preflight_call, sandbox=args.sandbox, runs_dir=args.runs_dir, stages=stages, quiet=args.quiet,

@@ -103,6 +103,12 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
     _kill_leftovers(journal, ws.root)
     lost = ws.restore_clean(keep=_unrecorded_outputs(journal)) if ws.is_dirty() else []
     template = template_mod.load(Path(started.data["template_root"]))
+    if "seeds" in changed:
+        before = template.seeds_for(started.data.get("preset"), LaunchConfig.from_dict(
+            started.data["config"]).seeds)
+        if changed["seeds"] != before:
+            raise UsageError(f"this run directory's runs have {before} seed(s) each: a resumed run "
+                             "keeps them, so its runs stay comparable; resume without --seeds")
     idea = ideas.load(Path(started.data["idea_path"]))
     model = config.model or started.data["model"]
     journal.append("launch.resumed", restored=lost, head=ws.head(), changed=changed)

@@ -2,7 +2,9 @@
 table shown to the LLM, gate reports in plain words, and config differences.
 
 The LLM never sees the raw results dict: it sees the template's headline metrics for the
-baseline and every finished run, deltas against the baseline, and the gates that fail.
+baseline and every finished run (means over the seeds with their intervals), each run's
+difference from the baseline with its interval and verdict (decided by `agent.stats`), what
+went wrong with seeds, and the gates that fail.
 """
 
 from __future__ import annotations
@@ -42,6 +44,20 @@ class RunRecord:
     def label(self) -> str:
         return "baseline (run_0)" if self.index == 0 else f"run {self.index}"
 
+    @property
+    def seed_count(self) -> int:
+        """How many seeds the metrics are the means of (1 for a record without seeds)."""
+        seeds = self.raw.get("seeds")
+        return int(seeds.get("n", 1)) if isinstance(seeds, dict) else 1
+
+    def interval(self, metric: str) -> tuple[float, float] | None:
+        """The 95% interval of the metric's mean over the seeds, if the run has one."""
+        seeds = self.raw.get("seeds")
+        ci = seeds.get("ci95", {}).get(metric) if isinstance(seeds, dict) else None
+        if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+            return float(ci[0]), float(ci[1])
+        return None
+
     def failing(self, severity: str | None = "fail") -> list[GateResult]:
         return [g for g in self.gates if g.passed is not True and (severity is None or g.severity == severity)]
 
@@ -75,38 +91,89 @@ def finished_runs(root: Path, template: Template) -> list[RunRecord]:
     return [load_run(root, i, template) for i in indices]
 
 
-def _delta(value: Any, base: Any, fmt: str) -> str:
-    if not isinstance(value, (int, float)) or not isinstance(base, (int, float)):
+def _plus_minus(run: RunRecord, name: str, fmt: str) -> str:
+    """` ± 0.004` (half-width of the 95% interval of the mean), or nothing without one."""
+    ci = run.interval(name)
+    if ci is None:
         return ""
-    d = value - base
-    rel = f", {d / abs(base) * 100:+.0f}%" if base else ""
+    return " ± " + _fmt(abs(ci[1] - ci[0]) / 2, fmt)
+
+
+def _fmt(value: float, fmt: str) -> str:
     try:
-        text = format(d, "+" + fmt.lstrip("+"))
-    except ValueError:  # an integer spec ("d") applied to a float difference
-        text = format(d, "+.4g")
-    return f" ({text}{rel})"
+        return format(value, fmt)
+    except ValueError:  # an integer spec ("d") applied to a float
+        return format(value, ".4g")
 
 
 def results_table(template: Template, runs: list[RunRecord]) -> str:
-    """Headline metrics per run, deltas against the baseline, failing gates under the table."""
+    """Headline metrics per run (mean ± half-width of its 95% interval over the seeds), each
+    run's difference from the baseline with its Welch interval and the verdict decided by
+    code, what the seeds say (failed seeds, no interval), then the failing gates."""
     heads = template.headline
-    base = next((r for r in runs if r.index == 0), None)
     header = "| run | " + " | ".join(f"{m.label} ({'↑' if m.direction == 'higher' else '↓'})" for m in heads) + " |"
     lines = [header, "|" + "---|" * (len(heads) + 1)]
     for r in runs:
         cells = []
         for m in heads:
             v = r.metrics.get(m.name)
-            cell = m.fmt(v) if isinstance(v, (int, float)) else "n/a"
-            if base is not None and r.index != 0:
-                cell += _delta(v, base.metrics.get(m.name), m.format)
-            cells.append(cell)
+            cells.append(m.fmt(v) + _plus_minus(r, m.name, m.format)
+                         if isinstance(v, (int, float)) else "n/a")
         lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
+    n = sorted({r.seed_count for r in runs})
+    lines += ["", "Values are means over each run's seeds ± the half-width of the 95% interval of "
+              f"the mean ({'/'.join(map(str, n))} seed(s) per run)."]
+    compared = comparison_lines(template, runs)
+    if compared:
+        lines += ["", "Each run against the baseline (run − baseline, 95% Welch interval; verdicts "
+                  "are computed from the seeds, not judged):", *compared]
+    seeds = seed_lines(runs)
+    if seeds:
+        lines += ["", "Seeds:", *seeds]
     problems = gate_lines(runs)
     if problems:
         lines += ["", "Plausibility gates that fail (a run failing a 'fail' gate is not a valid result):"]
         lines += problems
     return "\n".join(lines)
+
+
+def comparison_lines(template: Template, runs: list[RunRecord]) -> list[str]:
+    """`- run 2: Explained variance -0.029 [95% CI -0.036, -0.022]: worse; L0 ...` per run."""
+    from agent.stats import compare_runs
+
+    base = next((r for r in runs if r.index == 0), None)
+    if base is None:
+        return []
+    out = []
+    for r in runs:
+        if r.index == 0:
+            continue
+        parts = []
+        for m in template.headline:
+            found = compare_runs(r.raw, base.raw, m.name, m.direction, r.name, base.name)
+            if found is not None:
+                parts.append(f"{m.label} {found.describe(m.format if not m.format.endswith('d') else '.4g')}")
+        if parts:
+            out.append(f"- {r.label}: " + "; ".join(parts))
+    return out
+
+
+def seed_lines(runs: list[RunRecord]) -> list[str]:
+    """Failed seeds, and runs without an interval (one seed left, or seeds that were not
+    independent), in words."""
+    out = []
+    for r in runs:
+        seeds = r.raw.get("seeds")
+        if not isinstance(seeds, dict):
+            continue
+        problems = [f"seed {f.get('seed')} failed: {str(f.get('reason', ''))[:160]}"
+                    for f in seeds.get("failed", []) if isinstance(f, dict)]
+        if seeds.get("independent") is False or int(seeds.get("n", 0)) < 2:
+            problems.append(f"no interval: {seeds.get('note', 'fewer than 2 seeds')}")
+        if problems:
+            out.append(f"- {r.label} ({seeds.get('n')} of {len(seeds.get('requested', []))} "
+                       "seeds): " + "; ".join(problems))
+    return out
 
 
 def gate_lines(runs: list[RunRecord]) -> list[str]:

@@ -9,8 +9,11 @@ the step's name, so a resumed launch finds what was done and never repeats it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,16 @@ from typing import Any
 from agent import runner
 from agent.context import RunContext
 from agent.journal import Event
-from agent.results import RunRecord, config_changes, finished_runs, format_config_changes, load_run
+from agent.results import (
+    RunRecord,
+    config_changes,
+    finished_runs,
+    format_config_changes,
+    load_run,
+    seed_lines,
+)
 from harness import provenance
+from harness import seeds as seeds_mod
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,10 @@ class RunAttempt:
 def _from_event(data: dict[str, Any]) -> RunAttempt:
     return RunAttempt(data["run"], data["attempt"], data["status"], data["describe"],
                       data.get("stderr_tail", ""), data["commit"], data.get("duration_s", 0.0))
+
+
+BOOKKEEPING = ("notes.txt", "hypotheses.json", "hypotheses_verdicts.json")
+"""Files of the run directory the loop writes that are not the experiment's code."""
 
 
 def execute(ctx: RunContext, index: int, attempt: int, *, stage: str = "experiment") -> RunAttempt:
@@ -93,30 +108,44 @@ def execute(ctx: RunContext, index: int, attempt: int, *, stage: str = "experime
 
 
 def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name: str) -> Event:
-    """Execute the experiment once; returns the `run.finished` event it journaled."""
+    """Execute the experiment once per seed, evaluate; returns the `run.finished` event."""
     out_dir = ctx.ws.resolve(out_name)
     if out_dir.exists():  # leftovers of an attempt that did not finish
         shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
     commit = ctx.ws.head()
     timeout = ctx.template.timeout_for(ctx.preset, ctx.config.timeout_s)
-    argv = ctx.template.command_for(out_name)
+    seeds = ctx.seeds
+    shown = " ".join(ctx.template.command_for(f"{out_name}/seed_<k>"))
     ctx.record("run.started", stage=stage, run=index, attempt=attempt, commit=commit,
-               command=" ".join(argv), timeout_s=timeout, preset=ctx.preset)
-    ctx.status(f"run {index} attempt {attempt}: {' '.join(argv)} (timeout {timeout:.0f} s)")
+               command=f"{seeds_mod.SEED_ENV}=<k> {shown}", seeds=seeds, timeout_s=timeout,
+               preset=ctx.preset)
+    ctx.status(f"run {index} attempt {attempt}: {shown} for seeds "
+               f"{', '.join(map(str, seeds))} (timeout {timeout:.0f} s)")
     ctx.crashpoint("run_started")
-    env = _harness_env(ctx)
-    if ctx.template.evaluator:
-        env[provenance.MODE_ENV] = "orchestrator"  # finish() exports; we evaluate below
-    outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, env_extra=env,
-                         on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, pgid=pid),
-                         sandbox=ctx.sandbox_for(write=out_dir), pass_env=ctx.template.pass_env)
-    status: str = outcome.status
-    describe = outcome.describe()
-    stderr_tail = outcome.stderr_tail
+    start = time.monotonic()
+    outcomes = _run_seeds(ctx, index, attempt, out_name, seeds, timeout)
+    wall = time.monotonic() - start
+    (out_dir / seeds_mod.OUTCOMES).write_text(json.dumps(
+        {"seeds": list(outcomes.values()), "wall_s": round(wall, 3)}, indent=2) + "\n",
+        encoding="utf-8")
+    ok = [s for s in seeds if outcomes[s]["status"] == "ok"]
+    failed = [outcomes[s] for s in seeds if outcomes[s]["status"] != "ok"]
     evaluation: dict[str, Any] = {}
-    if outcome.ok and ctx.template.evaluator:
-        status, describe, stderr_tail, evaluation = _evaluate(ctx, index, attempt, out_dir, timeout,
-                                                              describe, stderr_tail)
+    if not ok:
+        first = failed[0]
+        status, stderr_tail = first["status"], first["stderr_tail"]
+        describe = first["describe"] if len(seeds) == 1 else \
+            f"every seed failed; seed {first['seed']} {first['describe']}"
+    else:
+        status, describe = "ok", _seeds_described(outcomes, seeds, wall)
+        stderr_tail = failed[0]["stderr_tail"] if failed else ""
+        if ctx.template.evaluator:
+            status, describe, stderr_tail, evaluation = _evaluate(
+                ctx, index, attempt, out_dir, timeout, describe, stderr_tail, seeds)
+        else:
+            status, describe, stderr_tail = _combine(ctx, out_dir, timeout, describe, stderr_tail,
+                                                     seeds)
     if status == "ok" and not (out_dir / "final_info.json").is_file():
         status, describe = "no_results", "exited 0 but wrote no final_info.json"
     if status == "ok":
@@ -126,24 +155,89 @@ def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name
             status, describe = "no_results", f"wrote an unreadable final_info.json ({exc})"
     outputs = [out_name if status == "ok" else f"logs/{out_name}_attempt{attempt}", out_name]
     return ctx.record("run.finished", stage=stage, run=index, attempt=attempt, status=status,
-                      describe=describe, returncode=outcome.returncode, commit=commit,
-                      duration_s=round(outcome.duration_s, 3), stderr_tail=stderr_tail,
+                      describe=describe, returncode=failed[0]["returncode"] if not ok else 0,
+                      commit=commit, duration_s=round(wall, 3), stderr_tail=stderr_tail,
+                      seeds={str(o["seed"]): o["status"] for o in outcomes.values()},
                       step=f"{stage}/run{index}/attempt{attempt}", outputs=outputs, **evaluation)
 
 
+def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: list[int],
+               timeout: float) -> dict[int, dict[str, Any]]:
+    """Each seed as an independent process (`EXPERIMENT_SEED=k`, `--out_dir=run_i/seed_k`,
+    sandboxed to that folder), up to `--seed-jobs` at once; outcome per seed as a dict."""
+    jobs = min(len(seeds), ctx.config.seed_jobs or len(seeds))
+    env = _harness_env(ctx)
+    if ctx.template.evaluator:
+        env[provenance.MODE_ENV] = "orchestrator"  # finish() exports; the loop evaluates
+    if jobs > 1:  # concurrent seeds share the CPU instead of each spinning up every core
+        threads = str(max(1, (os.cpu_count() or 1) // jobs))
+        env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+
+    def one(seed: int) -> dict[str, Any]:
+        rel = f"{out_name}/seed_{seed}"
+        seed_dir = ctx.ws.resolve(rel)
+        outcome = runner.run(
+            ctx.template.command_for(rel), cwd=ctx.ws.root, log_dir=seed_dir, timeout_s=timeout,
+            env_extra={**env, seeds_mod.SEED_ENV: str(seed)},
+            on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, seed=seed,
+                                            pgid=pid),
+            sandbox=ctx.sandbox_for(write=seed_dir), pass_env=ctx.template.pass_env)
+        found = {"seed": seed, "status": outcome.status, "describe": outcome.describe(),
+                 "returncode": outcome.returncode, "duration_s": round(outcome.duration_s, 3),
+                 "stderr_tail": outcome.stderr_tail}
+        if outcome.ok and not ctx.template.evaluator and not (seed_dir / "final_info.json").is_file():
+            found.update(status="no_results", describe="exited 0 but wrote no final_info.json")
+        return found
+
+    if jobs == 1:
+        return {s: one(s) for s in seeds}
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="seed") as pool:
+        return dict(zip(seeds, pool.map(one, seeds), strict=True))
+
+
+def _seeds_described(outcomes: dict[int, dict[str, Any]], seeds: list[int], wall: float) -> str:
+    """`finished in 12.3 s` for one seed; `3 seeds finished in 40.1 s` or `2 of 3 seeds
+    finished in 40.1 s; seed 1 failed with exit code 1 after 3.2 s` for several."""
+    if len(seeds) == 1:
+        return str(outcomes[seeds[0]]["describe"])
+    ok = [s for s in seeds if outcomes[s]["status"] == "ok"]
+    text = (f"{len(seeds)} seeds finished in {wall:.1f} s" if len(ok) == len(seeds)
+            else f"{len(ok)} of {len(seeds)} seeds finished in {wall:.1f} s")
+    for s in seeds:
+        if outcomes[s]["status"] != "ok":
+            text += f"; seed {s} {outcomes[s]['describe']}"
+    return text
+
+
+def _combine(ctx: RunContext, out_dir: Path, timeout: float, describe: str, stderr_tail: str,
+             seeds: list[int]) -> tuple[str, str, str]:
+    """A template without an evaluator: the run's final_info.json from its seeds' own
+    (`harness.seeds`, means and intervals as for evaluated runs)."""
+    argv = provenance.seeds_command(Path(out_dir.name), seeds,
+                                    manifest=ctx.template.root / "template.toml")
+    outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="seeds",
+                         sandbox=ctx.sandbox_for(write=out_dir))
+    if not outcome.ok:
+        return (outcome.status, f"{describe}; combining its seeds {outcome.describe()}",
+                outcome.stderr_tail)
+    return "ok", describe, stderr_tail
+
+
 def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout: float,
-              describe: str, stderr_tail: str) -> tuple[str, str, str, dict[str, Any]]:
-    """Evaluate run_i in a process of its own (the template's evaluator) after the experiment
-    exited 0: (status, describe, stderr tail, journal fields). Metrics the experiment wrote
-    itself are moved aside; a harness changed since launch, a missing export, or a record
+              describe: str, stderr_tail: str, seeds: list[int]) -> tuple[str, str, str, dict[str, Any]]:
+    """Evaluate run_i's seeds in one process of its own (the template's evaluator) after their
+    experiments: (status, describe, stderr tail, journal fields). Metrics an experiment wrote
+    itself are moved aside; a harness changed since launch, no export at all, or a record
     whose provenance does not match the files evaluated make the run not ok."""
-    info = out_dir / "final_info.json"
-    ignored = None
-    if info.is_file():  # the experiment wrote metrics itself: kept aside, never used
-        ignored = provenance.EXPERIMENT_FINAL_INFO
-        os.replace(info, out_dir / ignored)
-    fields: dict[str, Any] = {"evaluator": ctx.template.evaluator, "ignored_final_info": ignored}
-    if not (out_dir / provenance.ENCODE).is_file():
+    ignored = []
+    for folder in [out_dir, *(seeds_mod.seed_dir(out_dir, s) for s in seeds)]:
+        info = folder / "final_info.json"
+        if info.is_file():  # the experiment wrote metrics itself: kept aside, never used
+            os.replace(info, folder / provenance.EXPERIMENT_FINAL_INFO)
+            ignored.append((folder / provenance.EXPERIMENT_FINAL_INFO).relative_to(out_dir.parent).as_posix())
+    fields: dict[str, Any] = {"evaluator": ctx.template.evaluator,
+                              "ignored_final_info": ignored or None}
+    if not any((seeds_mod.seed_dir(out_dir, s) / provenance.ENCODE).is_file() for s in seeds):
         return ("no_results", f"{describe}, but exported no SAE graphs ({provenance.ENCODE}): call "
                 "harness.finish(out_dir, sae, source, ...); metrics written by experiment.py are "
                 "ignored", stderr_tail, fields)
@@ -153,7 +247,7 @@ def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout:
                 f"started (sha256 {str(ctx.harness_sha256)[:12]} -> {now[:12]}): not evaluated",
                 stderr_tail, fields)
     argv = provenance.evaluator_command(Path(f"run_{index}"), ctx.preset,
-                                        manifest=ctx.template.root / "template.toml")
+                                        manifest=ctx.template.root / "template.toml", seeds=seeds)
     ctx.record("run.evaluating", run=index, attempt=attempt, harness_sha256=now)
     outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="evaluator",
                          env_extra=_harness_env(ctx),
@@ -180,15 +274,19 @@ def _harness_env(ctx: RunContext) -> dict[str, str]:
 
 
 def provenance_problem(out_dir: Path, harness: str) -> str | None:
-    """Why run_i/final_info.json cannot be trusted, or None when its provenance verifies."""
+    """Why run_i/final_info.json cannot be trusted, or None when its provenance verifies. A
+    run with seeds verifies when each seed's record does, is the very file the aggregate was
+    made from, and the aggregate's means are those of the seeds' values."""
     try:
         record = json.loads((out_dir / "final_info.json").read_text(encoding="utf-8"))
         prov = record["provenance"]
+        if "aggregate_of" in prov:
+            return _aggregate_problem(out_dir, record, harness)
         expected = {"evaluator": provenance.EVALUATOR, "harness_sha256": harness,
                     "encode_sha256": provenance.sha256_file(out_dir / provenance.ENCODE),
                     "decode_sha256": provenance.sha256_file(out_dir / provenance.DECODE),
                     "meta_sha256": provenance.sha256_file(out_dir / provenance.META)}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         return f"its final_info.json has no readable provenance ({type(exc).__name__}: {exc})"
     wrong = [k for k, v in expected.items() if prov.get(k) != v]
     if wrong:
@@ -204,6 +302,32 @@ def provenance_problem(out_dir: Path, harness: str) -> str | None:
                     "graphs were replaced after export")
     elif path.is_file():
         return f"the evaluator did not check {out_dir.name}/{provenance.CHECKPOINT}"
+    return None
+
+
+def _aggregate_problem(out_dir: Path, record: dict[str, Any], harness: str) -> str | None:
+    prov, section = record["provenance"], record["seeds"]
+    if prov.get("evaluator") != provenance.EVALUATOR or prov.get("harness_sha256") != harness:
+        return "the provenance of final_info.json does not verify (evaluator, harness_sha256)"
+    succeeded = [int(s) for s in section["succeeded"]]
+    if sorted(prov["aggregate_of"]) != sorted(f"seed_{s}" for s in succeeded):
+        return "final_info.json does not name the seeds it was made from"
+    for seed in succeeded:
+        folder = seeds_mod.seed_dir(out_dir, seed)
+        problem = provenance_problem(folder, harness)
+        if problem:
+            return f"seed {seed}: {problem}"
+        if provenance.sha256_file(folder / "final_info.json") != \
+                prov["aggregate_of"][f"seed_{seed}"]["final_info_sha256"]:
+            return f"{out_dir.name}/seed_{seed}/final_info.json changed after the run was aggregated"
+        seed_metrics = json.loads((folder / "final_info.json").read_text(encoding="utf-8"))["metrics"]
+        for name, values in section["values"].items():
+            if seed_metrics.get(name) != values[succeeded.index(seed)]:
+                return f"the per-seed value of {name} does not match seed {seed}'s record"
+    for name, values in section["values"].items():
+        mean = math.fsum(values) / len(values)
+        if not math.isclose(record["metrics"].get(name, math.nan), mean, rel_tol=1e-9, abs_tol=1e-12):
+            return f"the mean of {name} in final_info.json is not the mean of its seeds"
     return None
 
 
@@ -230,7 +354,7 @@ def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> Non
     base = next((r for r in runs if r.index == 0), None)
     files = []
     if base is not None and base.commit and run.commit and index != 0:
-        files = [f for f in ctx.ws.changed_files(base_commit(ctx), run.commit) if not f.startswith(("run_", "logs/")) and f != "notes.txt"]
+        files = [f for f in ctx.ws.changed_files(base_commit(ctx), run.commit) if not f.startswith(("run_", "logs/")) and f not in BOOKKEEPING]
     lines = [f"## Run {index}" + (" (baseline)" if index == 0 else ""),
              f"Recorded by the orchestrator from run_{index}/final_info.json (code commit {(run.commit or '?')[:10]}).",
              ]
@@ -239,9 +363,9 @@ def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> Non
     if index != 0:
         lines.append(f"Code changed since the baseline: {', '.join(files) if files else 'none'}")
         lines.append(f"Config changed since the baseline: {format_config_changes(config_changes(base, run))}")
-    for m in ctx.template.headline:
-        v = run.metrics.get(m.name)
-        lines.append(f"- {m.label}: {m.fmt(v) if isinstance(v, (int, float)) else 'n/a'}")
+    lines += _metric_lines(ctx, run, base)
+    lines += [line.removeprefix(f"- {run.label} ").replace("(", "Seeds (", 1)
+              for line in seed_lines([run])]
     failing = run.failing(severity=None)
     lines.append("Gates: " + ("all pass" if not failing else
                               "; ".join(f"[{g.severity}] {g.message}" for g in failing)))
@@ -254,6 +378,34 @@ def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> Non
         sha = ctx.ws.commit(["notes.txt"], f"notes: run {index} results section (orchestrator)", step=step)
         ctx.crashpoint("notes_committed")
     ctx.record("notes.appended", run=index, sha=sha, step=step)
+
+
+def _metric_lines(ctx: RunContext, run: RunRecord, base: RunRecord | None) -> list[str]:
+    """`- L0: 30.2 ± 1.1 (seeds 30.1, 29.5, 31.0); against the baseline -3.1 [95% CI -4.0,
+    -2.2]: better` per headline metric: the numbers and the verdict, computed here."""
+    from agent.stats import compare_runs, seed_values
+
+    lines = [f"Metrics are means over {run.seed_count} seed(s) ± the half-width of the 95% "
+             "interval of the mean; differences use Welch's interval; verdicts are computed."]
+    for m in ctx.template.headline:
+        v = run.metrics.get(m.name)
+        if not isinstance(v, (int, float)):
+            lines.append(f"- {m.label}: n/a")
+            continue
+        ci = run.interval(m.name)
+        text = f"- {m.label}: {m.fmt(v)}"
+        if ci is not None:
+            text += f" ± {m.fmt(abs(ci[1] - ci[0]) / 2)}"
+        values = seed_values(run.raw, m.name)
+        if len(values) > 1:
+            text += f" (seeds {', '.join(m.fmt(x) for x in values)})"
+        if base is not None and run.index != 0:
+            found = compare_runs(run.raw, base.raw, m.name, m.direction, run.name, base.name)
+            if found is not None:
+                fmt = m.format if not m.format.endswith("d") else ".4g"
+                text += f"; against the baseline {found.describe(fmt)}"
+        lines.append(text)
+    return lines
 
 
 def _append(ctx: RunContext, text: str) -> None:

@@ -16,9 +16,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeGuard
 
 from scipy import stats
 
@@ -100,3 +100,80 @@ def hypothesis_verdict(comparison: Comparison, expected: Expected, smallest_effe
     if hi < 0 or (smallest_effect and -abs(smallest_effect) < lo and hi < abs(smallest_effect)):
         return "refuted"
     return "inconclusive"
+
+
+# --- runs as recorded: a final_info.json's seeds section ------------------------------------
+
+def _finite(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def seed_values(info: Mapping[str, Any], metric: str) -> list[float]:
+    """The per-seed values of `metric` in one run's final_info.json (`seeds.values`), or its
+    single top-level value when the run has no seeds section or its seeds are not independent
+    (identical weights: one measurement, however many times repeated). Empty if absent."""
+    seeds = info.get("seeds")
+    if isinstance(seeds, Mapping) and seeds.get("independent", True) is not False:
+        values = seeds.get("values")
+        found = values.get(metric) if isinstance(values, Mapping) else None
+        if isinstance(found, list) and found and all(_finite(v) for v in found):
+            return [float(v) for v in found]
+    metrics = info.get("metrics")
+    value = metrics.get(metric) if isinstance(metrics, Mapping) else None
+    return [float(value)] if _finite(value) else []
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """One run against another (by default the baseline) on one metric, decided by code."""
+
+    run: str
+    """`run_2`."""
+    against: str
+    """`run_0` for the baseline."""
+    metric: str
+    direction: Direction
+    comparison: Comparison
+    n_run: int
+    n_against: int
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self.comparison.verdict
+
+    def describe(self, fmt: str = ".4g") -> str:
+        """`-0.029 [95% CI -0.036, -0.022]: worse`, or `-0.029 (no interval: 1 seed)`."""
+        c = self.comparison
+        diff = format(c.diff, "+" + fmt.lstrip("+"))
+        if c.ci is None:
+            return f"{diff} (no interval: {min(self.n_run, self.n_against)} seed)"
+        return f"{diff} [95% CI {format(c.ci[0], fmt)}, {format(c.ci[1], fmt)}]: {c.verdict}"
+
+
+def compare_runs(run_info: Mapping[str, Any], against_info: Mapping[str, Any], metric: str,
+                 direction: Direction, run: str = "", against: str = "run_0") -> RunComparison | None:
+    """`run_info` against `against_info` on `metric`; None when either lacks the metric."""
+    a, b = seed_values(run_info, metric), seed_values(against_info, metric)
+    if not a or not b:
+        return None
+    return RunComparison(run, against, metric, direction, compare(a, b, direction), len(a), len(b))
+
+
+def comparisons(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
+                against: str = "run_0", headline_only: bool = True) -> list[RunComparison]:
+    """Every run (by name, `run_i`) against `against` on every (headline) metric; `metrics`
+    are objects with `name`, `direction` and `headline` (template metrics or MetricSpecs)."""
+    base = final_infos.get(against)
+    if base is None:
+        return []
+    out = []
+    for name in sorted(final_infos, key=lambda r: int(r.rsplit("_", 1)[-1]) if r.rsplit("_", 1)[-1].isdigit() else 1 << 30):
+        if name == against:
+            continue
+        for m in metrics:
+            if headline_only and not getattr(m, "headline", False):
+                continue
+            found = compare_runs(final_infos[name], base, m.name, m.direction, name, against)
+            if found is not None:
+                out.append(found)
+    return out

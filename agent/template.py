@@ -19,6 +19,8 @@ MANIFEST = "template.toml"
 EVALUATORS = ("harness.evaluator",)
 """Evaluators a template may name (trusted code the loop starts after each run)."""
 DEFAULT_EDITABLE = ("experiment.py", "plot.py", "notes.txt", "latex/template.tex")
+DEFAULT_SEEDS = 3
+"""Seeds per run unless the template, its preset or --seeds says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Preset:
     description: str
     timeout_s: float | None
     """Per-run timeout for this preset, seconds; None means the template's."""
+    seeds: int | None = None
+    """Seeds per run for this preset; None means the template's."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,9 @@ class Template:
     """Module with `available() -> {name: None | reason}` and `default_name()`, if any."""
     pass_env: tuple[str, ...] = ()
     """Environment variables (names) its experiments may see besides the sandbox's allowlist."""
+    seeds: int = DEFAULT_SEEDS
+    """Seeds per run (each run is trained and evaluated this many times; a preset or --seeds
+    may override)."""
     evaluator: str | None = None
     """`harness.evaluator`: the loop evaluates each run in a process of its own from the graphs
     `harness.finish` exports; None: the experiment's own final_info.json is the result."""
@@ -101,6 +108,13 @@ class Template:
 
     def command_for(self, out_dir: str) -> list[str]:
         return [part.replace("{out_dir}", out_dir) for part in self.run_command]
+
+    def seeds_for(self, preset: str | None, override: int | None = None) -> int:
+        """How many seeds each run gets: --seeds, else the preset's, else the template's."""
+        if override:
+            return override
+        p = self.presets.get(preset or "")
+        return p.seeds if p and p.seeds else self.seeds
 
     def timeout_for(self, preset: str | None, override: float | None = None) -> float:
         if override:
@@ -176,9 +190,12 @@ def load(root: Path) -> Template:
     if evaluator not in (None, *EVALUATORS):
         raise UsageError(f"{path}: field 'evaluator' must be one of {', '.join(EVALUATORS)} "
                          f"(or absent), not {evaluator!r}")
+    seeds = data.get("seeds", DEFAULT_SEEDS)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise UsageError(f"{path}: field 'seeds' must be a positive integer (seeds per run)")
     return Template(name, root, description, editable, run_command, plot_command, float(timeout_s),
                     figures, metrics, tuple(gates), presets, provides, data.get("presets_provider"),
-                    pass_env, evaluator)
+                    pass_env, seeds, evaluator)
 
 
 def _safe_rel(rel: str) -> bool:
@@ -202,7 +219,11 @@ def _preset(name: str, raw: Any, where: Path) -> Preset:
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                 or not 0 < timeout < float("inf")):
         raise UsageError(f"{where}: field 'presets.{name}.timeout_s' must be a positive number of seconds")
-    return Preset(name, str(raw.get("description", "")), None if timeout is None else float(timeout))
+    seeds = raw.get("seeds")
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise UsageError(f"{where}: field 'presets.{name}.seeds' must be a positive integer")
+    return Preset(name, str(raw.get("description", "")), None if timeout is None else float(timeout),
+                  seeds)
 
 
 def _metric(raw: Any, i: int, path: Path) -> Metric:

@@ -101,7 +101,7 @@ def test_second_launch_with_identical_template_and_preset_reuses_the_cached_base
     assert _runs(counter) == 1, "the experiment ran again"
     cached = second.find("baseline.cached")
     assert cached is not None
-    assert cached.data["key"] == baseline.cache_key(root, None)
+    assert cached.data["key"] == baseline.cache_key(root, None, [0])
     assert "run.started" not in kinds(second.journal.events())
     a = json.loads((first.ws.root / "run_0" / "final_info.json").read_text())
     b = json.loads((second.ws.root / "run_0" / "final_info.json").read_text())

@@ -406,16 +406,18 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("attack_runs")  # shared: the baseline is computed once
 
 
-def _launch(runs: Path, tmp: Path, reply: str, exit_code: int = 0) -> Path:
+def _launch(runs: Path, tmp: Path, reply: str, exit_code: int = 0, seeds: int = 2,
+            search: str = "") -> Path:
     """One launch whose run 1 is `reply`'s experiment.py; its run directory. All launches share
-    `runs` and so its cached baseline."""
+    `runs` and so its cached baseline (2 seeds: every attack meets the seeds' aggregation)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    session = write_session(tmp / "session.jsonl", [f"Run 1: attack\n\n{block('experiment.py', FINISH, reply)}"],
+    edit = block("experiment.py", search or FINISH, reply)
+    session = write_session(tmp / "session.jsonl", [f"Run 1: attack\n\n{edit}"],
                             ["experiment.plan"])
     before = set(runs.iterdir())
     proc = cli("--idea", "orthogonal_sae", "--preset", "tiny", "--runs-dir", str(runs), "--quiet",
                "--model", f"replay:{session}", "--max-runs", "1", "--max-attempts", "1",
-               "--stages", "experiment", timeout=900)
+               "--stages", "experiment", "--seeds", str(seeds), timeout=900)
     assert proc.returncode == exit_code, proc.stdout[-3000:] + proc.stderr[-3000:]
     (run,) = [p for p in set(runs.iterdir()) - before if not p.name.startswith(".")]
     return run
@@ -430,12 +432,15 @@ def test_fabricated_and_monkeypatched_metrics_never_reach_the_record(runs_dir: P
     ev = info["metrics"]["explained_variance"]
     assert ev not in (0.999, 0.998) and 0 < ev < 0.99
     assert info["provenance"]["harness_sha256"] == harness_before
-    assert "experiment_final_info.json" in info["ignored_from_experiment"]["files"]
-    assert json.loads((run / "run_1" / "experiment_final_info.json").read_text())["metrics"] \
-        == {"explained_variance": 0.999}
+    for seed in (0, 1):
+        seed_info = json.loads((run / "run_1" / f"seed_{seed}" / "final_info.json").read_text())
+        assert "experiment_final_info.json" in seed_info["ignored_from_experiment"]["files"]
+        assert json.loads((run / "run_1" / f"seed_{seed}" / "experiment_final_info.json")
+                          .read_text())["metrics"] == {"explained_variance": 0.999}
+        assert 0.999 not in info["seeds"]["values"]["explained_variance"]
     notes = (run / "notes.txt").read_text()
     assert not [line for line in notes.splitlines() if "0.999" in line or "0.998" in line]
-    stdout = (run / "run_1" / "stdout.txt").read_text()
+    stdout = (run / "run_1" / "seed_0" / "stdout.txt").read_text()
     if _sandboxed():
         assert "harness is read-only" in stdout and "HARNESS WRITABLE" not in stdout
 
@@ -444,12 +449,13 @@ def test_fabricated_and_monkeypatched_metrics_never_reach_the_record(runs_dir: P
 def test_metrics_written_without_finish_are_not_recorded(runs_dir: Path, tmp_path: Path) -> None:
     run = _launch(runs_dir, tmp_path, NO_FINISH, exit_code=6)  # no result beyond the baseline
     assert not (run / "run_1" / "final_info.json").exists()
-    assert (run / "logs" / "run_1_attempt1" / "experiment_final_info.json").is_file()
+    assert (run / "logs" / "run_1_attempt1" / "seed_0" / "experiment_final_info.json").is_file()
     events = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
     finished = [e for e in events if e["kind"] == "run.finished" and e["data"]["run"] == 1]
     assert finished and all(e["data"]["status"] != "ok" for e in finished)
     assert "exported no SAE graphs" in finished[-1]["data"]["describe"]
-    assert finished[-1]["data"]["ignored_final_info"] == "experiment_final_info.json"
+    assert finished[-1]["data"]["ignored_final_info"] == [
+        f"run_1/seed_{s}/experiment_final_info.json" for s in (0, 1)]
     assert "0.999" not in (run / "notes.txt").read_text()
 
 
@@ -591,8 +597,11 @@ def test_graphs_replaced_by_a_dense_oracle_are_evaluated_honestly(runs_dir: Path
     assert m["explained_variance"] > 0.999 and m["l0"] > 0.4 * info["config"]["d_in"]
     failing = {g["name"] for g in info["gates"] if g["passed"] is False}
     assert {"l0_vs_model_width", "dead_latents"} <= failing
-    assert info["checkpoint"]["matches_evaluated"] is True
-    assert info["provenance"]["encode_sha256"] == provenance.sha256_file(run / "run_1" / provenance.ENCODE)
+    for seed in (0, 1):
+        seed_info = json.loads((run / "run_1" / f"seed_{seed}" / "final_info.json").read_text())
+        assert seed_info["checkpoint"]["matches_evaluated"] is True
+        assert seed_info["provenance"]["encode_sha256"] == provenance.sha256_file(
+            run / "run_1" / f"seed_{seed}" / provenance.ENCODE)
     notes = (run / "notes.txt").read_text()
     assert "l0_vs_model_width" in notes or "denser than the input" in notes
 
@@ -627,7 +636,7 @@ def test_the_harness_cache_is_read_only_to_the_experiment(runs_dir: Path, tmp_pa
     assert any(p.name == "acts.npy" for p in files) and any(p.parent.name == "downstream" for p in files)
     before = {p: provenance.sha256_file(p) for p in files}
     run = _launch(runs_dir, tmp_path, POISON_CACHE)
-    stdout = (run / "run_1" / "stdout.txt").read_text()
+    stdout = (run / "run_1" / "seed_0" / "stdout.txt").read_text()
     assert "CACHE WRITABLE" not in stdout and "cache is read-only" in stdout
     assert before == {p: provenance.sha256_file(p) for p in files}
     info = json.loads((run / "run_1" / "final_info.json").read_text())
@@ -645,10 +654,11 @@ def test_a_cached_baseline_is_reused_only_while_its_provenance_verifies(runs_dir
     cached = [e for e in _journal(first) if e["kind"] in ("baseline.cached", "run.recorded")]
     assert cached, "the baseline ran or was reused"
     (entry,) = [p for p in (runs_dir / CACHE_DIR).iterdir() if (p / "final_info.json").is_file()]
-    assert (entry / provenance.DECODE).is_file() and (entry / provenance.CHECKPOINT).is_file()
+    assert (entry / "seed_0" / provenance.DECODE).is_file()
+    assert (entry / "seed_1" / provenance.CHECKPOINT).is_file()
     second = _launch(runs_dir, tmp_path / "b", same)
     assert [e for e in _journal(second) if e["kind"] == "baseline.cached"]
-    decode = entry / provenance.DECODE
+    decode = entry / "seed_1" / provenance.DECODE
     decode.write_bytes(decode.read_bytes() + b"\0")  # the cached graph is not what was evaluated
     third = _launch(runs_dir, tmp_path / "c", same)
     events = _journal(third)
@@ -656,3 +666,58 @@ def test_a_cached_baseline_is_reused_only_while_its_provenance_verifies(runs_dir
     assert refused and "decode_sha256" in refused[0]["data"]["problem"]
     assert not [e for e in events if e["kind"] == "baseline.cached"]
     assert _run_finished(third, 0)["status"] == "ok"  # run again, evaluated afresh
+
+
+MANUAL_SEED = "    torch.manual_seed(cfg.seed)\n"
+IGNORE_SEED = "    cfg.seed = 0  # every seed trains the same SAE\n" + MANUAL_SEED
+ONE_SEED_FAILS = """    import pathlib
+
+    if harness.run_seed() == 1:
+        here = pathlib.Path(out_dir).resolve()
+        for target in (here.parent / "seed_0" / "planted.txt", here.parent / "final_info.json"):
+            try:
+                target.write_text("{}")
+                print("SIBLING WRITABLE", target)
+            except OSError as exc:
+                print("sibling is read-only:", type(exc).__name__)
+        raise RuntimeError("seed 1 crashes on purpose")
+""" + FINISH
+
+
+@pytest.mark.slow
+def test_seeds_that_ignore_their_seed_give_no_interval(runs_dir: Path, tmp_path: Path) -> None:
+    """Byte-identical SAEs from every seed are one measurement repeated: a zero spread would
+    make every difference 'detectable', so the run has no interval and says why."""
+    run = _launch(runs_dir, tmp_path, IGNORE_SEED, search=MANUAL_SEED)
+    info = json.loads((run / "run_1" / "final_info.json").read_text())
+    seeds = info["seeds"]
+    assert seeds["succeeded"] == [0, 1] and seeds["independent"] is False
+    assert all(ci is None for ci in seeds["ci95"].values())
+    assert "ignored its seed" in seeds["note"]
+    from agent.stats import compare_runs
+
+    base = json.loads((run / "run_0" / "final_info.json").read_text())
+    assert base["seeds"]["independent"] is True and base["seeds"]["n"] == 2
+    found = compare_runs(info, base, "l0", "lower")
+    assert found is not None and found.verdict is None and found.n_run == 1
+    assert "ignored its seed" in (run / "notes.txt").read_text()
+
+
+@pytest.mark.slow
+def test_a_failed_seed_is_reported_and_cannot_touch_its_siblings(runs_dir: Path, tmp_path: Path) -> None:
+    run = _launch(runs_dir, tmp_path, ONE_SEED_FAILS)
+    finished = _run_finished(run)
+    assert finished["status"] == "ok" and finished["seeds"] == {"0": "ok", "1": "failed"}
+    assert "1 of 2 seeds" in finished["describe"] and "seed 1 failed" in finished["describe"]
+    info = json.loads((run / "run_1" / "final_info.json").read_text())
+    seeds = info["seeds"]
+    assert seeds["succeeded"] == [0] and seeds["n"] == 1
+    assert seeds["failed"][0]["seed"] == 1 and "exit code 1" in seeds["failed"][0]["reason"]
+    assert all(ci is None for ci in seeds["ci95"].values()) and "only 1 seed" in seeds["note"]
+    assert "RuntimeError: seed 1 crashes on purpose" in (run / "run_1" / "seed_1" / "stderr.txt").read_text()
+    notes = (run / "notes.txt").read_text()
+    assert "seed 1 failed" in notes
+    if _sandboxed():
+        stdout = (run / "run_1" / "seed_1" / "stdout.txt").read_text()
+        assert "SIBLING WRITABLE" not in stdout and stdout.count("sibling is read-only") == 2
+        assert not (run / "run_1" / "seed_0" / "planted.txt").exists()

@@ -49,7 +49,7 @@ def test_experiment_stage_with_failed_edit_crash_retry_and_all_completed(tmp_pat
     assert messages[0].startswith("setup:")
     assert sum("edit experiment.py" in m for m in messages) >= 3
     assert any(m.startswith("experiment: run 2 attempt 1 failed") for m in messages)
-    assert (run_dir / "logs" / "run_2_attempt1" / "stderr.txt").is_file()
+    assert (run_dir / "logs" / "run_2_attempt1" / "seed_0" / "stderr.txt").is_file()
     # Notes: the orchestrator's sections for every run, plus the model's analysis on top.
     notes = (run_dir / "notes.txt").read_text()
     for i in (0, 1, 2):
@@ -90,7 +90,7 @@ def test_a_run_failing_all_attempts_keeps_the_runs_that_succeeded(tmp_path):
     run_dir = only_run_dir(tmp_path / "runs")
     assert (run_dir / "run_1" / "final_info.json").is_file()
     assert not (run_dir / "run_2").exists()
-    assert (run_dir / "logs" / "run_2_attempt2" / "stderr.txt").is_file()
+    assert (run_dir / "logs" / "run_2_attempt2" / "seed_0" / "stderr.txt").is_file()
     events = read(run_dir / "journal.jsonl").events
     assert any(e.kind == "experiment.gave_up" for e in events)
 

@@ -98,8 +98,10 @@ def test_every_run_passes_its_fail_gates_and_records_the_method(main_job):
     for i in (1, 2, 3, 4):
         for key in ("ortho_penalty_max", "ortho_warmup_frac", "alpha", "n_groups", "group_bias"):
             assert key in config[i], (i, key)
-        groups = json.loads((run_dir / f"run_{i}" / "final_info.json").read_text())["measurements"]["groups"]
-        assert groups["source"].startswith("sae.groups()") and groups["count"] == config[i]["n_groups"]
+        measured = json.loads((run_dir / f"run_{i}" / "final_info.json").read_text())["measurements"]
+        assert sorted(measured) == ["seed_0", "seed_1", "seed_2"]  # three seeds, each measured
+        for groups in (m["groups"] for m in measured.values()):
+            assert groups["source"].startswith("sae.groups()") and groups["count"] == config[i]["n_groups"]
     assert (config[1]["alpha"], config[2]["alpha"], config[3]["alpha"]) == (0.0, 0.1, 0.0)
     assert config[1]["ortho_warmup_frac"] > 0 and config[3]["ortho_warmup_frac"] == 0
     assert config[4]["ortho_penalty_max"] == 0 and config[1]["ortho_penalty_max"] > 0

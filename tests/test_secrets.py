@@ -235,7 +235,7 @@ def test_a_replayed_experiment_that_dumps_its_environment_commits_no_secret(tmp_
     run_dir = only_run_dir(tmp_path / "runs")
     ws = Workspace(run_dir, env={})
     events = [e.data for e in read(run_dir / JOURNAL_NAME).events if e.kind == "secret.blocked"]
-    assert {e["path"] for e in events} >= {"run_1/env_seen.txt", "run_2/env_seen.txt"}
+    assert {e["path"] for e in events} >= {"run_1/seed_0/env_seen.txt", "run_2/seed_0/env_seen.txt"}
     assert "aws_access_key_id" in {f["source"] for e in events for f in e["found"]}
     assert "warning:" in proc.stdout + proc.stderr
     assert (run_dir / "run_2" / "final_info.json").exists(), "the runs themselves went on"

@@ -64,7 +64,7 @@ SYMLINK_NOTES = block(
     "experiment.py",
     "    out_dir = Path(parser.parse_args().out_dir)\n",
     "    out_dir = Path(parser.parse_args().out_dir)\n"
-    "    if out_dir.name == 'run_1':  # a hostile or careless experiment\n"
+    "    if 'run_1' in out_dir.parts:  # a hostile or careless experiment\n"
     "        os.remove('notes.txt')\n"
     "        os.symlink('../outside_notes.txt', 'notes.txt')\n",
 )

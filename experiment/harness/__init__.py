@@ -3,6 +3,7 @@
 Templates import it as `harness` (not `experiment`, which is the template's own script).
 Importing the package is cheap and torch-free; the heavy names load on first use:
 
+    cfg.seed = harness.run_seed(cfg.seed)    # EXPERIMENT_SEED, set per seed by the loop
     source = harness.ActivationSource()      # preset from EXPERIMENT_PRESET / preset.json
     for step, x in enumerate(source.batches(batch_size, steps, device=device)): ...
     record = harness.finish(out_dir, sae, source, cfg, trainer, timings=...)
@@ -23,6 +24,7 @@ _LAZY = {
     "summary": ("harness.record", "summary"),
     "collect_config": ("harness.config", "collect"),
     "resolve_preset": ("harness.presets", "resolve"),
+    "run_seed": ("harness.seeds", "run_seed"),
     "addmm_skip_zeros": ("harness.sparse", "addmm_skip_zeros"),
     "addmm_skip_grad_zeros": ("harness.sparse", "addmm_skip_grad_zeros"),
 }

@@ -100,7 +100,23 @@ def _zero_ablation_entry(source: ActivationSource, rows: torch.Tensor) -> Path:
 @torch.no_grad()
 def downstream(sae: Any | None, source: ActivationSource, batch_size: int | None = None,
                reuse_zero_ablation: bool = True) -> dict[str, float]:
-    """CE-loss and KL-div scores with the SAE's reconstruction spliced into the model.
+    """CE-loss and KL-div scores of one SAE (`downstream_many` with one SAE; `sae=None` only
+    measures and caches the zero-ablation sums: `harness.prepare`)."""
+    scores, count, cached = _downstream([sae] if sae is not None else [], source, batch_size,
+                                        reuse_zero_ablation)
+    return scores[0] if scores else {"ce_positions": count, "zero_ablation_cached": cached}
+
+
+def downstream_many(saes: list[Any], source: ActivationSource, batch_size: int | None = None,
+                    reuse_zero_ablation: bool = True) -> list[dict[str, float]]:
+    """`downstream` for several SAEs: see `_downstream`."""
+    return _downstream(saes, source, batch_size, reuse_zero_ablation)[0]
+
+
+@torch.no_grad()
+def _downstream(saes: list[Any], source: ActivationSource, batch_size: int | None,
+                reuse_zero_ablation: bool) -> tuple[list[dict[str, float]], int, bool]:
+    """CE-loss and KL-div scores with each SAE's reconstruction spliced into the model.
 
     The residual stream after the preset's layer is replaced by x_hat / scale at text positions
     (BOS and separators keep their activations: an SAE trained on text tokens is not asked to
@@ -109,12 +125,13 @@ def downstream(sae: Any | None, source: ActivationSource, batch_size: int | None
     dictionary_learning zero-ablate. Means are over the counted predictions of the held-out
     rows (input and target both text: `counted_positions`).
 
-    The zero-ablation sums do not depend on the SAE: they are cached per model, layer and rows
-    (`sae=None` only measures and caches them: `harness.prepare`), and a cached entry is used
-    only if this run's clean CE matches the one stored with it.
+    What does not depend on the SAE is done once for all of them: the clean forward pass of
+    each batch (the seeds of a run share it), and the zero-ablation sums, which are cached per
+    model, layer and rows (written by `harness.prepare`) and used only if this run's clean CE
+    matches the one stored with them. Returns the scores of each SAE, the number of counted
+    positions and whether the zero-ablation sums came from the cache.
     """
     lm, layer, scale = source.lm, source.preset.layer, source.scale
-    device = _device_of(sae) if sae is not None else lm.device
     if batch_size is None:  # clean log-probs, their exp and one patched run's log-probs
         # are (B, T, vocab) float32 tensors alive at once: keep each ~256 MB
         per_row = source.preset.context_len * lm.model.config.vocab_size * 4
@@ -123,27 +140,31 @@ def downstream(sae: Any | None, source: ActivationSource, batch_size: int | None
     entry = _zero_ablation_entry(source, rows_all)
     known = json.loads(entry.read_text(encoding="utf-8")) if reuse_zero_ablation and \
         entry.exists() else None
-    sums = {"ce_clean": 0.0, "ce_sae": 0.0, "ce_zero": 0.0, "kl_sae": 0.0, "kl_zero": 0.0}
+    shared = {"ce_clean": 0.0, "ce_zero": 0.0, "kl_zero": 0.0}
+    own = [{"ce_sae": 0.0, "kl_sae": 0.0} for _ in saes]
     count = 0
     for i in range(0, len(rows_all), batch_size):
         rows = rows_all[i:i + batch_size].to(lm.device)
         text = token_mask(rows, lm.special_ids)  # (B, T)
         counted = counted_positions(text)  # (B, T-1)
 
-        def with_sae(h: torch.Tensor, text: torch.Tensor = text) -> torch.Tensor:
-            x = h[text].float().to(device) * scale  # (n, d_in)
-            x_hat, _ = _forward(sae, x)
-            out = h.clone()
-            out[text] = (x_hat / scale).to(h.device, h.dtype)
-            return out
-
         def zero(h: torch.Tensor) -> torch.Tensor:
             return torch.zeros_like(h)
 
         clean = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
         p_clean = clean.exp()
-        sums["ce_clean"] += float(ce_from_log_probs(clean, rows, counted).sum())
-        if sae is not None:
+        shared["ce_clean"] += float(ce_from_log_probs(clean, rows, counted).sum())
+        for sae, sums in zip(saes, own, strict=True):
+            device = _device_of(sae)
+
+            def with_sae(h: torch.Tensor, text: torch.Tensor = text, sae: Any = sae,
+                         device: torch.device = device) -> torch.Tensor:
+                x = h[text].float().to(device) * scale  # (n, d_in)
+                x_hat, _ = _forward(sae, x)
+                out = h.clone()
+                out[text] = (x_hat / scale).to(h.device, h.dtype)
+                return out
+
             with spliced(lm, layer, with_sae):
                 patched = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
             sums["ce_sae"] += float(ce_from_log_probs(patched, rows, counted).sum())
@@ -152,57 +173,73 @@ def downstream(sae: Any | None, source: ActivationSource, batch_size: int | None
         if known is None:
             with spliced(lm, layer, zero):
                 ablated = next_token_log_probs(lm.model(input_ids=rows, use_cache=False).logits)
-            sums["ce_zero"] += float(ce_from_log_probs(ablated, rows, counted).sum())
-            sums["kl_zero"] += float(kl_from_log_probs(clean, ablated, counted, p_clean).sum())
+            shared["ce_zero"] += float(ce_from_log_probs(ablated, rows, counted).sum())
+            shared["kl_zero"] += float(kl_from_log_probs(clean, ablated, counted, p_clean).sum())
             del ablated
         count += int(counted.sum())
     if known is not None:
-        same = known["count"] == count and math.isclose(known["ce_clean"], sums["ce_clean"],
+        same = known["count"] == count and math.isclose(known["ce_clean"], shared["ce_clean"],
                                                         rel_tol=1e-4)
         if not same:
             log.warning("cached zero-ablation sums in %s do not match this model's clean CE; "
                         "measuring again", entry)
-            return downstream(sae, source, batch_size, reuse_zero_ablation=False)
-        sums["ce_zero"], sums["kl_zero"] = known["ce_zero"], known["kl_zero"]
+            return _downstream(saes, source, batch_size, reuse_zero_ablation=False)
+        shared["ce_zero"], shared["kl_zero"] = known["ce_zero"], known["kl_zero"]
     else:
         try:
             cache.write_atomically(entry, json.dumps({
-                "count": count, "ce_clean": sums["ce_clean"], "ce_zero": sums["ce_zero"],
-                "kl_zero": sums["kl_zero"]}))
+                "count": count, "ce_clean": shared["ce_clean"], "ce_zero": shared["ce_zero"],
+                "kl_zero": shared["kl_zero"]}))
         except OSError as exc:  # a read-only cache (a sandboxed evaluator): measured, not kept
             log.info("zero-ablation sums not cached (%s)", exc)
-    if sae is None:
-        return {"ce_positions": count, "zero_ablation_cached": known is not None}
-    mean = {k: v / count for k, v in sums.items()}
-    scores = downstream_scores(mean["ce_clean"], mean["ce_sae"], mean["ce_zero"],
-                               mean["kl_sae"], mean["kl_zero"])
-    scores["ce_positions"] = count
-    scores["zero_ablation_cached"] = known is not None
-    return scores
+    out = []
+    for sums in own:
+        mean = {k: v / count for k, v in {**shared, **sums}.items()}
+        scores = downstream_scores(mean["ce_clean"], mean["ce_sae"], mean["ce_zero"],
+                                   mean["kl_sae"], mean["kl_zero"])
+        scores["ce_positions"] = count
+        scores["zero_ablation_cached"] = known is not None
+        out.append(scores)
+    return out, count, known is not None
 
 
 def evaluate(sae: torch.nn.Module, source: ActivationSource) -> Report:
     """All trusted metrics for one SAE on the source's held-out data (SAE left in eval mode)."""
+    return evaluate_many([sae], source)[0]
+
+
+def evaluate_many(saes: list[Any], source: ActivationSource) -> list[Report]:
+    """`evaluate` for several SAEs (the seeds of a run) on the same held-out data: the
+    activations are read and the model's clean forward pass is run once for all of them.
+    Each report's `seconds` is its share of the wall time."""
     start = time.perf_counter()
-    was_training = sae.training
-    sae.eval()
+    modes = [sae.training for sae in saes]
+    for sae in saes:
+        sae.eval()
     try:
         acts = source.eval_activations()
-        recon, d_sae, per_level = reconstruction(sae, acts)
-        down = downstream(sae, source)
-        geometry, details = measurements.decoder_geometry(sae, d_sae, source.d_in)
+        recons = [reconstruction(sae, acts) for sae in saes]
+        downs = downstream_many(saes, source)
+        geometries = [measurements.decoder_geometry(sae, d_sae, source.d_in)
+                      for sae, (_, d_sae, _) in zip(saes, recons, strict=True)]
     finally:
-        sae.train(was_training)
-    metrics = {**recon, **{k: v for k, v in down.items()
-                           if k not in ("ce_positions", "zero_ablation_cached")}, **geometry}
-    for name, level in per_level.items():
-        metrics[f"l0_level_{name}"] = level["l0"]
-        metrics[f"explained_variance_level_{name}"] = level["explained_variance"]
-    if per_level:
-        details["levels"] = per_level
-    windows = {"reconstruction_tokens": len(acts), "dead_dense_window_tokens": len(acts),
-               "dense_threshold": DENSE_THRESHOLD,
-               "ce_kl_positions": down["ce_positions"],
-               "zero_ablation_from_cache": bool(down["zero_ablation_cached"]),
-               "definitions": DEFINITIONS}
-    return Report(metrics, source.d_in, d_sae, details, windows, time.perf_counter() - start)
+        for sae, mode in zip(saes, modes, strict=True):
+            sae.train(mode)
+    share = (time.perf_counter() - start) / max(1, len(saes))
+    reports = []
+    for (recon, d_sae, per_level), down, (geometry, details) in zip(recons, downs, geometries,
+                                                                     strict=True):
+        metrics = {**recon, **{k: v for k, v in down.items()
+                               if k not in ("ce_positions", "zero_ablation_cached")}, **geometry}
+        for name, level in per_level.items():
+            metrics[f"l0_level_{name}"] = level["l0"]
+            metrics[f"explained_variance_level_{name}"] = level["explained_variance"]
+        if per_level:
+            details["levels"] = per_level
+        windows = {"reconstruction_tokens": len(acts), "dead_dense_window_tokens": len(acts),
+                   "dense_threshold": DENSE_THRESHOLD,
+                   "ce_kl_positions": down["ce_positions"],
+                   "zero_ablation_from_cache": bool(down["zero_ablation_cached"]),
+                   "definitions": DEFINITIONS}
+        reports.append(Report(metrics, source.d_in, d_sae, details, windows, share))
+    return reports

@@ -1,6 +1,6 @@
 """The evaluator: the one process that writes metrics, and never runs LLM-edited Python.
 
-    python -I -c '<boot>' RUN_I_DIR [--preset NAME] [--manifest template.toml]
+    python -I -c '<boot>' RUN_I_DIR [--preset NAME] [--manifest template.toml] [--seeds 0,1,2]
     (`harness.provenance.evaluator_command` builds that line; `python -m harness.evaluator` works too)
 
 It reads `run_i/sae_encode.pt2` and `sae_decode.pt2` once, as bytes, hashes them, and runs them
@@ -11,12 +11,17 @@ from it are validated index lists. A final_info.json the experiment wrote itself
 named in the record (its values are kept out of it, so no paper can cite them). The record's
 `provenance` holds the sha256 of every file evaluated and of the harness's source; `checkpoint`
 says whether `sae.safetensors` holds exactly the weights evaluated.
+
+With `--seeds`, every `RUN_I_DIR/seed_<k>/` is evaluated in this one process (model, held-out
+activations and clean forward pass shared) and `RUN_I_DIR/final_info.json` holds the means
+over the seeds with their intervals (`harness.seeds`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -170,16 +175,8 @@ def _ignored(run_dir: Path) -> dict[str, Any] | None:
     return {"files": found, "note": "written by experiment.py, not by the evaluator: ignored"}
 
 
-def evaluate_run(run_dir: Path, preset: str | None, manifest: Path | None = None) -> dict[str, Any]:
-    """Evaluate `run_dir`'s exported SAE and write its final_info.json; return the record."""
-    import torch
-
-    from harness import results
-    from harness.activations import ActivationSource
-    from harness.evaluate import evaluate
-
-    start = time.perf_counter()
-    run_dir = run_dir.resolve()
+def _loaded(run_dir: Path, device: str) -> dict[str, Any]:
+    """The exported SAE of `run_dir` as the evaluator runs it, with what its record needs."""
     for name in (prov.ENCODE, prov.DECODE):
         if not (run_dir / name).is_file():
             raise EvaluationError(
@@ -188,14 +185,110 @@ def evaluate_run(run_dir: Path, preset: str | None, manifest: Path | None = None
                 "encode/decode; metrics written by experiment.py itself are ignored")
     encode, decode = (run_dir / prov.ENCODE).read_bytes(), (run_dir / prov.DECODE).read_bytes()
     meta_raw, meta = _read_meta(run_dir)
-    ignored = _ignored(run_dir)
+    return {"dir": run_dir, "encode": encode, "decode": decode, "meta_raw": meta_raw,
+            "meta": meta, "ignored": _ignored(run_dir),
+            "sae": graph_sae(encode, decode, meta, device)}
+
+
+def evaluate_run(run_dir: Path, preset: str | None, manifest: Path | None = None) -> dict[str, Any]:
+    """Evaluate `run_dir`'s exported SAE and write its final_info.json; return the record."""
+    import torch
+
+    from harness.evaluate import evaluate_many
+
+    start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    sae = graph_sae(encode, decode, meta, device)
+    loaded = _loaded(run_dir.resolve(), device)
+    source = _source(preset, [loaded])
+    (report,) = evaluate_many([loaded["sae"]], source)
+    return _write(loaded, report, source, manifest, time.perf_counter() - start)
+
+
+def evaluate_seeds(run_dir: Path, seeds: list[int], preset: str | None,
+                   manifest: Path | None = None) -> dict[str, Any]:
+    """Evaluate every seed of a run (`run_dir/seed_<k>/`) in this one process, sharing the
+    model, the held-out activations and the clean forward pass; write each seed's
+    final_info.json and the run's own, whose metrics are the means (`harness.seeds`)."""
+    import torch
+
+    from harness import results
+    from harness import seeds as seeds_mod
+    from harness.evaluate import evaluate_many
+    from harness.graph_run import Refused
+
+    start = time.perf_counter()
+    run_dir = run_dir.resolve()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    outcomes = _outcomes(run_dir / seeds_mod.OUTCOMES)
+    loaded, failed = [], {}
+    for seed in seeds:
+        if outcomes.get(seed, {}).get("status", "ok") != "ok":
+            failed[seed] = str(outcomes[seed].get("describe") or outcomes[seed]["status"])[:500]
+            continue
+        try:
+            loaded.append({**_loaded(seeds_mod.seed_dir(run_dir, seed), device), "seed": seed})
+        except (EvaluationError, Refused, ValueError) as exc:
+            failed[seed] = f"not evaluated: {exc}"[:500]
+    if not loaded:
+        raise EvaluationError("no seed of this run can be evaluated: " + "; ".join(
+            f"seed {s}: {why}" for s, why in failed.items()))
+    source = _source(preset, loaded)
+    reports = evaluate_many([item["sae"] for item in loaded], source)
+    records = {}
+    for item, report in zip(loaded, reports, strict=True):
+        records[item["seed"]] = _write(item, report, source, manifest, report.seconds,
+                                       seed=item["seed"])
+    means, section = seeds_mod.aggregate(records, seeds, failed)
+    order = [s for s in seeds if s in records]
+    first = records[order[0]]
+    timings = {k: math.fsum(records[s]["timings"].get(k, 0.0) for s in order) / len(order)
+               for k, v in first["timings"].items() if isinstance(v, (int, float))}
+    timings["evaluator_s"] = time.perf_counter() - start
+    extra: dict[str, Any] = {
+        "seeds": section,
+        "preset": first.get("preset"),
+        "measurements": {f"seed_{s}": records[s].get("measurements", {}) for s in order},
+        "evaluation": first.get("evaluation", {}),
+        "data": first.get("data", {}),
+        "training": {f"seed_{s}": records[s].get("training", {}) for s in order},
+        "reported": first.get("reported", {}),
+        "provenance": {"evaluator": prov.EVALUATOR, "harness_sha256": prov.harness_sha256(),
+                       "aggregate_of": {f"seed_{s}": {
+                           "final_info_sha256": prov.sha256_file(
+                               seeds_mod.seed_dir(run_dir, s) / results.FINAL_INFO)}
+                           for s in order}},
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    config = seeds_mod.merged_config(records, order)
+    return results.write_final_info(run_dir, means, config, timings=timings, extra=extra,
+                                    manifest=manifest)
+
+
+def _outcomes(path: Path) -> dict[int, dict[str, Any]]:
+    """How each seed's process ended, as the loop recorded it (absent when run by hand)."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {int(o["seed"]): o for o in data.get("seeds", []) if isinstance(o, dict)}
+
+
+def _source(preset: str | None, loaded: list[dict[str, Any]]) -> Any:
+    from harness.activations import ActivationSource
+
     source = ActivationSource(preset)
-    if source.d_in != meta["d_in"]:
-        raise EvaluationError(f"the SAE was exported for d_in={meta['d_in']}, the preset "
-                              f"{source.preset.name} has d_in={source.d_in}")
-    report = evaluate(sae, source)
+    for item in loaded:
+        if source.d_in != item["meta"]["d_in"]:
+            raise EvaluationError(f"the SAE was exported for d_in={item['meta']['d_in']}, the "
+                                  f"preset {source.preset.name} has d_in={source.d_in}")
+    return source
+
+
+def _write(item: dict[str, Any], report: Any, source: Any, manifest: Path | None,
+           seconds: float, seed: int | None = None) -> dict[str, Any]:
+    """Write one evaluated SAE's final_info.json (its directory) and return the record."""
+    from harness import results
+
+    run_dir, meta, sae = item["dir"], item["meta"], item["sae"]
     data = source.describe()
     reported_config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     config = {**reported_config, "d_in": report.d_in, "d_sae": report.d_sae,
@@ -207,7 +300,7 @@ def evaluate_run(run_dir: Path, preset: str | None, manifest: Path | None = None
     timings = {**{k: v for k, v in reported_timings.items() if isinstance(v, (int, float))},
                "harvest_s": data["harvest_seconds"],
                "model_load_s": source.lm_info.get("load_seconds", 0.0), "eval_s": report.seconds,
-               "evaluator_s": time.perf_counter() - start}
+               "evaluator_s": seconds}
     extra: dict[str, Any] = {
         "preset": source.preset.name,
         "measurements": report.measurements,
@@ -219,17 +312,19 @@ def evaluate_run(run_dir: Path, preset: str | None, manifest: Path | None = None
                      "harvest_s, model_load_s, eval_s, evaluator_s)", "tokens", "sae_class"],
                      "note": "stated by the training process, not measured by the evaluator"},
         "provenance": {"evaluator": prov.EVALUATOR,
-                       "encode_sha256": prov.sha256_bytes(encode),
-                       "decode_sha256": prov.sha256_bytes(decode),
-                       "meta_sha256": prov.sha256_bytes(meta_raw),
+                       "encode_sha256": prov.sha256_bytes(item["encode"]),
+                       "decode_sha256": prov.sha256_bytes(item["decode"]),
+                       "meta_sha256": prov.sha256_bytes(item["meta_raw"]),
                        "harness_sha256": prov.harness_sha256()},
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if seed is not None:
+        extra["seed"] = seed
     checkpoint = checkpoint_check(run_dir, [sae.enc, sae.dec])
     if checkpoint is not None:
         extra["checkpoint"] = checkpoint
-    if ignored:
-        extra["ignored_from_experiment"] = ignored
+    if item["ignored"]:
+        extra["ignored_from_experiment"] = item["ignored"]
     return results.write_final_info(run_dir, report.metrics, config, timings=timings, extra=extra,
                                     manifest=manifest)
 
@@ -239,10 +334,11 @@ def _preset(args: argparse.Namespace, run_dir: Path) -> str | None:
         return str(args.preset)
     if os.environ.get("EXPERIMENT_PRESET"):
         return os.environ["EXPERIMENT_PRESET"]
-    path = run_dir.resolve().parent / "preset.json"
-    if path.is_file():
-        found = json.loads(path.read_text(encoding="utf-8")).get("preset")
-        return str(found) if found else None
+    for folder in run_dir.resolve().parents[:2]:  # run_i/ or run_i/seed_k/ by hand
+        path = folder / "preset.json"
+        if path.is_file():
+            found = json.loads(path.read_text(encoding="utf-8")).get("preset")
+            return str(found) if found else None
     return None
 
 
@@ -252,12 +348,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default=None)
     parser.add_argument("--manifest", type=Path, default=None,
                         help="template.toml with the gates (default: ./template.toml)")
+    parser.add_argument("--seeds", default=None, metavar="LIST",
+                        help="evaluate run_dir/seed_<k>/ for each seed (e.g. 0,1,2) and write the "
+                             "run's final_info.json with the means and their intervals")
     args = parser.parse_args(argv)
+    from harness import seeds
     from harness.graph_run import Refused
 
     try:
-        record = evaluate_run(args.run_dir, _preset(args, args.run_dir), args.manifest)
-    except (EvaluationError, Refused) as exc:
+        preset = _preset(args, args.run_dir)
+        if args.seeds is not None:
+            record = evaluate_seeds(args.run_dir, seeds.parse_seeds(args.seeds), preset,
+                                    args.manifest)
+        else:
+            record = evaluate_run(args.run_dir, preset, args.manifest)
+    except (EvaluationError, Refused, ValueError) as exc:
         print(f"evaluator: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     print(f"evaluator: wrote {args.run_dir}/final_info.json in "

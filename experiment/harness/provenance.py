@@ -56,14 +56,26 @@ def _isolated(module: str, args: list[str], python: str) -> list[str]:
 
 
 def evaluator_command(run_dir: Path, preset: str | None, manifest: Path | None = None,
-                      python: str = sys.executable) -> list[str]:
-    """argv of the evaluator process (see `_isolated`)."""
+                      python: str = sys.executable, seeds: list[int] | None = None) -> list[str]:
+    """argv of the evaluator process (see `_isolated`); with `seeds`, of every
+    `run_dir/seed_<k>/` and the run's aggregate."""
     args = [str(run_dir)]
     if preset:
         args += ["--preset", preset]
     if manifest is not None:
         args += ["--manifest", str(manifest)]
+    if seeds is not None:
+        args += ["--seeds", ",".join(map(str, seeds))]
     return _isolated("evaluator", args, python)
+
+
+def seeds_command(run_dir: Path, seeds: list[int], manifest: Path | None = None,
+                  python: str = sys.executable) -> list[str]:
+    """argv of `harness.seeds`, which combines the seeds of a template without an evaluator."""
+    args = [str(run_dir), "--seeds", ",".join(map(str, seeds))]
+    if manifest is not None:
+        args += ["--manifest", str(manifest)]
+    return _isolated("seeds", args, python)
 
 
 def prepare_command(preset: str | None, python: str = sys.executable) -> list[str]:

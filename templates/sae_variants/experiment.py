@@ -5,6 +5,7 @@ every reported metric from the trained SAE; this file defines the SAE and how it
 Activations arrive scaled so that E||x||^2 = d_in, whatever the model.
 
 Run: python experiment.py --out_dir=run_1
+Seeds: EXPERIMENT_SEED=1 python experiment.py --out_dir=run_1/seed_1 (the loop runs each seed so)
 """
 
 import argparse
@@ -30,7 +31,7 @@ class Config:
     batch_size: int = 1024         # activations (tokens) per step
     epochs: int | None = None      # passes over the cached training activations; None: the
                                    # preset's (tiny: 4 over its small corpus; cpu, gpu: 1)
-    seed: int = 0
+    seed: int = 0                  # the loop sets EXPERIMENT_SEED per seed (harness.run_seed)
     log_every: int = 200           # steps between progress lines
 
 
@@ -119,6 +120,7 @@ class CustomTrainer:
 
 def main(out_dir: str) -> None:
     cfg = Config()
+    cfg.seed = harness.run_seed(cfg.seed)  # EXPERIMENT_SEED: the loop trains each run with several
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()
     source = harness.ActivationSource()  # preset: EXPERIMENT_PRESET, else ./preset.json
