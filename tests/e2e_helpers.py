@@ -21,6 +21,9 @@ def block(path: str, search: str, replace: str) -> str:
 PLAN = (
     "Plan:\n1. Run 1: heavy-ball momentum 0.5.\n2. Run 2: momentum 0.9.\n\n"
     "Run 1: add heavy-ball momentum 0.5\n\n"
+    # Registered before run 1 (agent.hypotheses); one seed: judged inconclusive, no interval.
+    '```json\n{"hypotheses": [{"id": "H1", "statement": "Momentum lowers the final loss.", "metric": '
+    '"final_loss", "run": 1, "against": 0, "expected": "decrease", "smallest_effect": 0.001}]}\n```\n\n'
     + block("experiment.py", "    momentum: float = 0.0  # heavy-ball momentum\n",
             "    momentum: float = 0.5  # heavy-ball momentum\n")
     # A block that cannot match: the loop must report it and ask again.
