@@ -14,17 +14,24 @@ from agent.paper.sections import DRAFT_ORDER, stubs
 PROMPTS = Path(__file__).resolve().parents[1] / "agent" / "prompts"
 RUNS = [{"name": "run_0", "description": "baseline: the unmodified template"},
         {"name": "run_1", "description": "TopK with k = 32"}]
+COMPARISONS = ["run_1 vs run_0, L0: -5.333 [95% CI -7.144, -3.523]: better (n = 3 vs 3; \\RunOneLZeroDelta, "
+               "\\RunOneLZeroDeltaCI, \\RunOneLZeroVerdict)"]
+HYPOTHESES = ['H1: "TopK lowers L0" -- L0 of run 1 vs. baseline, expected decrease by at least 2.0: SUPPORTED, '
+              "diff -5.33 [95% CI -7.1, -3.5]; the interval lies below 0 (\\HypothesisOneVerdict)"]
 SAMPLES = {
     "writeup_section": dict(
         section="Results", stubs=["\\writeupstub{Results}"], idea_title="TopK SAEs", idea="Replace L1 with TopK.",
         runs=RUNS, macros="\\RunOneLZero = 32.0  (run_1, l0, value)", table_macro="ResultsTable",
+        seed_note="Every run (the baseline included) was trained with 3 seeds (0, 1, 2), all of which succeeded.",
+        comparisons=COMPARISONS, hypotheses=HYPOTHESES,
         references=["gao2024scaling: Gao et al. (2024), Scaling and Evaluating Sparse Autoencoders"],
         figures=[{"name": "ev_vs_l0.png", "description": "explained variance against L0"}],
         gate_failures=["run_1: 15.2% of latents are dead (warn)"], notes="Run 1: TopK.", tex="\\section{Results}"),
     "writeup_refine": dict(section="Results", figures=[{"name": "ev_vs_l0.png", "description": "EV"}],
                            problems=["line 80: \\cite key 'x' is not in references.bib"]),
     "writeup_grounding_fix": dict(findings=['[Results, line 80] number: "15\\%" -- matches no value'],
-                                  macros="\\RunOneMse = 0.0275", runs=RUNS, attempt=1, max_attempts=3),
+                                  macros="\\RunOneMse = 0.0275", runs=RUNS, comparisons=COMPARISONS,
+                                  hypotheses=HYPOTHESES, attempt=1, max_attempts=3),
     "writeup_latex_fix": dict(status="failed", errors=["line 12: ! Undefined control sequence.\n    l.12 \\RunNine"],
                               warnings=["Citation `x' on page 1 undefined"], chktex=["3:5: [9] `}' expected"],
                               problems=["line 4: figure file 'a.png' does not exist"], tex="\\section{Method}",

@@ -1,59 +1,50 @@
-"""`latex/results.tex`: every number the paper may cite, as a macro, plus the results table.
+"""`latex/results.tex`: every number the paper may cite, as a macro, plus the results tables.
 
 The LLM never types a result: it writes `\\RunTwoExplainedVariance` and LaTeX prints the value
 computed by the harness. Naming: `\\Baseline<Metric>` for run_0, `\\Run<Index><Metric>` for
-run_i (index spelled in words, `\\RunTwelveLZero`), `...Delta` (signed difference to the
-baseline) and `...DeltaPct` (relative change, percent) for headline metrics, `\\NumRuns`
-(runs besides the baseline), `\\ResultsTable` (a float) and `\\ResultsTabular` (its tabular).
-Setup facts come from the records too, never from prose: `\\SetupModel`, `\\SetupLayer`,
-`\\SetupDataset`, token counts, sizes, seeds, the preset (the baseline's value, marked where
-the runs differ),
-and `\\GateSummary`, a sentence saying which runs pass or fail which plausibility gate.
-Macro names are letters only, so LaTeX accepts them; digits in metric names become words.
+run_i (index spelled in words, `\\RunTwelveLZero`), the mean over the run's seeds. Where a run
+has at least 2 independent seeds: `...Low`, `...High` (the 95% t interval of the mean), `...Sd`
+(sample standard deviation), `...PM` (the interval's half-width). For the headline metrics of
+every run but the baseline: `...Delta` (signed difference of means to the baseline),
+`...DeltaPct` (relative change, percent), `...Verdict` (better / worse / no detectable
+difference by the 95% Welch interval of the difference, or `no interval (1 seed)`),
+`...DeltaCI` (`95\\% CI [$-$0.036, $-$0.022]`) and, with an interval, `...DeltaLow`,
+`...DeltaHigh`. Intervals and verdicts are computed here from the per-seed values by
+`agent.stats`, and checked against what the record states. `\\NumRuns` (runs besides the
+baseline), `\\ResultsTable` (a float) and `\\ResultsTabular` (its tabular); setup facts, seeds
+and gates (`agent.paper.setup_tex`); the pre-registered hypotheses, their verdicts and
+`\\HypothesesTable` (`agent.paper.hypotheses_tex`).
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from agent import stats
+from agent.paper import hypotheses_tex
+from agent.paper.macros import (  # noqa: F401  (re-exported: the names other modules import from here)
+    RUN_NAME,
+    Macro,
+    MacroKind,
+    bound,
+    finite,
+    metric_word,
+    number_word,
+    run_prefix,
+    signed,
+    spread,
+)
+from agent.paper.setup_tex import gate_summary, run_words, seed_count, seed_summary, setup_macros  # noqa: F401
 from agent.paper.spec import MetricSpec, as_specs
 
-MacroKind = Literal["value", "delta", "delta_pct", "count", "setup", "gates"]
 RESULTS_FILE = "results.tex"
-RUN_NAME = re.compile(r"^run_(\d+)$")
-
-_ONES = ("Zero One Two Three Four Five Six Seven Eight Nine Ten Eleven Twelve Thirteen "
-         "Fourteen Fifteen Sixteen Seventeen Eighteen Nineteen").split()
-_TENS = "_ _ Twenty Thirty Forty Fifty Sixty Seventy Eighty Ninety".split()
-
-
-@dataclass(frozen=True)
-class Macro:
-    """One macro of results.tex."""
-
-    name: str
-    """The control sequence without the backslash, e.g. `RunOneMse`."""
-    value: str
-    """What it prints (LaTeX), e.g. `0.912` or `+1.3\\%`."""
-    run: str
-    """The run it belongs to (`run_0` is the baseline); empty for paper-wide macros."""
-    metric: str
-    """The metric key; empty for paper-wide macros."""
-    kind: MacroKind
-    """A value, a difference to the baseline, a relative change, or a count."""
-    number: float | None
-    """The unrounded number behind it."""
-
-    def line(self) -> str:
-        """One line for prompts: `\\RunOneMse = 1.578  (run_1, MSE)`."""
-        where = f"  ({self.run}, {self.metric}, {self.kind})" if self.run else ""
-        return f"\\{self.name} = {self.value}{where}"
+NO_INTERVAL = "no interval (1 seed)"
+MARKS = {"better": "$^{+}$", "worse": "$^{-}$"}
+"""Marks of a table cell whose run is detectably better / worse than the baseline."""
 
 
 @dataclass(frozen=True)
@@ -68,58 +59,21 @@ class ResultsTex:
     """The macro that places the results table (a float), without the backslash."""
     skipped: tuple[str, ...]
     """Runs that were left out, each with the reason."""
+    comparisons: tuple[str, ...] = ()
+    """One line per run and headline metric against the baseline, for the prompts."""
+    hypotheses: tuple[str, ...] = ()
+    """One line per hypothesis with its verdict (or why there are none), for the prompts."""
+    seed_note: str = ""
+    """Plain text: the seeds the results are means over, and which runs have no interval."""
+    problems: tuple[str, ...] = ()
+    """Where a record's own mean or interval disagrees with its per-seed values (the values win)."""
 
     def listing(self) -> str:
         """All macros, one per line, for the writeup prompts."""
         return "\n".join(m.line() for m in self.macros)
 
     def names(self) -> frozenset[str]:
-        return frozenset({m.name for m in self.macros} | {self.table_macro, "ResultsTabular"})
-
-
-def number_word(n: int) -> str:
-    """0..999 in CamelCase words: 21 -> `TwentyOne`, 305 -> `ThreeHundredFive`."""
-    if not 0 <= n <= 999:
-        raise ValueError(f"run index {n} out of range for macro names")
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + (_ONES[n % 10] if n % 10 else "")
-    rest = n % 100
-    return _ONES[n // 100] + "Hundred" + (number_word(rest) if rest else "")
-
-
-def metric_word(name: str) -> str:
-    """`explained_variance` -> `ExplainedVariance`, `l0` -> `LZero`, `top10_acc` -> `TopTenAcc`."""
-    parts = re.findall(r"[A-Za-z]+|\d+", name)
-    word = "".join(number_word(int(p)) if p.isdigit() else p[0].upper() + p[1:] for p in parts)
-    if not word:
-        raise ValueError(f"metric name {name!r} has no letters or digits")
-    return word
-
-
-def run_prefix(run: str) -> str:
-    """`run_0` -> `Baseline`, `run_3` -> `RunThree`."""
-    index = int(RUN_NAME.match(run).group(1))  # type: ignore[union-attr]
-    return "Baseline" if index == 0 else "Run" + number_word(index)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _signed(value: float, spec: MetricSpec) -> str:
-    """A difference with its sign; a difference of percentages is in percentage points."""
-    if spec.format.endswith("%"):
-        digits = re.search(r"\.(\d+)", spec.format)
-        body = format(abs(value) * 100, f".{digits.group(1) if digits else 1}f") + " pp"
-    else:
-        body = spec.fmt(abs(value))
-    if not re.search(r"[1-9]", body):
-        return body
-    return ("+" if value > 0 else "$-$") + body
+        return frozenset({m.name for m in self.macros} | {self.table_macro, "ResultsTabular", *hypotheses_tex.names()})
 
 
 def _sorted_runs(final_infos: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
@@ -137,142 +91,89 @@ def _sorted_runs(final_infos: Mapping[str, Mapping[str, Any]]) -> tuple[list[str
 def _with_undeclared(specs: tuple[MetricSpec, ...], all_metrics: list[Mapping[str, Any]]) -> tuple[MetricSpec, ...]:
     """The declared metrics, then any other number a run reports (printed with `.4g`)."""
     declared = {s.name for s in specs}
-    extra = dict.fromkeys(k for m in all_metrics for k, v in m.items() if k not in declared and _number(v) is not None)
+    extra = dict.fromkeys(k for m in all_metrics for k, v in m.items() if k not in declared and finite(v) is not None)
     return specs + tuple(MetricSpec(k, k.replace("_", " ")) for k in extra)
 
 
-def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any]) -> tuple[list[Macro], list[str]]:
-    """The number macros for every run and metric, and the runs that were skipped."""
+def _agrees(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 + 1e-6 * max(abs(a), abs(b))
+
+
+def interval_macros(name: str, run: str, spec: MetricSpec, info: Mapping[str, Any], value: float,
+                    problems: list[str]) -> list[Macro]:
+    """`...Low`, `...High`, `...Sd`, `...PM` of one run's metric, from its per-seed values
+    (`agent.stats.summarize`), where it has at least 2 independent seeds. A recorded mean or
+    `seeds.ci95` that disagrees with the values is reported in `problems`."""
+    values = stats.seed_values(info, spec.name)
+    if len(values) < 2:
+        return []
+    s = stats.summarize(values)
+    assert s.ci is not None
+    if not _agrees(s.mean, value):
+        problems.append(f"{run} {spec.name}: metrics holds {value:.6g}, the mean of its seeds is {s.mean:.6g}")
+    recorded = info.get("seeds", {}).get("ci95", {}).get(spec.name) if isinstance(info.get("seeds"), Mapping) else None
+    if isinstance(recorded, list) and len(recorded) == 2 and not all(
+            (r := finite(x)) is not None and _agrees(r, c) for x, c in zip(recorded, s.ci, strict=True)):
+        problems.append(f"{run} {spec.name}: seeds.ci95 is {recorded}, the t interval of its seeds is "
+                        f"[{s.ci[0]:.6g}, {s.ci[1]:.6g}]")
+    half = (s.ci[1] - s.ci[0]) / 2
+    return [Macro(name + "Low", bound(s.ci[0], spec, difference=False), run, spec.name, "ci_low", s.ci[0]),
+            Macro(name + "High", bound(s.ci[1], spec, difference=False), run, spec.name, "ci_high", s.ci[1]),
+            Macro(name + "Sd", spread(s.sd, spec), run, spec.name, "sd", s.sd),
+            Macro(name + "PM", spread(half, spec), run, spec.name, "ci_half", half)]
+
+
+def comparison_macros(name: str, found: stats.RunComparison, spec: MetricSpec) -> list[Macro]:
+    """`...Verdict`, `...DeltaCI` and, with an interval, `...DeltaLow`, `...DeltaHigh`."""
+    c, run, against = found.comparison, found.run, found.against
+    out = [Macro(name + "Verdict", c.verdict or NO_INTERVAL, run, spec.name, "verdict", None, against)]
+    if c.ci is None:
+        return [*out, Macro(name + "DeltaCI", NO_INTERVAL, run, spec.name, "delta_ci", None, against)]
+    lo, hi = (bound(v, spec, difference=True) for v in c.ci)
+    return [Macro(name + "DeltaLow", lo, run, spec.name, "delta_low", c.ci[0], against),
+            Macro(name + "DeltaHigh", hi, run, spec.name, "delta_high", c.ci[1], against),
+            *out, Macro(name + "DeltaCI", f"{round(stats.LEVEL * 100)}\\% CI [{lo}, {hi}]", run, spec.name,
+                        "delta_ci", None, against)]
+
+
+def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
+                 problems: list[str] | None = None) -> tuple[list[Macro], list[str]]:
+    """The number macros for every run and metric, and the runs that were skipped; records that
+    disagree with their own per-seed values are described in `problems`."""
+    problems = [] if problems is None else problems
     runs, skipped = _sorted_runs(final_infos)
     specs = _with_undeclared(as_specs(metrics), [final_infos[r]["metrics"] for r in runs])
     words = [metric_word(s.name) for s in specs]
-    base = final_infos.get("run_0", {}).get("metrics", {}) if "run_0" in runs else {}
+    base_info = final_infos.get("run_0", {}) if "run_0" in runs else {}
+    base = base_info.get("metrics", {})
     macros = [Macro("NumRuns", str(sum(r != "run_0" for r in runs)), "", "", "count",
                     float(sum(r != "run_0" for r in runs)))]
     macros += setup_macros([final_infos[r] for r in runs], runs)
     for run in runs:
-        values = final_infos[run]["metrics"]
+        info = final_infos[run]
         for spec, word in zip(specs, words, strict=True):
-            value = _number(values.get(spec.name))
+            value = finite(info["metrics"].get(spec.name))
             if value is None:
                 continue
             name = run_prefix(run) + word
             macros.append(Macro(name, spec.fmt(value), run, spec.name, "value", value))
-            ref = _number(base.get(spec.name))
+            macros += interval_macros(name, run, spec, info, value, problems)
+            ref = finite(base.get(spec.name))
             if run == "run_0" or not spec.headline or ref is None:
                 continue
-            macros.append(Macro(name + "Delta", _signed(value - ref, spec), run, spec.name, "delta", value - ref))
+            macros.append(Macro(name + "Delta", signed(value - ref, spec), run, spec.name, "delta", value - ref, "run_0"))
             if ref != 0:
                 pct = 100 * (value - ref) / abs(ref)
                 pct_spec = MetricSpec(spec.name, spec.label, format=".1f")
-                macros.append(Macro(name + "DeltaPct", _signed(pct, pct_spec) + r"\%", run, spec.name, "delta_pct", pct))
+                macros.append(Macro(name + "DeltaPct", signed(pct, pct_spec) + r"\%", run, spec.name, "delta_pct",
+                                    pct, "run_0"))
+            found = stats.compare_runs(info, base_info, spec.name, spec.direction, run, "run_0")
+            if found is not None:
+                macros += comparison_macros(name, found, spec)
     clashes = [n for n, count in Counter(m.name for m in macros).items() if count > 1]
     if clashes:
         raise ValueError(f"metric names collide in macro names: {clashes}; rename a metric in template.toml")
     return macros, skipped
-
-
-def _dig(info: Mapping[str, Any], path: str) -> Any:
-    node: Any = info
-    for key in path.split("."):
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-SETUP: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    # macro name, where to look in final_info (first found), how to print
-    ("SetupModel", ("data.model_label", "config.model"), "text"),
-    ("SetupModelName", ("config.model", "data.model"), "tt"),
-    ("SetupLayer", ("config.layer", "data.layer"), "int"),
-    ("SetupDataset", ("data.dataset_label", "config.dataset"), "text"),
-    ("SetupPreset", ("preset", "config.preset"), "tt"),
-    ("SetupContextLen", ("config.context_len", "data.context_len"), "int"),
-    ("SetupDIn", ("config.d_in",), "int"),
-    ("SetupDSae", ("config.d_sae",), "int"),
-    ("SetupTrainTokens", ("config.tokens",), "int"),
-    ("SetupEvalTokens", ("evaluation.reconstruction_tokens", "data.eval_tokens"), "int"),
-    ("SetupCePositions", ("evaluation.ce_kl_positions",), "int"),
-    ("SetupBatchSize", ("config.batch_size",), "int"),
-    ("SetupSteps", ("config.total_steps",), "int"),
-)
-"""Setup facts a paper states: one macro each where every run records the same value."""
-
-
-def _setup_value(value: Any, how: str) -> tuple[str, float | None] | None:
-    from pylatex.utils import escape_latex
-
-    if how == "int":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            return None
-        return f"{int(value):,}".replace(",", "{,}"), float(value)
-    if not isinstance(value, str) or not value:
-        return None
-    text = escape_latex(value)
-    return (f"\\texttt{{{text}}}" if how == "tt" else text), None
-
-
-def _run_words(runs: Sequence[str]) -> str:
-    names = ["the baseline" if r == "run_0" else f"run {r.split('_')[1]}" for r in runs]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def gate_summary(infos: Sequence[Mapping[str, Any]], runs: Sequence[str]) -> str:
-    """One or two sentences: which runs pass every plausibility gate, and for each gate that
-    fails or warns, which runs (gate names as the template declares them)."""
-    from pylatex.utils import escape_latex
-
-    failing: dict[str, list[str]] = {}
-    warning: dict[str, list[str]] = {}
-    for run, info in zip(runs, infos, strict=True):
-        for g in info.get("gates", []):
-            if isinstance(g, Mapping) and g.get("passed") is False:
-                bucket = failing if g.get("severity", "fail") == "fail" else warning
-                bucket.setdefault(str(g.get("name")), []).append(run)
-    n = len(runs)
-
-    def who(names: list[str]) -> str:
-        return ("every run" if n > 1 else "the run") if len(names) == n else _run_words(names)
-
-    failed_runs = {r for names in failing.values() for r in names}
-    if not failing:
-        every = {1: "The run passes", 2: "Both runs (the baseline included) pass"}.get(
-            n, f"All {number_word(n).lower()} runs (the baseline included) pass")
-        text = every + " every plausibility gate of the template."
-    else:
-        text = "Plausibility gates: " + "; ".join(
-            f"{who(names)} fail{'s' if len(names) == 1 or len(names) == n else ''} {gate}"
-            for gate, names in failing.items()) + "."
-        passing = [r for r in runs if r not in failed_runs]
-        if passing:
-            text += f" {_run_words(passing).capitalize()} pass{'es' if len(passing) == 1 else ''} every gate."
-    if warning:
-        text += " Warnings: " + "; ".join(f"{who(names)} trigger{'s' if len(names) == 1 or len(names) == n else ''} {gate}"
-                                          for gate, names in warning.items()) + "."
-    return escape_latex(text)
-
-
-def setup_macros(infos: Sequence[Mapping[str, Any]], runs: Sequence[str]) -> list[Macro]:
-    """`\\Setup...` macros for the facts every run shares, `\\SetupSeeds`, `\\GateSummary`."""
-    out = []
-    for name, paths, how in SETUP:
-        found = [next((v for p in paths if (v := _dig(info, p)) is not None), None) for info in infos]
-        shown = _setup_value(found[0], how) if found else None
-        if shown is None:
-            continue
-        if len({repr(v) for v in found}) > 1:  # still defined, so a paper citing it compiles
-            out.append(Macro(name, f"{shown[0]} (baseline; runs differ)", "", "", "setup", None))
-        else:
-            out.append(Macro(name, shown[0], "", "", "setup", shown[1]))
-    seeds = sorted({int(s) for info in infos if isinstance(s := _dig(info, "config.seed"), int)})
-    if seeds:
-        out.append(Macro("SetupSeeds", ", ".join(map(str, seeds)), "", "", "setup",
-                         float(seeds[0]) if len(seeds) == 1 else None))
-        out.append(Macro("SetupNumSeeds", str(len(seeds)), "", "", "setup", float(len(seeds))))
-    if any(info.get("gates") for info in infos):
-        out.append(Macro("GateSummary", gate_summary(infos, runs), "", "", "gates", None))
-    return out
 
 
 def _fails_gate(info: Mapping[str, Any]) -> bool:
@@ -280,14 +181,40 @@ def _fails_gate(info: Mapping[str, Any]) -> bool:
                for g in info.get("gates", []) if isinstance(g, Mapping))
 
 
+def _cell(info: Mapping[str, Any], base_info: Mapping[str, Any] | None, spec: MetricSpec,
+          run: str) -> tuple[str, stats.Verdict | None]:
+    """`$0.433 \\pm 0.004$` (mean and half-width of the 95% interval) with a verdict mark, or the
+    plain value of a single seed, or `--`."""
+    value = finite(info["metrics"].get(spec.name))
+    if value is None:
+        return "--", None
+    values = stats.seed_values(info, spec.name)
+    if len(values) < 2:
+        return f"${spec.fmt(value)}$", None
+    ci = stats.summarize(values).ci
+    assert ci is not None
+    text = f"${spec.fmt(value)} \\pm {spread((ci[1] - ci[0]) / 2, spec)}$"
+    found = stats.compare_runs(info, base_info, spec.name, spec.direction, run) if base_info and run != "run_0" else None
+    verdict = found.verdict if found is not None and spec.headline else None
+    mark = MARKS.get(verdict or "")
+    return text + (f"\\rlap{{{mark}}}" if mark else ""), verdict
+
+
 def build_tabular(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
-                  descriptions: Mapping[str, str] | None = None) -> tuple[str, bool]:
-    """The booktabs tabular (pylatex) and whether any row is marked as failing a gate."""
+                  descriptions: Mapping[str, str] | None = None) -> tuple[str, bool, frozenset[str]]:
+    """The booktabs tabular (pylatex), whether any row is marked as failing a gate, and the
+    verdicts marked in it.
+
+    No value is set in bold as "best": under seed noise the largest mean of a column is not a
+    finding, and no test compares the runs with each other. What the statistics decided is
+    marked instead: a run's cell is marked better or worse only where the Welch interval of its
+    difference to the baseline excludes 0 (`agent.stats.compare_runs`)."""
     from pylatex import NoEscape, Tabular
-    from pylatex.utils import bold, escape_latex
+    from pylatex.utils import escape_latex
 
     specs = [s for s in as_specs(metrics) if s.headline] or list(as_specs(metrics))
     runs, _ = _sorted_runs(final_infos)
+    base_info = final_infos.get("run_0") if "run_0" in runs else None
     descriptions = descriptions or {}
     with_text = any(descriptions.get(r) for r in runs)
     table = Tabular("l" + (r"p{0.34\linewidth}" if with_text else "") + "r" * len(specs), booktabs=True)
@@ -295,12 +222,7 @@ def build_tabular(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequenc
     table.add_row(["Run", *(["Change"] if with_text else []),
                    *(NoEscape(f"{escape_latex(s.label)} {arrows[s.direction]}") for s in specs)])
     table.add_hline()
-    best: dict[str, str] = {}
-    for spec in specs:
-        values = [v for r in runs if (v := _number(final_infos[r]["metrics"].get(spec.name))) is not None]
-        if values:
-            best[spec.name] = spec.fmt(max(values) if spec.direction == "higher" else min(values))
-    any_failed = False
+    any_failed, marks = False, set()
     for run in runs:
         info = final_infos[run]
         label = "Baseline" if run == "run_0" else f"Run {run.split('_')[1]}"
@@ -311,22 +233,80 @@ def build_tabular(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequenc
             default = "unmodified template" if run == "run_0" else ""
             row.append(escape_latex(descriptions.get(run, default)))
         for spec in specs:
-            value = _number(info["metrics"].get(spec.name))
-            text = "--" if value is None else spec.fmt(value)
-            row.append(bold(NoEscape(text)) if value is not None and text == best.get(spec.name) else NoEscape(text))
+            text, verdict = _cell(info, base_info, spec, run)
+            marks |= {verdict} if verdict in ("better", "worse") else set()
+            row.append(NoEscape(text))
         table.add_row(row)
-    return table.dumps(), any_failed
+    return table.dumps(), any_failed, frozenset(marks)
+
+
+def _seeds_phrase(final_infos: Mapping[str, Mapping[str, Any]], runs: list[str]) -> tuple[str, bool]:
+    """How many seeds the table's values are over, and whether any run has an interval."""
+    counts = {r: seed_count(final_infos[r]) for r in runs}
+    if not counts or max(counts.values()) < 2:
+        return ("Values from a single seed per run: there are no intervals, and no run is marked "
+                "better or worse than the baseline."), False
+    # The count most runs with an interval have (ties: the larger); the others are listed.
+    usual = max(Counter(n for n in counts.values() if n >= 2).items(), key=lambda kv: (kv[1], kv[0]))[0]
+    others = [f"{'the baseline' if r == 'run_0' else 'run ' + r.split('_')[1]}: {n} seed{'s' if n != 1 else ''}"
+              for r, n in counts.items() if n != usual]
+    text = (f"Mean $\\pm$ half-width of the {round(stats.LEVEL * 100)}\\% confidence interval of the mean "
+            f"(Student's $t$) over {usual} seed{'s' if usual != 1 else ''} per run"
+            + (f" ({'; '.join(others)})" if others else "") + ".")
+    if min(counts.values()) < 2:
+        text += " A value without $\\pm$ comes from a single seed (or seeds that produced identical weights)."
+    return text, True
+
+
+def table_caption(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any], any_failed: bool,
+                  marks: frozenset[str]) -> str:
+    """What the results table shows: seeds, what $\\pm$ means, the verdict marks, the gates."""
+    runs, _ = _sorted_runs(final_infos)
+    seeds, intervals = _seeds_phrase(final_infos, runs)
+    caption = f"Headline metrics of the baseline (unmodified template) and every run. {seeds}"
+    level = f"{round(stats.LEVEL * 100)}\\%"
+    shown = " / ".join(f"{MARKS[v]} {v}" for v in ("better", "worse") if v in marks)
+    tested = any(c.comparison.ci is not None for c in stats.comparisons({r: final_infos[r] for r in runs},
+                                                                       as_specs(metrics)))
+    if shown:
+        caption += (f" {shown} than the baseline: the {level} Welch interval of the difference excludes 0. "
+                    "Unmarked: no detectable difference, or no interval.")
+    elif tested:
+        caption += (f" No run is detectably better or worse than the baseline: every {level} Welch interval "
+                    "of a difference contains 0.")
+    elif intervals:
+        caption += " No difference to the baseline has an interval (one side has a single seed)."
+    caption += r" $\uparrow$: higher is better; $\downarrow$: lower is better."
+    if any_failed:
+        caption += r" $^\dagger$: the run fails a plausibility gate."
+    return caption
+
+
+def comparison_lines(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any]) -> list[str]:
+    """Every run against the baseline on every headline metric, decided by `agent.stats`, one
+    line each with the macros that print it: for the prompts."""
+    specs = {s.name: s for s in as_specs(metrics)}
+    runs, _ = _sorted_runs(final_infos)
+    lines = []
+    for c in stats.comparisons({r: final_infos[r] for r in runs}, list(specs.values())):
+        name = run_prefix(c.run) + metric_word(c.metric)
+        lines.append(f"{c.run} vs {c.against}, {specs[c.metric].label}: {c.describe()} "
+                     f"(n = {c.n_run} vs {c.n_against}; \\{name}Delta, \\{name}DeltaCI, \\{name}Verdict)")
+    return lines
 
 
 def build_results_tex(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
-                      descriptions: Mapping[str, str] | None = None) -> ResultsTex:
-    """results.tex for these runs: macros for every metric of every run, deltas, the table."""
-    macros, skipped = build_macros(final_infos, metrics)
-    tabular, any_failed = build_tabular(final_infos, metrics, descriptions)
-    caption = ("Headline metrics of the baseline (unmodified template) and every run. "
-               r"$\uparrow$: higher is better; $\downarrow$: lower is better. Best value in bold.")
-    if any_failed:
-        caption += r" $^\dagger$: the run fails a plausibility gate."
+                      descriptions: Mapping[str, str] | None = None,
+                      hypotheses: Mapping[str, Any] | None = None) -> ResultsTex:
+    """results.tex for these runs: macros for every metric of every run, intervals, deltas and
+    verdicts, the results table, and (given `hypotheses_verdicts.json`'s document) the
+    hypotheses' macros and table; without one, `\\HypothesesTable` says none were registered."""
+    problems: list[str] = []
+    macros, skipped = build_macros(final_infos, metrics, problems)
+    specs = {s.name: s for s in as_specs(metrics)}
+    macros += hypotheses_tex.hypothesis_macros(hypotheses, specs)
+    tabular, any_failed, marks = build_tabular(final_infos, metrics, descriptions)
+    runs, _ = _sorted_runs(final_infos)
     lines = ["% Generated from the runs' final_info.json files by agent.paper.results_tex.",
              "% Do not edit: it is rewritten whenever results change. Cite numbers through these macros.",
              r"\providecommand{\xspace}{}"]
@@ -334,8 +314,14 @@ def build_results_tex(final_infos: Mapping[str, Mapping[str, Any]], metrics: Seq
     lines += [r"\newcommand{\ResultsTabular}{%", tabular.rstrip("\n%") + "}",
               r"\newcommand{\ResultsTable}{%", r"\begin{table}[t]", r"\centering\small",
               r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{\ResultsTabular}",
-              f"\\caption{{{caption}}}", r"\label{tab:results}", r"\end{table}}", ""]
-    return ResultsTex("\n".join(lines), tuple(macros), "ResultsTable", tuple(skipped))
+              f"\\caption{{{table_caption(final_infos, metrics, any_failed, marks)}}}", r"\label{tab:results}",
+              r"\end{table}}"]
+    lines += [*hypotheses_tex.hypotheses_table_lines(hypotheses, specs), ""]
+    seed_note = seed_summary([final_infos[r] for r in runs], runs) if runs else ""
+    return ResultsTex("\n".join(lines), tuple(macros), "ResultsTable", tuple(skipped),
+                      comparisons=tuple(comparison_lines(final_infos, metrics)),
+                      hypotheses=tuple(hypotheses_tex.prompt_lines(hypotheses, specs)),
+                      seed_note=seed_note, problems=tuple(problems))
 
 
 def load_final_infos(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -352,9 +338,10 @@ def load_final_infos(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def write_results_tex(latex_dir: Path, final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
-                      descriptions: Mapping[str, str] | None = None) -> ResultsTex:
+                      descriptions: Mapping[str, str] | None = None,
+                      hypotheses: Mapping[str, Any] | None = None) -> ResultsTex:
     """Build results.tex and write it into `latex_dir`."""
-    result = build_results_tex(final_infos, metrics, descriptions)
+    result = build_results_tex(final_infos, metrics, descriptions, hypotheses)
     latex_dir.mkdir(parents=True, exist_ok=True)
     (latex_dir / RESULTS_FILE).write_text(result.text, encoding="utf-8")
     return result

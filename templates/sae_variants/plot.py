@@ -5,12 +5,17 @@ metrics.png:  one bar chart per headline metric of template.toml, one bar per ru
 frontier.png: sparsity (L0, log scale) against reconstruction (explained variance), one point
               per run: up and to the left is better.
 
+Runs trained with several seeds (a `seeds` section in final_info.json) get error bars: the 95%
+confidence interval of the mean over their seeds (`seeds.ci95`, or Student's t from
+`seeds.values`); a run with one seed, or without a seeds section, is drawn as before.
+
 Run: python plot.py
 """
 
 import json
 import math
 import re
+import statistics
 import tomllib
 from pathlib import Path
 
@@ -56,18 +61,88 @@ def value(metrics: dict, name: str) -> float:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan
 
 
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (1.96 beyond).
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+       2.045, 2.042]
+
+
+def load_seeds(root: Path) -> dict[int, dict]:
+    """{run index: the `seeds` section of run_<i>/final_info.json}, for runs that have one."""
+    out = {}
+    for path in root.glob("run_*/final_info.json"):
+        match = re.fullmatch(r"run_(\d+)", path.parent.name)
+        seeds = json.loads(path.read_text(encoding="utf-8")).get("seeds") if match else None
+        if isinstance(seeds, dict):
+            out[int(match.group(1))] = seeds
+    return out
+
+
+def run_index(label: str) -> int | None:
+    """The run a plot label names: 0 for "baseline", i for "run_i" or "run_i: ..."."""
+    match = re.match(r"run_(\d+)", label)
+    return 0 if label == "baseline" else int(match.group(1)) if match else None
+
+
+def interval(seeds: dict | None, name: str) -> tuple[float, float, int] | None:
+    """(low, high, n): the 95% interval of the mean of metric `name` over a run's seeds, or
+    None with fewer than 2 independent seeds (then there is no interval to draw)."""
+    if not seeds or seeds.get("independent") is False:
+        return None
+    values = [v for v in (seeds.get("values") or {}).get(name) or [] if isinstance(v, (int, float))]
+    n = len(values)
+    recorded = (seeds.get("ci95") or {}).get(name)
+    if n >= 2 and isinstance(recorded, list) and len(recorded) == 2 and None not in recorded:
+        return float(recorded[0]), float(recorded[1]), n
+    if n < 2 or not all(math.isfinite(v) for v in values):
+        return None
+    half = (T95[n - 2] if n - 1 <= len(T95) else 1.96) * statistics.stdev(values) / math.sqrt(n)
+    mean = statistics.fmean(values)
+    return mean - half, mean + half, n
+
+
+def seeds_note(ns: list[int], single: bool = False, sep: str = ", ") -> str:
+    """What the error bars are: `bars: 95% CI of the mean, n = 3 seeds`; `single`: some runs
+    are drawn without a bar (one seed)."""
+    if not ns:
+        return ""
+    count = str(ns[0]) if min(ns) == max(ns) else f"{min(ns)}-{max(ns)}"
+    return f"bars: 95% CI of the mean{sep}n = {count} seeds" + ("; no bar: 1 seed" if single else "")
+
+
+def error_bars(ax, points: list[tuple[float, float, tuple | None, tuple | None]], log_x: bool = False) -> list[int]:
+    """Draw the 95% intervals of (x, y, x interval, y interval) points; the seeds counts drawn."""
+    ns = []
+    for x, y, xci, yci in points:
+        if xci is None and yci is None:
+            continue
+        xerr = None if xci is None else [[max(0.0, x - xci[0]) if not log_x else max(0.0, min(x - xci[0], x * 0.999))],
+                                         [max(0.0, xci[1] - x)]]
+        yerr = None if yci is None else [[max(0.0, y - yci[0])], [max(0.0, yci[1] - y)]]
+        ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", ecolor="0.25", elinewidth=1, capsize=3, zorder=2)
+        ns += [ci[2] for ci in (xci, yci) if ci is not None]
+    return ns
+
+
 def plot_metrics(runs: dict[str, dict], specs: list[dict], out: Path) -> None:
     cols = min(3, len(specs))
     rows = math.ceil(len(specs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     labels = list(runs)
     colors = ["0.55" if lab == "baseline" else "C0" for lab in labels]
+    seeds = load_seeds(out.parent)  # the figure is written into the run directory
     for ax, spec in zip(axes.flat, specs, strict=False):
         values = [value(runs[lab], spec["name"]) for lab in labels]
         ax.bar(range(len(labels)), [0 if math.isnan(v) else v for v in values], color=colors)
+        cis = [None if math.isnan(v) else interval(seeds.get(run_index(lab)), spec["name"])
+               for lab, v in zip(labels, values, strict=True)]
+        ns = error_bars(ax, [(x, v, None, ci) for x, (v, ci) in enumerate(zip(values, cis, strict=True))])
+        if ns:
+            ax.set_ylabel(f"mean over seeds; {seeds_note(ns, None in cis, sep=chr(10))}", fontsize=7)
         for x, v in enumerate(values):
-            ax.annotate("n/a" if math.isnan(v) else f"{v:.3g}", (x, 0 if math.isnan(v) else v),
-                        ha="center", va="bottom", fontsize=8)
+            top = v if cis[x] is None else max(v, cis[x][1])  # the label sits above the error bar
+            ax.annotate("n/a" if math.isnan(v) else f"{v:.3g}", (x, 0 if math.isnan(v) else top),
+                        textcoords="offset points", xytext=(0, 2), ha="center", va="bottom", fontsize=8)
         arrow = "higher is better" if spec.get("direction") == "higher" else "lower is better"
         ax.set_title(f"{spec.get('label', spec['name'])}\n({arrow})", fontsize=10)
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
@@ -94,9 +169,24 @@ def plot_frontier(runs: dict[str, dict], out: Path) -> None:
     ax.set_ylabel("Explained variance (higher is better)")
     ax.set_title("Sparsity vs reconstruction")
     ax.grid(True, which="both", alpha=0.3)
+    frontier_intervals(ax, runs, load_seeds(out.parent))
     fig.tight_layout()
     fig.savefig(out, dpi=150)
     plt.close(fig)
+
+
+def frontier_intervals(ax, runs: dict[str, dict], seeds: dict[int, dict]) -> None:
+    """Error bars on the frontier: the 95% intervals of L0 (x) and explained variance (y)."""
+    points = []
+    for label, metrics in runs.items():
+        l0, ev = value(metrics, "l0"), value(metrics, "explained_variance")
+        if not (math.isnan(l0) or math.isnan(ev) or l0 <= 0):
+            run_seeds = seeds.get(run_index(label))
+            points.append((l0, ev, interval(run_seeds, "l0"), interval(run_seeds, "explained_variance")))
+    ns = error_bars(ax, points, log_x=True)
+    if ns:
+        single = any(p[2] is None and p[3] is None for p in points)
+        ax.text(0.01, 0.01, seeds_note(ns, single), transform=ax.transAxes, fontsize=7, color="0.3", va="bottom")
 
 
 def main() -> None:
