@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 FindingKind = Literal["number", "setting", "attribution", "macro", "run", "count", "ablation", "comparison",
-                      "baseline"]
+                      "baseline", "direction", "no_difference", "hypothesis", "interval"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,12 @@ class Finding:
     """number: matches no result; setting: a setting no run's config has; attribution:
     matches another run than the one named; macro: redefines a results.tex macro;
     run: a run that does not exist; count: more runs than there were; ablation / comparison:
-    an experiment no run performed; baseline: a run other than run_0 called the baseline."""
+    an experiment no run performed; baseline: a run other than run_0 called the baseline;
+    direction: a change between two runs the statistics do not support (the opposite, no
+    detectable difference, or no interval); no_difference: no effect / no change claimed where
+    the difference is detectable; hypothesis: a verdict on a pre-registered hypothesis that is
+    not its verdict; interval: a difference stated without its interval where there is no
+    detectable difference."""
     text: str
     """The offending number or phrase, as written."""
     context: str

@@ -7,6 +7,7 @@ mention, in order:
 | rule       | the mention                                  | grounded when                                  |
 |------------|----------------------------------------------|------------------------------------------------|
 | formula    | a term of a formula in math (`1 - \\sum`)    | always: notation, not a claim                  |
+| level      | the level of an interval (`95% CI`)          | the runs' intervals have that level            |
 | ordinary   | a year, or a small count (<= 10) named by no | always                                         |
 |            | metric                                       |                                                |
 | setting    | written as a setting (`lambda = 0.5`,        | a config value of its run (any run if none is  |
@@ -16,11 +17,25 @@ mention, in order:
 | value      | anything else                                | any evaluator or config value equals it        |
 
 "Equals" means within half a unit of the last digit written, sign included, widened only by
-"about"; "above"/"below" are one-sided. A number said to be a run's (the last run or
+"about"; "above"/"below" are one-sided. With seeds, the statistics count as values (per-seed
+values, standard deviations, interval bounds and half-widths, each run's difference from the
+baseline and its interval: `agent.paper.evidence`). A number said to be a run's (the last run or
 "baseline" named before it, with no other subject, label or number between) must be that
 run's, else it is an attribution finding. A paper that redefines a results.tex macro is a
 finding; a macro it defines itself is read where it is used, so its numbers meet the rules in
 their sentence. Claims of runs, counts, ablations and comparisons: `agent.paper.claims`.
+
+Then the statistical claims of each sentence (`agent.paper.verdicts`, decided by `agent.stats`
+and hypotheses_verdicts.json):
+
+| rule          | the sentence says                                | flagged when                                |
+|---------------|--------------------------------------------------|---------------------------------------------|
+| direction     | a change between two runs on a metric ("lowers", | the interval shows the opposite, includes 0,|
+|               | "higher than", "improves", "outperforms")        | or there is none (< 2 seeds)                |
+| no_difference | "no effect", "comparable", "does not lower"      | the interval excludes 0                     |
+| hypothesis    | "H1 is supported / refuted / inconclusive"       | its verdict is another                      |
+| interval      | a difference (`...Delta`, or a number that is    | no detectable difference, and no interval   |
+|               | one) between two runs                            | in the sentence                             |
 """
 
 from __future__ import annotations
@@ -42,6 +57,7 @@ from agent.paper.findings import Finding
 from agent.paper.mentions import Mention
 from agent.paper.prose import group_end, prose_view, section_marks
 from agent.paper.reading import Reading, Sentence, definitions, read, sentences_of
+from agent.paper.verdicts import check_verdicts
 
 # Between a subject ("the baseline", "Run 3") and a number, these hand the number to another
 # subject: "from the baseline's 0.82 to 0.91", "the baseline, while ours reaches 0.91".
@@ -123,13 +139,22 @@ def _is_setting(name: str, ctx: _Context) -> bool:
     """Whether `name` (the words before `=` or `of`) names a setting: a config key, a known
     alias, or a noun of settings ("L1 coefficient", "learning rate"), not a metric."""
     norm = _norm(name)
-    if not norm:
-        return False
+    if not norm or re.fullmatch(r"(?:\d+ )?ci|.*\binterval", norm):
+        return False  # "95% CI 0.032 to 0.042": the bounds of an interval
     keys = {v.path.rsplit(".", 1)[-1].replace("_", " ").lower() for v in ctx.evidence.values
             if v.source == "config"}
     if norm in keys or norm in _CONFIG_ALIASES or _SETTING_WORDS.search(norm):
         return True
     return len(norm) <= 2 and not _named(name, ctx.phrases)  # a symbol: `k = 32`
+
+
+def _is_level(m: Mention, s: Sentence, ev: Evidence) -> bool:
+    """`95% CI`, `95% confidence interval`, `a 95% level`, where the runs' intervals have that level."""
+    after = s.text[m.end - s.start:]
+    if not (m.percent and re.match(r"\s*(?:%|percent)?[\s-]*(?:CIs?|confidence|credible|intervals?|level)\b", after, re.I)):
+        return False
+    return any(v.path.endswith("level") and abs(100 * v.value - m.value) <= m.half for v in ev.values
+               if v.source == "statistics")
 
 
 def _ordinary(m: Mention) -> bool:
@@ -155,6 +180,8 @@ def _check_mention(m: Mention, s: Sentence, ctx: _Context, section: str, line: i
     ev = ctx.evidence
     if m.formula:
         return None  # a term of a formula: 1 - sum(...)/sum(...), (a)/(b)
+    if _is_level(m, s, ev):
+        return None  # "95% CI": the level the intervals were computed at
     baseline = "run_0" if "run_0" in ev.runs else None
     # the clause around the number: between separators (a thousands comma is not one)
     rel = m.start - s.start
@@ -238,13 +265,15 @@ def check_grounding(tex_section_text: str, evidence: Evidence, section: str = ""
                                     "delete the definition and cite the macro as it is",
                                     (), tex.count("\n", 0, d.pos) + 1))
     seen = set()
-    for s in sentences_of(reading):
+    read_sentences = sentences_of(reading)
+    for s in read_sentences:
         for m in s.mentions:
             found = _check_mention(m, s, ctx, section, _line(tex, reading, m.start))
             key = (found.kind, found.text, found.line) if found else None
             if found is not None and key not in seen:  # a table's row label is read per cell
                 seen.add(key)
                 findings.append(found)
+    findings += check_verdicts(read_sentences, evidence, section, macros, lambda pos: _line(tex, reading, pos))
     return sorted(findings, key=lambda f: f.line)
 
 
@@ -253,7 +282,8 @@ def _line(tex: str, reading: Reading, pos: int) -> int:
 
 
 def _guess_macros(tex: str) -> dict[str, tuple[str, str]]:
-    names = set(re.findall(r"\\((?:Baseline|Run|Setup|Num)[A-Za-z]*|GateSummary|ResultsTab\w*)", tex))
+    names = set(re.findall(r"\\((?:Baseline|Run|Setup|Num|Hypothesis)[A-Za-z]*|GateSummary|ResultsTab\w*|"
+                           r"HypothesesTab\w*)", tex))
     return {n: ("run_0" if n.startswith("Baseline") else "", "") for n in names}
 
 

@@ -46,10 +46,14 @@ def run_stage(ctx: RunContext) -> str:
     infos = results_tex.load_final_infos(ctx.ws.root)
     descriptions = {r.name: summaries.get(r.index, "") for r in runs}
     latex_dir = ctx.ws.resolve("latex")
-    rt = results_tex.write_results_tex(latex_dir, infos, list(ctx.template.metrics), descriptions)
+    judged = _hypotheses(ctx, infos)
+    rt = results_tex.write_results_tex(latex_dir, infos, list(ctx.template.metrics), descriptions, judged)
+    for problem in rt.problems:
+        ctx.console.warn(f"results.tex: a record disagrees with its own seeds (the seeds' values are used): {problem}")
     ctx.ws.commit(["latex/results.tex"], "writeup: results.tex generated from the runs' final_info.json")
-    ev = evidence.build_evidence(infos, descriptions, list(ctx.template.metrics))
-    cited = {**{m.name: (m.run, m.metric) for m in rt.macros}, **{n: ("", "") for n in rt.names()}}
+    ev = evidence.build_evidence(infos, descriptions, list(ctx.template.metrics), judged)
+    # every macro results.tex defines, those of a run's metric with their run and metric
+    cited = {**{n: ("", "") for n in rt.names()}, **{m.name: (m.run, m.metric) for m in rt.macros}}
     bib = (latex_dir / "references.bib").read_text(encoding="utf-8") if (latex_dir / "references.bib").is_file() else ""
     figures = [{"name": f, "description": "made by plot.py; described in notes.txt"}
                for f in _figures(ctx)]
@@ -71,6 +75,7 @@ def run_stage(ctx: RunContext) -> str:
         user = prompting.render(
             "writeup_section", section=part, stubs=list(sections.stubs(part)), idea_title=ctx.idea.title,
             idea=ctx.idea.fields["Experiment"], runs=run_list, macros=rt.listing(), table_macro=rt.table_macro,
+            seed_note=rt.seed_note, comparisons=list(rt.comparisons), hypotheses=list(rt.hypotheses),
             references=[e.line() for e in checks.bib_entries(bib)], figures=figures,
             gate_failures=failing, notes=ctx.ws.resolve("notes.txt").read_text(encoding="utf-8"),
             tex=tex_path.read_text(encoding="utf-8"))
@@ -93,7 +98,8 @@ def run_stage(ctx: RunContext) -> str:
                 break
             fix = [system, {"role": "user", "content": prompting.render(
                 "writeup_grounding_fix", findings=[f.describe() for f in found], macros=rt.listing(),
-                runs=run_list, attempt=attempt, max_attempts=GROUNDING_FIXES)}]
+                runs=run_list, comparisons=list(rt.comparisons), hypotheses=list(rt.hypotheses),
+                attempt=attempt, max_attempts=GROUNDING_FIXES)}]
             edit_session(ctx, fix, stage=STAGE, prompt_kind="writeup.grounding",
                          call_id=f"writeup/{slug}/grounding{attempt}", label=f"ground {part}", editable=(TEX,))
     compiled, problems = _compile(ctx, system, rt)
@@ -110,6 +116,24 @@ def run_stage(ctx: RunContext) -> str:
         raise StageFailed(f"writeup: the paper does not compile after {LATEX_FIXES} fixes:\n{compiled.feedback()}")
     flagged = f"; {len(remaining)} grounding finding(s) remain (see review.json)" if remaining else "; grounding check clean"
     return f"paper.pdf built{flagged}"
+
+
+def _hypotheses(ctx: RunContext, infos: dict[str, Any]) -> dict[str, Any] | None:
+    """hypotheses_verdicts.json for results.tex, with hypotheses.json's registration and problem;
+    verdicts judged now (by code, from the runs) when hypotheses.json has no verdicts file yet."""
+    from agent import hypotheses
+
+    root = ctx.ws.root
+    try:
+        registered, verdicts = hypotheses.load(root), hypotheses.load_verdicts(root)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        ctx.console.warn(f"the hypotheses files could not be read ({e}); the paper says none were registered")
+        return {"verdicts": [], "problem": "the hypotheses files of the run could not be read"}
+    if registered is None:
+        return verdicts
+    if verdicts is None:
+        verdicts = hypotheses.verdicts_json(registered, hypotheses.judge(registered, infos, list(ctx.template.metrics)))
+    return {"registered": {"before_run": registered.before_run}, "problem": registered.problem, **verdicts}
 
 
 def _record_check(ctx: RunContext, part: str, after: str, findings: list[str]) -> None:
