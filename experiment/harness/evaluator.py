@@ -142,6 +142,23 @@ def checkpoint_check(run_dir: Path, programs: list[Any]) -> dict[str, Any] | Non
     return entry
 
 
+def weights_sha256(programs: list[Any]) -> str:
+    """sha256 of the evaluated weights (names, shapes, dtypes, bytes): equal for two SAEs with
+    the same parameters, whatever their archives' bytes (an archive also records where and when
+    it was written)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for i, program in enumerate(programs):
+        for fqn in sorted(program.weights):
+            weight = program.weights[fqn].detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{i}:{fqn}:{tuple(program.weights[fqn].shape)}:{weight.dtype}\0".encode())
+            digest.update(weight.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _read_meta(run_dir: Path) -> tuple[bytes, dict[str, Any]]:
     path = run_dir / prov.META
     if not path.is_file() or path.stat().st_size > MAX_META_BYTES:
@@ -315,6 +332,7 @@ def _write(item: dict[str, Any], report: Any, source: Any, manifest: Path | None
                        "encode_sha256": prov.sha256_bytes(item["encode"]),
                        "decode_sha256": prov.sha256_bytes(item["decode"]),
                        "meta_sha256": prov.sha256_bytes(item["meta_raw"]),
+                       "weights_sha256": weights_sha256([sae.enc, sae.dec]),
                        "harness_sha256": prov.harness_sha256()},
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

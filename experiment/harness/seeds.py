@@ -90,8 +90,7 @@ def aggregate(records: Mapping[int, Mapping[str, Any]], requested: Sequence[int]
         raise ValueError("no seed of this run was evaluated")
     names = [k for k, v in records[seeds[0]]["metrics"].items()
              if _number(v) and all(_number(records[s]["metrics"].get(k)) for s in seeds)]
-    graphs = {s: _fingerprint(records[s]) for s in seeds}
-    same = sorted({(a, b) for a in seeds for b in seeds if a < b and graphs[a] == graphs[b]})
+    same = sorted((a, b) for a in seeds for b in seeds if a < b and _same(records[a], records[b]))
     independent = not same
     means: dict[str, float] = {}
     values: dict[str, list[float]] = {}
@@ -121,13 +120,13 @@ def aggregate(records: Mapping[int, Mapping[str, Any]], requested: Sequence[int]
     return means, section
 
 
-def _fingerprint(record: Mapping[str, Any]) -> str:
-    """What two seeds share only if they are the same experiment: the evaluated graphs, or
-    (a template without an evaluator) every metric to the last digit."""
-    prov = record.get("provenance")
-    if isinstance(prov, Mapping) and prov.get("encode_sha256"):
-        return f"{prov['encode_sha256']}:{prov.get('decode_sha256')}"
-    return json.dumps(record.get("metrics"), sort_keys=True)
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two seeds are the same experiment: the evaluated weights are equal (the
+    evaluator's hash of them), or every metric is equal to the last digit."""
+    weights = [r.get("provenance", {}).get("weights_sha256") for r in (a, b)]
+    if weights[0] and weights[0] == weights[1]:
+        return True
+    return json.dumps(a.get("metrics"), sort_keys=True) == json.dumps(b.get("metrics"), sort_keys=True)
 
 
 def merged_config(records: Mapping[int, Mapping[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
