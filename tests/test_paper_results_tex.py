@@ -1,4 +1,4 @@
-"""results.tex: a macro for every number, deltas for headline metrics, a booktabs table."""
+"""results.tex: a macro for every number, deltas for declared metrics, a booktabs table."""
 
 from __future__ import annotations
 
@@ -56,14 +56,20 @@ def test_values_are_printed_with_the_metric_format(sae: dict) -> None:
     assert by_name["NumRuns"].value == "4"
 
 
-def test_headline_metrics_get_signed_deltas_against_the_baseline(sae: dict) -> None:
+def test_declared_metrics_get_signed_deltas_against_the_baseline(sae: dict) -> None:
     by_name = {m.name: m for m in _macros(sae).macros}
     assert by_name["RunOneExplainedVarianceDelta"].value == "+0.061"
     assert by_name["RunOneLZeroDelta"].value == "$-$99.5"
     assert by_name["RunOneLZeroDeltaPct"].value == r"$-$75.7\%"
     assert by_name["RunOneFracDeadDelta"].value == "+7.5 pp"  # a difference of percentages
-    assert "RunOneMseDelta" not in by_name  # MSE is not a headline metric
+    # not a headline metric, but declared: a paper comparing it needs its difference and verdict
+    mse = sae["runs"]["run_1"]["metrics"]["mse"] - sae["runs"]["run_0"]["metrics"]["mse"]
+    assert by_name["RunOneMseDelta"].number == pytest.approx(mse)
+    assert by_name["RunOneMseVerdict"].value == "no interval (1 seed)"
     assert "BaselineExplainedVarianceDelta" not in by_name
+    runs = {k: {**v, "metrics": {**v["metrics"], "extra_stat": 1.0}} for k, v in sae["runs"].items()}
+    undeclared = {m.name for m in build_results_tex(runs, sae["metrics"]).macros}
+    assert "RunOneExtraStat" in undeclared and "RunOneExtraStatDelta" not in undeclared
 
 
 def test_table_is_booktabs_with_direction_arrows_and_no_best_in_bold(sae: dict) -> None:
@@ -249,7 +255,7 @@ def test_a_seeded_run_gets_its_interval_sd_and_half_width_from_the_seed_values()
                    for n in got)  # one successful seed: no interval
 
 
-def test_headline_comparisons_give_the_welch_interval_and_the_verdict() -> None:
+def test_comparisons_give_the_welch_interval_and_the_verdict() -> None:
     from agent import stats
 
     got = _by_name(build_results_tex(SEEDED, SPECS))
@@ -263,7 +269,8 @@ def test_headline_comparisons_give_the_welch_interval_and_the_verdict() -> None:
     assert got["RunOneDeadFracVerdict"].value == "no detectable difference"
     assert got["RunOneDeadFracDeltaCI"].value == r"95\% CI [$-$3.2 pp, 3.6 pp]"
     assert got["RunThreeLZeroVerdict"].value == "no interval (1 seed)" == got["RunThreeLZeroDeltaCI"].value
-    assert "RunThreeLZeroDeltaLow" not in got and "RunOneMseVerdict" not in got  # mse is not headline
+    assert "RunThreeLZeroDeltaLow" not in got
+    assert "RunOneMseVerdict" in got  # declared, though not headline: its comparison is there too
     assert {m.against for m in got.values() if m.kind in ("delta", "delta_low", "verdict", "delta_ci")} == {"run_0"}
     assert got["RunOneLZeroVerdict"].line() == r"\RunOneLZeroVerdict = better  (run_1, l0, verdict)"
 

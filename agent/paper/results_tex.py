@@ -4,8 +4,8 @@ The LLM never types a result: it writes `\\RunTwoExplainedVariance` and LaTeX pr
 computed by the harness. Naming: `\\Baseline<Metric>` for run_0, `\\Run<Index><Metric>` for
 run_i (index spelled in words, `\\RunTwelveLZero`), the mean over the run's seeds. Where a run
 has at least 2 independent seeds: `...Low`, `...High` (the 95% t interval of the mean), `...Sd`
-(sample standard deviation), `...PM` (the interval's half-width). For the headline metrics of
-every run but the baseline: `...Delta` (signed difference of means to the baseline),
+(sample standard deviation), `...PM` (the interval's half-width). For every metric the
+template declares, of every run but the baseline: `...Delta` (signed difference of means to the baseline),
 `...DeltaPct` (relative change, percent), `...Verdict` (better / worse / no detectable
 difference by the 95% Welch interval of the difference, or `no interval (1 seed)`),
 `...DeltaCI` (`95\\% CI [$-$0.036, $-$0.022]`) and, with an interval, `...DeltaLow`,
@@ -142,6 +142,7 @@ def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence
     disagree with their own per-seed values are described in `problems`."""
     problems = [] if problems is None else problems
     runs, skipped = _sorted_runs(final_infos)
+    declared = {s.name for s in as_specs(metrics)}
     specs = _with_undeclared(as_specs(metrics), [final_infos[r]["metrics"] for r in runs])
     words = [metric_word(s.name) for s in specs]
     base_info = final_infos.get("run_0", {}) if "run_0" in runs else {}
@@ -159,7 +160,7 @@ def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence
             macros.append(Macro(name, spec.fmt(value), run, spec.name, "value", value))
             macros += interval_macros(name, run, spec, info, value, problems)
             ref = finite(base.get(spec.name))
-            if run == "run_0" or not spec.headline or ref is None:
+            if run == "run_0" or spec.name not in declared or ref is None:
                 continue
             macros.append(Macro(name + "Delta", signed(value - ref, spec), run, spec.name, "delta", value - ref, "run_0"))
             if ref != 0:
