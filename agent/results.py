@@ -91,12 +91,15 @@ def finished_runs(root: Path, template: Template) -> list[RunRecord]:
     return [load_run(root, i, template) for i in indices]
 
 
-def _plus_minus(run: RunRecord, name: str, fmt: str) -> str:
-    """` ± 0.004` (half-width of the 95% interval of the mean), or nothing without one."""
+def plus_minus(run: RunRecord, name: str, fmt: str) -> str:
+    """` ± 0.004` (half-width of the 95% interval of the mean), or nothing without one; a
+    half-width the metric's format would print as 0 gets one significant digit."""
     ci = run.interval(name)
     if ci is None:
         return ""
-    return " ± " + _fmt(abs(ci[1] - ci[0]) / 2, fmt)
+    half = abs(ci[1] - ci[0]) / 2
+    text = _fmt(half, fmt)
+    return " ± " + (text if any(c in "123456789" for c in text) or half == 0 else format(half, ".1g"))
 
 
 def _fmt(value: float, fmt: str) -> str:
@@ -117,12 +120,12 @@ def results_table(template: Template, runs: list[RunRecord]) -> str:
         cells = []
         for m in heads:
             v = r.metrics.get(m.name)
-            cells.append(m.fmt(v) + _plus_minus(r, m.name, m.format)
+            cells.append(m.fmt(v) + plus_minus(r, m.name, m.format)
                          if isinstance(v, (int, float)) else "n/a")
         lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
     n = sorted({r.seed_count for r in runs})
     lines += ["", "Values are means over each run's seeds ± the half-width of the 95% interval of "
-              f"the mean ({'/'.join(map(str, n))} seed(s) per run)."]
+              f"the mean ({'/'.join(map(str, n))} {'seed' if n == [1] else 'seeds'} per run)."]
     compared = comparison_lines(template, runs)
     if compared:
         lines += ["", "Each run against the baseline (run − baseline, 95% Welch interval; verdicts "

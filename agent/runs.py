@@ -27,6 +27,7 @@ from agent.results import (
     finished_runs,
     format_config_changes,
     load_run,
+    plus_minus,
     seed_lines,
 )
 from harness import provenance
@@ -385,17 +386,16 @@ def _metric_lines(ctx: RunContext, run: RunRecord, base: RunRecord | None) -> li
     -2.2]: better` per headline metric: the numbers and the verdict, computed here."""
     from agent.stats import compare_runs, seed_values
 
-    lines = [f"Metrics are means over {run.seed_count} seed(s) ± the half-width of the 95% "
-             "interval of the mean; differences use Welch's interval; verdicts are computed."]
+    n = run.seed_count
+    lines = [f"Metrics are means over {n} seeds ± the half-width of the 95% interval of the mean; "
+             "differences use Welch's interval; verdicts are computed." if n > 1 else
+             "Metrics are from one seed (no interval)."]
     for m in ctx.template.headline:
         v = run.metrics.get(m.name)
         if not isinstance(v, (int, float)):
             lines.append(f"- {m.label}: n/a")
             continue
-        ci = run.interval(m.name)
-        text = f"- {m.label}: {m.fmt(v)}"
-        if ci is not None:
-            text += f" ± {m.fmt(abs(ci[1] - ci[0]) / 2)}"
+        text = f"- {m.label}: {m.fmt(v)}{plus_minus(run, m.name, m.format)}"
         values = seed_values(run.raw, m.name)
         if len(values) > 1:
             text += f" (seeds {', '.join(m.fmt(x) for x in values)})"

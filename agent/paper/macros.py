@@ -153,6 +153,9 @@ _UNICODE = {"≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$", "−": MINUS,
             "°": r"$^\circ$", "α": r"$\alpha$", "β": r"$\beta$", "λ": r"$\lambda$", "μ": r"$\mu$"}
 
 
+_TEXT_ASCII = {"|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}", '"': "''"}
+
+
 def latex_text(text: str) -> str:
     """Free text (a hypothesis statement, a reason) as LaTeX that pdflatex always accepts:
     whitespace collapsed, specials escaped, a few symbols spelled, other non-ASCII letters
@@ -161,7 +164,9 @@ def latex_text(text: str) -> str:
 
     out = []
     for ch in str(escape_latex(" ".join(str(text).split()))):
-        if ord(ch) < 128:
+        if ch in _TEXT_ASCII:  # characters the default (OT1) text font prints as others
+            out.append(_TEXT_ASCII[ch])
+        elif ord(ch) < 128:
             out.append(ch)
         elif ch in _UNICODE:
             out.append(_UNICODE[ch])

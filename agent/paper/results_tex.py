@@ -32,6 +32,7 @@ from agent.paper.macros import (  # noqa: F401  (re-exported: the names other mo
     MacroKind,
     bound,
     finite,
+    latex_text,
     metric_word,
     number_word,
     run_prefix,
@@ -232,7 +233,7 @@ def build_tabular(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequenc
         row: list[Any] = [NoEscape(label)]
         if with_text:
             default = "unmodified template" if run == "run_0" else ""
-            row.append(escape_latex(descriptions.get(run, default)))
+            row.append(NoEscape(latex_text(descriptions.get(run, default))))
         for spec in specs:
             text, verdict = _cell(info, base_info, spec, run)
             marks |= {verdict} if verdict in ("better", "worse") else set()
