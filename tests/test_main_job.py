@@ -118,12 +118,34 @@ def test_every_answer_is_the_reference_sessions_replayed_without_retries(main_jo
     assert not any(e.kind in ("edit.failed", "edit.refused") for e in events)
 
 
+def test_every_run_has_three_seeds_and_the_hypotheses_were_registered_before_run_1(main_job):
+    _, run_dir = main_job
+    for run in finished_runs(run_dir, load(TEMPLATE)):
+        seeds = run.raw["seeds"]
+        assert seeds["succeeded"] == [0, 1, 2] and seeds["independent"] is True, run.name
+        assert all(ci is not None and ci[0] <= run.metrics[m] <= ci[1] for m, ci in seeds["ci95"].items())
+    subjects = subprocess.run(["git", "log", "--reverse", "--format=%s"], cwd=run_dir, capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+    registered = next(i for i, s in enumerate(subjects) if s.startswith("experiment: hypotheses registered"))
+    run_1 = next(i for i, s in enumerate(subjects) if s.startswith("experiment: run 1 results"))
+    assert registered < run_1
+    doc = json.loads((run_dir / "hypotheses.json").read_text())
+    assert [h["id"] for h in doc["hypotheses"]] == ["H1", "H2", "H3", "H4"] and doc["problem"] is None
+    verdicts = json.loads((run_dir / "hypotheses_verdicts.json").read_text())["verdicts"]
+    assert [v["id"] for v in verdicts] == ["H1", "H2", "H3", "H4"]
+    assert {v["verdict"] for v in verdicts} <= {"supported", "refuted", "inconclusive"}
+    text = _paper_text(run_dir)
+    assert "Pre-registered hypotheses" in text
+    for v in verdicts:  # the paper states each verdict the code decided, next to its id
+        assert re.search(rf"{v['id']}\b[^.]*?{v['verdict']}", text), v
+
+
 @pytest.fixture(scope="module")
 def deep_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same session on another preset (another layer of the tiny model, fewer tokens)."""
     runs = tmp_path_factory.mktemp("runs_deep")
     proc = cli("--idea", "orthogonal_sae", "--preset", "tiny-deep", "--runs-dir", str(runs),
-               "--quiet", "--allow-failing-gates", timeout=1800)
+               "--quiet", "--allow-failing-gates", "--seeds", "2", timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return only_run_dir(runs)
 
