@@ -241,10 +241,10 @@ def test_an_experiment_attacking_the_machine_through_the_loop_changes_nothing_ou
     run_dir = only_run_dir(tmp_path / "runs")
     started = read(run_dir / "journal.jsonl").events[0]
     assert started.data["sandbox"].startswith("bubblewrap")
-    assert (run_dir / "run_1" / "seen.txt").is_file(), "the attack ran"
+    assert (run_dir / "run_1" / "seed_0" / "seen.txt").is_file(), "the attack ran"
     assert (home / ".bashrc").read_text() == "# untouched\n"
     assert template_py.read_text() == original
-    assert "WROTE" not in (run_dir / "run_1" / "seen.txt").read_text()
+    assert "WROTE" not in (run_dir / "run_1" / "seed_0" / "seen.txt").read_text()
     # the run's history, journal, notes and code, and the harness's cache, are read-only to it:
     # no git hook or fsmonitor it planted ran when the orchestrator called git afterwards
     assert not list(home.glob("pwned*"))
