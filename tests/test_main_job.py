@@ -142,12 +142,22 @@ def test_every_run_has_three_seeds_and_the_hypotheses_were_registered_before_run
 
 @pytest.fixture(scope="module")
 def deep_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same session on another preset (another layer of the tiny model, fewer tokens)."""
+    """The same session on another preset (another layer of the tiny model, fewer tokens) with
+    one seed: no interval anywhere, so no verdict, and the paper must still say only that."""
     runs = tmp_path_factory.mktemp("runs_deep")
     proc = cli("--idea", "orthogonal_sae", "--preset", "tiny-deep", "--runs-dir", str(runs),
-               "--quiet", "--allow-failing-gates", "--seeds", "2", timeout=1800)
+               "--quiet", "--allow-failing-gates", "--seeds", "1", timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return only_run_dir(runs)
+
+
+def test_with_one_seed_the_paper_claims_no_verdict_and_the_checker_accepts_it(deep_job):
+    review = json.loads((deep_job / "review.json").read_text(encoding="utf-8"))
+    assert review["grounding"]["findings"] == [] and review["grounding"]["clean"]
+    verdicts = json.loads((deep_job / "hypotheses_verdicts.json").read_text())["verdicts"]
+    assert {v["verdict"] for v in verdicts} == {"inconclusive"}  # no interval from one seed
+    text = _paper_text(deep_job)
+    assert "no interval (1 seed)" in text and "verdict: better" not in text and "verdict: worse" not in text
 
 
 def _paper_text(run_dir: Path) -> str:
