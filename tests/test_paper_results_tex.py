@@ -323,7 +323,13 @@ def test_hypotheses_get_macros_and_a_table_with_marks() -> None:
     assert (got["HypothesisTwoDiff"].run, got["HypothesisTwoDiff"].against) == ("run_2", "run_1")
     assert got["HypothesisOneStatement"].value == (r"Orthogonality lowers L0 by $\geq$ 2 latents \& keeps 50\% "
                                                    r"of EV --- per token\ldots{}")
-    assert "HypothesisThreeDiff" not in got and got["HypothesisThreeVerdict"].value == "inconclusive"
+    assert got["HypothesisThreeVerdict"].value == "inconclusive"
+    # without a result or an interval Diff and CI still exist (a paper citing them compiles)
+    assert (got["HypothesisThreeDiff"].value, got["HypothesisThreeDiff"].number) == ("n/a", None)
+    assert got["HypothesisThreeCI"].value == "no interval (no result)" and "HypothesisThreeLow" not in got
+    one_seed = {"verdicts": [{**VERDICTS["verdicts"][0], "ci": None, "n_run": 1, "n_against": 3}]}
+    assert _by_name(build_results_tex(SEEDED, SPECS, hypotheses=one_seed))["HypothesisOneCI"].value \
+        == "no interval (1 seed)"
     text = result.text
     assert r"H2$^{\ast}$&EV rises&" in text and r"H3$^{\dagger}$&" in text and "&not run&" in text
     assert r"amended after results were seen (H2 after run 1)" in text

@@ -9,7 +9,8 @@ hypotheses.json) and `registered` (`{"before_run": 1, ...}`, from hypotheses.jso
 Macros, hypothesis i in the document's order spelled in words: `\\HypothesisOneId` (`H1`),
 `\\HypothesisOneStatement`, `\\HypothesisOneVerdict` (supported / refuted / inconclusive),
 `\\HypothesisOneDiff` (run minus compared run), `\\HypothesisOneLow`, `\\HypothesisOneHigh` (its
-95% Welch interval), `\\HypothesisOneCI` (`95\\% CI [...]`); `\\NumHypotheses` and how many are
+95% Welch interval, where there is one), `\\HypothesisOneCI` (`95\\% CI [...]`, or `no interval (1
+seed)`: Diff and CI are always defined); `\\NumHypotheses` and how many are
 supported, refuted, inconclusive. `\\HypothesesTable` (a float) and `\\HypothesesTabular` always
 exist: with no hypotheses they print a sentence saying none were pre-registered, and why.
 """
@@ -78,14 +79,24 @@ def hypothesis_macros(doc: Mapping[str, Any] | None, specs: Mapping[str, MetricS
             out.append(macro("Statement", latex_text(str(entry["statement"])), "hypothesis"))
         out.append(macro("Verdict", latex_text(str(entry.get("verdict", "inconclusive"))), "hypothesis_verdict"))
         diff = finite(entry.get("diff"))
-        if diff is not None:
-            out.append(macro("Diff", signed(diff, spec), "hypothesis_diff", diff))
+        # Diff and CI are always defined, so a paper citing them compiles whatever the seeds gave
+        out.append(macro("Diff", signed(diff, spec) if diff is not None else "n/a", "hypothesis_diff", diff))
         ci = _ci(entry)
         if ci is not None:
             out.append(macro("Low", bound(ci[0], spec, difference=True), "hypothesis_low", ci[0]))
             out.append(macro("High", bound(ci[1], spec, difference=True), "hypothesis_high", ci[1]))
             out.append(macro("CI", _ci_phrase(ci, spec), "hypothesis_ci"))
+        else:
+            out.append(macro("CI", _no_interval(entry), "hypothesis_ci"))
     return out
+
+
+def _no_interval(entry: Mapping[str, Any]) -> str:
+    """What `\\HypothesisOneCI` says without an interval: `no interval (1 seed)`, or why not."""
+    if entry.get("diff") is None:
+        return "no interval (no result)"
+    n = [v for v in (entry.get("n_run"), entry.get("n_against")) if isinstance(v, int)]
+    return f"no interval ({min(n)} seed)" if n and min(n) < 2 else "no interval"
 
 
 def _short(statement: str) -> str:
@@ -181,8 +192,7 @@ def prompt_lines(doc: Mapping[str, Any] | None, specs: Mapping[str, MetricSpec])
         diff, ci = finite(e.get("diff")), _ci(e)
         numbers = "not run" if diff is None else (
             f"diff {diff:+.4g}" + (f" [95% CI {ci[0]:.4g}, {ci[1]:.4g}]" if ci else " (no interval)"))
-        cited = [f"\\{word}{m}" for m, present in (("Verdict", True), ("Diff", diff is not None), ("CI", ci is not None))
-                 if present]
+        cited = [f"\\{word}{m}" for m in ("Verdict", "Diff", "CI")]
         marks = (" (added after results were seen: not pre-registered)" if e.get("added_after_results") else
                  f" (amended after run {e['amended_after_run']})" if e.get("amended_after_run") is not None else "")
         lines.append(f"{e['id']}{marks}: \"{' '.join(str(e.get('statement', '')).split())}\" -- {spec.label} of "
