@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from agent import runner, runs
+from agent import notes, runner, runs
 from agent.context import RunContext
 from agent.errors import TemplateError
 from agent.sandbox import Sandbox, hub_cache
@@ -67,7 +67,7 @@ def ensure(ctx: RunContext) -> None:
                 ctx.console.warn(f"baseline: the cached baseline {key} is not reused: {problem}")
                 ctx.record("baseline.cache_refused", key=key, problem=problem)
             _run(ctx, cached)
-    runs.append_notes(ctx, 0, "the unmodified template (baseline)")
+    notes.append_notes(ctx, 0, "the unmodified template (baseline)")
 
 
 def _is_hub(preset: str | None) -> bool:

@@ -10,6 +10,7 @@ import math
 import pytest
 
 from agent import hypotheses as hyp
+from agent import judging
 from agent.template import Metric
 
 METRICS = (Metric("l0", "L0", "lower", True, ".1f"),
@@ -203,8 +204,8 @@ def _info(seeds: dict[str, list[float]] | None, **metrics: float) -> dict:
 BASE = _info({"l0": [40.0, 41.0, 39.0], "explained_variance": [0.80, 0.81, 0.79]})
 
 
-def _judge(hypothesis: dict, infos: dict) -> hyp.Judged:
-    (judged,) = hyp.judge(_doc(hypothesis), infos, METRICS)
+def _judge(hypothesis: dict, infos: dict) -> judging.Judged:
+    (judged,) = judging.judge(_doc(hypothesis), infos, METRICS)
     return judged
 
 
@@ -266,7 +267,7 @@ def test_the_verdicts_file_lists_the_effective_versions_with_their_marks(tmp_pat
     doc = hyp.amend(doc, [{"id": "H1", "reason": "noisy", "smallest_effect": 1.0},
                           {**H2, "id": "H3", "run": 1, "reason": "seen in run 1"}], METRICS, 3, after_run=1)[0]
     run1 = _info({"l0": [30.0, 31.0, 29.0], "explained_variance": [0.70, 0.71, 0.69]})
-    data = hyp.verdicts_json(doc, hyp.judge(doc, {"run_0": BASE, "run_1": run1}, METRICS))
+    data = judging.verdicts_json(doc, judging.judge(doc, {"run_0": BASE, "run_1": run1}, METRICS))
     hyp.write_verdicts(tmp_path, data)
     data = hyp.load_verdicts(tmp_path)
     assert data is not None and data["level"] == 0.95 and data["problem"] is None
@@ -275,7 +276,7 @@ def test_the_verdicts_file_lists_the_effective_versions_with_their_marks(tmp_pat
     assert by_id["H1"]["smallest_effect"] == 1.0 and by_id["H1"]["amended_after_run"] == 1
     assert by_id["H2"]["verdict"] == "inconclusive" and "run_2 was never executed" in by_id["H2"]["why"]
     assert by_id["H3"]["added_after_results"] and by_id["H3"]["verdict"] == "supported"
-    lines = hyp.provisional(doc, {"run_0": BASE, "run_1": run1}, METRICS)
+    lines = judging.provisional(doc, {"run_0": BASE, "run_1": run1}, METRICS)
     assert lines[1].startswith("H2 (explained_variance, run 2 vs run 0, expected decrease >= 0.01): "
                                "not decided yet: run 2 has no result yet")
     assert "amended after run 1" in lines[0] and "added after run 1" in lines[2]

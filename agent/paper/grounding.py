@@ -45,15 +45,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agent.paper.claims import check_claims
-from agent.paper.evidence import (
-    Evidence,
-    Match,
-    closest,
-    derived_matches,
-    direct_matches,
-    nearest_derived,
-)
+from agent.paper.evidence import Evidence, Match
 from agent.paper.findings import Finding
+from agent.paper.matching import closest, derived_matches, direct_matches, nearest_derived
 from agent.paper.mentions import Mention
 from agent.paper.prose import group_end, prose_view, section_marks
 from agent.paper.reading import Reading, Sentence, definitions, read, sentences_of

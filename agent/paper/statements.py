@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.paper.evidence import Evidence, direct_matches
+from agent.paper.evidence import Evidence
+from agent.paper.matching import direct_matches
 from agent.paper.reading import PLACEHOLDER, Sentence
 from agent.paper.results_tex import metric_word, number_word
 

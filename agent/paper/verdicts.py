@@ -33,8 +33,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
-from agent.paper.evidence import Evidence, HypothesisRecord, derived_matches, direct_matches
+from agent.paper.evidence import Evidence, HypothesisRecord
 from agent.paper.findings import Finding, FindingKind
+from agent.paper.matching import derived_matches, direct_matches
 from agent.paper.reading import PLACEHOLDER, Sentence
 from agent.paper.results_tex import metric_word, number_word
 from agent.paper.statements import (

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from agent import hypotheses as hyp
-from agent import prompting, runs
+from agent import judging, notes, prompting, runs
 from agent.context import RunContext
 from agent.errors import ReplayDiverged
 from agent.results import finished_runs, results_table
@@ -135,7 +135,7 @@ def run_stage(ctx: RunContext) -> str:
                 doc = _register(ctx, replies_before_run1, plan)
             last = runs.execute(ctx, run, attempt)
             if last.ok:
-                runs.append_notes(ctx, run, summary)
+                notes.append_notes(ctx, run, summary)
                 succeeded.append(run)
                 run, attempt, summary = run + 1, 1, ""
                 continue
@@ -175,7 +175,7 @@ def _final_infos(ctx: RunContext) -> dict[str, dict[str, Any]]:
 
 
 def _provisional(ctx: RunContext, doc: hyp.HypothesesDoc | None) -> list[str]:
-    return hyp.provisional(doc, _final_infos(ctx), ctx.template.metrics) if doc else []
+    return judging.provisional(doc, _final_infos(ctx), ctx.template.metrics) if doc else []
 
 
 def _registered(ctx: RunContext) -> hyp.HypothesesDoc | None:
@@ -289,11 +289,11 @@ def _judge(ctx: RunContext, doc: hyp.HypothesesDoc) -> None:
     """Verdicts by code from the runs' records: hypotheses_verdicts.json, committed."""
     if ctx.find("hypotheses.judged") is not None:
         return
-    judged = hyp.judge(doc, _final_infos(ctx), ctx.template.metrics)
+    judged = judging.judge(doc, _final_infos(ctx), ctx.template.metrics)
     step = f"{HYPOTHESES_STEP}/verdicts"
     sha = ctx.ws.step_commit(step)
     if sha is None:
-        hyp.write_verdicts(ctx.ws.root, hyp.verdicts_json(doc, judged))
+        hyp.write_verdicts(ctx.ws.root, judging.verdicts_json(doc, judged))
         counts = ", ".join(f"{sum(j.verdict == v for j in judged)} {v}"
                            for v in ("supported", "refuted", "inconclusive")) if judged else "no hypotheses"
         sha = ctx.ws.commit([hyp.VERDICTS_FILE], f"{STAGE}: verdicts of the hypotheses ({counts})", step=step)

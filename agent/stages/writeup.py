@@ -121,7 +121,7 @@ def run_stage(ctx: RunContext) -> str:
 def _hypotheses(ctx: RunContext, infos: dict[str, Any]) -> dict[str, Any] | None:
     """hypotheses_verdicts.json for results.tex, with hypotheses.json's registration and problem;
     verdicts judged now (by code, from the runs) when hypotheses.json has no verdicts file yet."""
-    from agent import hypotheses
+    from agent import hypotheses, judging
 
     root = ctx.ws.root
     try:
@@ -132,7 +132,7 @@ def _hypotheses(ctx: RunContext, infos: dict[str, Any]) -> dict[str, Any] | None
     if registered is None:
         return verdicts
     if verdicts is None:
-        verdicts = hypotheses.verdicts_json(registered, hypotheses.judge(registered, infos, list(ctx.template.metrics)))
+        verdicts = judging.verdicts_json(registered, judging.judge(registered, infos, list(ctx.template.metrics)))
     return {"registered": {"before_run": registered.before_run}, "problem": registered.problem, **verdicts}
 
 
