@@ -22,11 +22,12 @@ from typing import Any, Literal, TypeGuard
 
 from scipy import stats
 
+from harness.seeds import LEVEL, interval
+
 Verdict = Literal["better", "worse", "no detectable difference"]
 HypothesisVerdict = Literal["supported", "refuted", "inconclusive"]
 Direction = Literal["higher", "lower"]
 Expected = Literal["increase", "decrease"]
-LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,8 @@ def summarize(values: Sequence[float]) -> Summary:
     xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not xs:
         raise ValueError("no finite values to summarize")
-    n = len(xs)
-    mean = sum(xs) / n
-    if n < 2:
-        return Summary(mean, 0.0, n, None)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / math.sqrt(n)  # t interval of the mean
-    return Summary(mean, sd, n, (mean - half, mean + half))
+    mean, sd, ci = interval(xs)  # the t interval the harness records, computed by one function
+    return Summary(mean, sd, len(xs), ci)
 
 
 def compare(run: Sequence[float], baseline: Sequence[float], direction: Direction) -> Comparison:

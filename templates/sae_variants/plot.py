@@ -6,7 +6,7 @@ frontier.png: sparsity (L0, log scale) against reconstruction (explained varianc
               per run: up and to the left is better.
 
 Runs trained with several seeds (a `seeds` section in final_info.json) get error bars: the 95%
-confidence interval of the mean over their seeds (`seeds.ci95`, or Student's t from
+confidence interval of the mean over their seeds (`seeds.ci95`, or `harness.seeds.interval` of
 `seeds.values`); a run with one seed, or without a seeds section, is drawn as before.
 
 Run: python plot.py
@@ -15,7 +15,6 @@ Run: python plot.py
 import json
 import math
 import re
-import statistics
 import tomllib
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
+
+import harness.seeds  # noqa: E402  (the 95% interval of a mean, as the harness records it)
 
 FALLBACK_METRICS = [
     {"name": "explained_variance", "label": "Explained variance", "direction": "higher"},
@@ -61,12 +62,6 @@ def value(metrics: dict, name: str) -> float:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan
 
 
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (1.96 beyond).
-T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-       2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-       2.045, 2.042]
-
-
 def load_seeds(root: Path) -> dict[int, dict]:
     """{run index: the `seeds` section of run_<i>/final_info.json}, for runs that have one."""
     out = {}
@@ -96,9 +91,8 @@ def interval(seeds: dict | None, name: str) -> tuple[float, float, int] | None:
         return float(recorded[0]), float(recorded[1]), n
     if n < 2 or not all(math.isfinite(v) for v in values):
         return None
-    half = (T95[n - 2] if n - 1 <= len(T95) else 1.96) * statistics.stdev(values) / math.sqrt(n)
-    mean = statistics.fmean(values)
-    return mean - half, mean + half, n
+    _, _, (low, high) = harness.seeds.interval(values)  # the harness's own t interval
+    return low, high, n
 
 
 def seeds_note(ns: list[int], single: bool = False, sep: str = ", ") -> str:
