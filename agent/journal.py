@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,14 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
+HISTORY_DIR = "journal"
+"""In the run directory: the journal's segments, one added by each commit (see
+`Workspace.commit`), so the git history carries the journal."""
+SEGMENT_RE = re.compile(r"(\d+)-(\d+)\.jsonl")
+
+
+def segment_name(first: int, last: int) -> str:
+    return f"{first:06d}-{last:06d}.jsonl"
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,37 @@ def read(path: Path) -> JournalContents:
                 raise ValueError(f"{path}: line {i + 1} is not a journal event ({exc})") from exc
             tail = raw.decode("utf-8", errors="replace")
     return JournalContents(events, tail)
+
+
+def segments(root: Path) -> list[Path]:
+    """The journal segments in a run directory's work tree, in order."""
+    found = [(int(m.group(1)), p) for p in (root / HISTORY_DIR).glob("*.jsonl")
+             if (m := SEGMENT_RE.fullmatch(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def read_run(root: Path) -> JournalContents:
+    """A run directory's events: its live journal, or, in a clone of its repository (where
+    the live journal, ignored by git, is absent), the segments its history carries."""
+    live = root / JOURNAL_NAME
+    if live.exists():
+        return read(live)
+    events: list[Event] = []
+    for path in segments(root):
+        events.extend(e for e in read(path).events if not events or e.seq > events[-1].seq)
+    return JournalContents(events, None)
+
+
+def materialize(root: Path) -> bool:
+    """In a clone of a run repository, write `journal.jsonl` from the committed segments, so
+    the run can be journaled in (verified, resumed) as in the original. True if written."""
+    live = root / JOURNAL_NAME
+    if live.exists() or not segments(root):
+        return False
+    tmp = live.with_name(live.name + ".tmp")
+    tmp.write_text("".join(e.to_json() + "\n" for e in read_run(root).events), encoding="utf-8")
+    os.replace(tmp, live)
+    return True
 
 
 class Journal:

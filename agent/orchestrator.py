@@ -17,7 +17,7 @@ from agent import template as template_mod
 from agent.config import LaunchConfig
 from agent.context import RunContext
 from agent.errors import AgentError, Crashed, UsageError
-from agent.journal import JOURNAL_NAME, Journal
+from agent.journal import HISTORY_DIR, JOURNAL_NAME, Journal
 from agent.progress import Console
 from agent.sandbox import Sandbox
 from agent.workspace import Workspace
@@ -38,7 +38,7 @@ def _stage_fn(name: str) -> Stage:
     # Imported on use: a stage may pull in heavy modules (LaTeX, plotting).
     import importlib
 
-    if name not in ("experiment", "plot", "writeup"):
+    if name not in ("experiment", "plot", "writeup", "review"):
         raise UsageError(f"unknown stage '{name}'")
     stage: Stage = importlib.import_module(f"agent.stages.{name}").run_stage
     return stage
@@ -175,7 +175,7 @@ def _with_run_dir(sandbox: Sandbox | None, root: Path) -> Sandbox | None:
     if sandbox is None:
         return None
     return replace(sandbox, writable=(root, *sandbox.writable),
-                   readonly=(root / ".git", root / JOURNAL_NAME))
+                   readonly=(root / ".git", root / JOURNAL_NAME, root / HISTORY_DIR))
 
 
 def _llm_factory(model: str, config: LaunchConfig, journal: Journal) -> Callable[[], object]:
@@ -206,8 +206,10 @@ def _go(ctx: RunContext) -> LaunchResult:
             ctx.console.info(f"{name}: {summary}")
     except AgentError as exc:
         ctx.record("launch.stopped", error=type(exc).__name__, message=str(exc), exit_code=exc.exit_code)
+        _commit_journal(ctx, f"journal: launch stopped ({type(exc).__name__}, exit {exc.exit_code})")
         ctx.console.stop_status()
-        hint = f"\nrun directory: {ctx.ws.root}"
+        report = _write_report(ctx)
+        hint = f"\nrun directory: {ctx.ws.root}" + (f"\nreport: {report}" if report else "")
         if exc.exit_code in (1, 4, 5, 130):
             hint += f"\ncontinue with: python -m agent.launch --resume {ctx.ws.root}"
         elif exc.exit_code == 2:  # e.g. a key rejected mid-run: fix it, nothing is lost
@@ -217,7 +219,9 @@ def _go(ctx: RunContext) -> LaunchResult:
         raise
     except KeyboardInterrupt:
         ctx.record("launch.stopped", error="KeyboardInterrupt", message="interrupted", exit_code=130)
+        _commit_journal(ctx, "journal: launch interrupted")
         ctx.console.stop_status()
+        _write_report(ctx)
         raise
     except Exception as exc:  # a bug of ours, or the machine (disk full, git failing)
         ctx.console.stop_status()
@@ -225,8 +229,34 @@ def _go(ctx: RunContext) -> LaunchResult:
     tokens, cost = ctx.spent()
     cost_text = "unknown" if cost is None else f"${cost:.2f}"
     ctx.record("launch.finished", tokens=tokens, cost_usd=cost)
-    summary = "\n".join([f"done: {ctx.ws.root}", *summaries, f"LLM tokens: {tokens}, cost: {cost_text}"])
+    _commit_journal(ctx, "journal: launch finished")
+    report = _write_report(ctx)
+    shown = [f"report: {report} (open it in a browser)"] if report else []
+    summary = "\n".join([f"done: {ctx.ws.root}", *summaries, f"LLM tokens: {tokens}, cost: {cost_text}", *shown])
     return LaunchResult(ctx.ws.root, 0, summary)
+
+
+def _commit_journal(ctx: RunContext, message: str) -> None:
+    """The journal's last events into the history. Best effort: a launch that stops because
+    git or the disk fails still reports why; its next commit carries these events."""
+    try:
+        ctx.ws.commit_journal(message)
+    except Exception as exc:  # noqa: BLE001 - reported, never masks the stop being reported
+        ctx.console.warn(f"could not commit the journal's last events ({exc}); the next "
+                         "commit (e.g. after --resume) carries them")
+
+
+def _write_report(ctx: RunContext) -> Path | None:
+    """`report.html` for a person: after every launch, stopped ones too. A report that cannot
+    be written never hides how the launch ended; the warning says how to write it later."""
+    try:
+        from agent import report
+
+        return report.write(ctx.ws.root)
+    except Exception as exc:  # noqa: BLE001 - reported; the launch's own outcome comes first
+        ctx.console.warn(f"could not write report.html ({type(exc).__name__}: {exc}); write it "
+                         f"with: python -m agent.report {ctx.ws.root}")
+        return None
 
 
 def _crashed(ctx: RunContext, exc: Exception) -> AgentError:
@@ -248,6 +278,9 @@ def _crashed(ctx: RunContext, exc: Exception) -> AgentError:
                    traceback_file=str(where.relative_to(ctx.ws.root)) if where else None)
     except OSError:
         pass
+    else:
+        _commit_journal(ctx, f"journal: launch crashed ({type(exc).__name__})")
+        _write_report(ctx)
     saved = f"the traceback is in {where}" if where else "the traceback could not be saved"
     return Crashed(
         f"unexpected error: {type(exc).__name__}: {exc}\n{saved}. Everything committed before it "

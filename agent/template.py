@@ -137,8 +137,10 @@ def _str_list(value: Any, key: str, where: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
-def load(root: Path) -> Template:
-    """Load `root/template.toml`; any problem is a UsageError naming the file and field."""
+def load(root: Path, *, run_dir: bool = False) -> Template:
+    """Load `root/template.toml`; any problem is a UsageError naming the file and field.
+    `run_dir`: the copy in a run directory (or a checkout of one of its commits), whose folder
+    is named after the run, not the template."""
     path = root / MANIFEST
     if not path.is_file():
         raise UsageError(f"{path}: template manifest not found")
@@ -147,7 +149,7 @@ def load(root: Path) -> Template:
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from exc
     name = _require(data, "name", str, path)
-    if name != root.name:
+    if name != root.name and not run_dir:
         raise UsageError(f"{path}: field 'name' is '{name}' but the folder is '{root.name}'")
     description = _require(data, "description", str, path).strip()
     editable = _str_list(data.get("editable", list(DEFAULT_EDITABLE)), "editable", path)

@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import StoppedResumable, UsageError
+from agent.journal import HISTORY_DIR, JOURNAL_NAME, SEGMENT_RE, segment_name
 from agent.secrets import SecretFinding, SecretScanner
 
 AUTHOR_NAME = "trusted-scientist"
 AUTHOR_EMAIL = "agent@trusted-scientist.invalid"
 GITIGNORE = """\
 # Written by the agent: large or volatile artifacts stay out of the run's history.
+# journal.jsonl is the live journal; each commit carries its new events in journal/.
 journal.jsonl
+report.html
 *.pt
 *.pt2
 *.pth
@@ -49,6 +52,12 @@ latex/*.fdb_latexmk
 latex/*.toc
 latex/*.pdf
 latex/compile_logs/
+"""
+HISTORY_README = """\
+The run's journal, committed with the history: each commit adds the events journaled since
+the commit before it (`<first seq>-<last seq>.jsonl`, lines as in journal.jsonl). A clone of
+this repository is a complete record: `python -m agent.replay .` reads these files when the
+live journal.jsonl (ignored by git) is absent.
 """
 _SKIP_FROM_TEMPLATE = {"ideas", "__pycache__", ".git", ".pytest_cache"}
 STEP_TRAILER = "Agent-Step"
@@ -104,6 +113,10 @@ class Workspace:
 
         self.root = root.resolve()
         self.repo = git.Repo(self.root)
+        # Commits are the agent's, also in a clone on a machine with no git identity of its own.
+        self.repo.git.update_environment(
+            GIT_AUTHOR_NAME=AUTHOR_NAME, GIT_AUTHOR_EMAIL=AUTHOR_EMAIL,
+            GIT_COMMITTER_NAME=AUTHOR_NAME, GIT_COMMITTER_EMAIL=AUTHOR_EMAIL)
         self.scanner = SecretScanner.from_env(os.environ if env is None else env)
         self.blocked: list[BlockedFile] = []
         """Files kept out of commits and not reported yet (see `report_blocked_to`)."""
@@ -165,6 +178,8 @@ class Workspace:
                     shutil.copy2(f, dest / f.name)
         (root / "idea.json").write_text(json.dumps(idea_fields, indent=2) + "\n", encoding="utf-8")
         (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
+        (root / HISTORY_DIR).mkdir()
+        (root / HISTORY_DIR / "README.md").write_text(HISTORY_README, encoding="utf-8")
         if not (root / "notes.txt").exists():
             title = idea_fields.get("Title", idea_name)
             (root / "notes.txt").write_text(f"# Notes: {title}\n\n", encoding="utf-8")
@@ -229,10 +244,61 @@ class Workspace:
         self.repo.git.add("-A", "--", *rels)
         if self.repo.head.is_valid() and not self.repo.index.diff("HEAD"):
             return None
+        segment = self._journal_segment(step or message.partition("\n")[0])
+        if segment is not None:
+            self.repo.git.add("--", segment)
         if step is not None:
             message = f"{message}\n\n{STEP_TRAILER}: {step}"
         self.repo.git.commit("-m", message, "--no-verify", f"--author={AUTHOR_NAME} <{AUTHOR_EMAIL}>")
         return self.head()
+
+    def commit_journal(self, message: str) -> str | None:
+        """Commit the journal's events since the last commit, alone (the end of a launch, a
+        stop, a verification); None when there are none. Whatever else is uncommitted stays
+        as it is (a stopped edit is for `--resume` to restore)."""
+        segment = self._journal_segment(message)
+        if segment is None:
+            return None
+        self.repo.git.add("--", segment)
+        self.repo.git.commit("-m", message, "--no-verify", f"--author={AUTHOR_NAME} <{AUTHOR_EMAIL}>",
+                             "--only", "--", segment)
+        return self.head()
+
+    def _journal_segment(self, step: str) -> str | None:
+        """Write `journal/<first>-<last>.jsonl`: the complete journal lines after the last
+        segment HEAD holds, verbatim. A commit that carries it records, with itself, every
+        event journaled since the commit before; the live journal stays the one written as
+        things happen (fsynced, ignored by git), so a crash loses nothing the next commit does
+        not carry. Commits dropped by `reset_to` take their segments along, and the next
+        segment starts early enough to carry those events again."""
+        live = self.root / JOURNAL_NAME
+        if not live.is_file():
+            return None
+        done = self._journaled_upto()
+        lines: list[bytes] = []
+        first = last = -1
+        for raw in live.read_bytes().split(b"\n")[:-1]:  # the last piece is unterminated
+            seq = _seq_of(raw)
+            if seq is not None and seq > done:
+                lines.append(raw)
+                first = seq if first < 0 else first
+                last = seq
+        if not lines:
+            return None
+        rel = f"{HISTORY_DIR}/{segment_name(first, last)}"
+        path = self.resolve(rel)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        self._keep_secrets_out([rel], step)
+        return rel if path.is_file() else None
+
+    def _journaled_upto(self) -> int:
+        """The seq of the last event HEAD's journal segments hold (-1: none)."""
+        if not self.repo.head.is_valid():
+            return -1
+        names = str(self.repo.git.ls_tree("--name-only", "HEAD", f"{HISTORY_DIR}/")).splitlines()
+        ends = [int(m.group(2)) for n in names if (m := SEGMENT_RE.fullmatch(n.rpartition("/")[2]))]
+        return max(ends, default=-1)
 
     def report_blocked_to(self, report: Callable[[BlockedFile], None]) -> None:
         """Hand every file kept out of a commit to `report`, those waiting in `blocked` first."""
@@ -332,14 +398,23 @@ class Workspace:
         return str(self.repo.git.show(f"{sha}:{rel}"))
 
     def changed_files(self, a: str, b: str) -> list[str]:
-        """Paths that differ between two commits."""
-        out = str(self.repo.git.diff("--name-only", a, b))
+        """Paths that differ between two commits (the journal's segments left out)."""
+        out = str(self.repo.git.diff("--name-only", a, b, "--", ".", f":(exclude){HISTORY_DIR}"))
         return [line for line in out.splitlines() if line]
 
     def reset_to(self, sha: str) -> None:
         """Move `main` back to `sha` (an unfinished edit session is redone from there)."""
         self.repo.git.reset("--hard", sha)
         self.repo.git.clean("-fd")
+
+
+def _seq_of(raw: bytes) -> int | None:
+    """The `seq` of one journal line, None if it is not an event."""
+    try:
+        seq = json.loads(raw).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) else None
 
 
 def _remove_abandoned_staging(runs_dir: Path) -> None:

@@ -29,3 +29,18 @@ def _no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.endswith("_API_KEY") or name in ("AGENT_MODEL", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_main_job(tmp_path_factory: pytest.TempPathFactory):
+    """The README's main job on the tiny preset (`--idea orthogonal_sae --preset tiny`, the
+    reference session replayed, real runs and LaTeX): one launch, a few minutes on 2 cores,
+    shared by every test that reviews its outputs (main job, replay, report). Tests must not
+    change the run directory; one that needs to, works on a `git clone` of it."""
+    from tests.e2e_helpers import cli, only_run_dir
+
+    runs = tmp_path_factory.mktemp("runs")
+    proc = cli("--idea", "orthogonal_sae", "--preset", "tiny", "--runs-dir", str(runs), "--quiet",
+               timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, only_run_dir(runs)

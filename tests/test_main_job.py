@@ -41,12 +41,8 @@ def _session_kinds() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def main_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    runs = tmp_path_factory.mktemp("runs")
-    proc = cli("--idea", "orthogonal_sae", "--preset", "tiny", "--runs-dir", str(runs), "--quiet",
-               timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc, only_run_dir(runs)
+def main_job(tiny_main_job: tuple[subprocess.CompletedProcess[str], Path]) -> tuple[subprocess.CompletedProcess[str], Path]:
+    return tiny_main_job
 
 
 def test_main_job_exits_0_and_builds_a_pdf(main_job):
@@ -143,10 +139,13 @@ def test_every_run_has_three_seeds_and_the_hypotheses_were_registered_before_run
 @pytest.fixture(scope="module")
 def deep_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same session on another preset (another layer of the tiny model, fewer tokens) with
-    one seed: no interval anywhere, so no verdict, and the paper must still say only that."""
+    one seed: no interval anywhere, so no verdict, and the paper must still say only that. Not
+    reviewed: a gate failing here would be an integrity finding the session's review (written
+    for the clean main job) does not address."""
     runs = tmp_path_factory.mktemp("runs_deep")
     proc = cli("--idea", "orthogonal_sae", "--preset", "tiny-deep", "--runs-dir", str(runs),
-               "--quiet", "--allow-failing-gates", "--seeds", "1", timeout=1800)
+               "--quiet", "--allow-failing-gates", "--seeds", "1", "--stages", "experiment,plot,writeup",
+               timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return only_run_dir(runs)
 
@@ -191,3 +190,13 @@ def test_each_papers_setup_facts_are_those_of_its_own_preset(main_job, deep_job)
         else:
             assert "pass every plausibility gate" in text
         assert "Shakespeare text, with special tokens" not in text  # the old hand-typed fact
+
+
+def test_the_paper_is_reviewed_with_its_clean_integrity_report_in_hand(main_job):
+    _, run_dir = main_job
+    llm = json.loads((run_dir / "review.json").read_text(encoding="utf-8"))["llm_review"]
+    assert llm["findings"] == [] and llm["Integrity"] == [] and llm["paper_source"] == "pdf"
+    assert llm["Decision"] in ("Accept", "Reject") and 1 <= llm["Overall"] <= 10
+    subject = subprocess.run(["git", "log", "--format=%s", "--grep", "^review: "], cwd=run_dir,
+                             capture_output=True, text=True, check=True).stdout.split("\n")[0]
+    assert subject == f"review: NeurIPS-form review (Overall {llm['Overall']}/10, {llm['Decision']})"

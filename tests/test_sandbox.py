@@ -214,6 +214,7 @@ def test_an_experiment_attacking_the_machine_through_the_loop_changes_nothing_ou
         "               '.git/hooks/post-commit': hook, '.git/hooks/post-checkout': hook,\n"
         "               '.git/config': fsmonitor, 'notes.txt': '## Run 1\\n- Explained variance: 0.999 planted\\n',\n"
         "               'journal.jsonl': '{\"kind\": \"planted\"}\\n', 'experiment.py': '# planted\\n',\n"
+        "               'journal/README.md': 'planted\\n', 'journal/000000-999999.jsonl': 'planted\\n',\n"
         "               os.path.join(os.environ['HARNESS_CACHE_DIR'], 'planted.txt'): 'planted\\n'}\n"
         "    for target, payload in targets.items():\n"
         "        try:\n"
@@ -254,6 +255,9 @@ def test_an_experiment_attacking_the_machine_through_the_loop_changes_nothing_ou
     assert not (run_dir / "experiment.py").read_text().endswith("# planted\n")
     assert all(json.loads(line)["kind"] != "planted"
                for line in (run_dir / "journal.jsonl").read_text().splitlines())
+    # nor the journal's segments that the history carries
+    assert not (run_dir / "journal" / "000000-999999.jsonl").exists()
+    assert "planted" not in (run_dir / "journal" / "README.md").read_text()
     assert not (Path(os.environ["HARNESS_CACHE_DIR"]) / "planted.txt").exists()
     assert listener.accepted == 0
     files = "".join(p.read_text(errors="replace") for p in run_dir.rglob("*")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from agent.context import RunContext
 from agent.errors import AgentError, ReplayDiverged
 
-PROTECTED = (".git/*", "run_*/*", "logs/*", "idea.json", "preset.json", "journal.jsonl",
+PROTECTED = (".git/*", "run_*/*", "logs/*", "idea.json", "preset.json", "journal.jsonl", "journal/*",
              "template.toml", "experiment/*", "harness/*")
 COMPLETED = "ALL_COMPLETED"
 
