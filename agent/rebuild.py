@@ -34,8 +34,9 @@ _VOLATILE_KEYS = re.compile(r"(^|_)(at|commit|sha|time|timestamp|ts|written_at|d
                             r"cached_from_commit)$")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _DURATION = re.compile(r"\b\d+(?:\.\d+)? ?(?:s|ms|seconds)\b")
-_SHA = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
-"""A commit id, full or abbreviated (hex with a letter and a digit: never a word or a number)."""
+_SHA = re.compile(r"\b(?:commit\s+[0-9a-f]{7,40}|(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40})\b")
+"""A commit id: after the word `commit`, or hex with a letter and a digit (never a word or a
+number)."""
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,40 @@ def test_rebuild_names_the_first_step_where_the_histories_part(clone, tmp_path):
 def test_replay_refuses_a_folder_that_is_not_a_run(tmp_path):
     proc = replay(str(tmp_path))
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_tiny_preset_run_reproduces_exactly_and_a_tampered_record_is_caught(tiny_main_job, tmp_path):
+    """The real template: each seed re-trained and re-evaluated at the run's commit."""
+    _, run_dir = tiny_main_job
+    dest = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(run_dir), str(dest))
+    path = dest / "run_2" / "final_info.json"
+    info = json.loads(path.read_text())
+    info["metrics"]["explained_variance"] += 0.01
+    path.write_text(json.dumps(info, indent=2))
+    git(dest, "commit", "-qam", "experiment: run 2 results (a better number)")
+    proc = replay(str(dest), "--verify", "run_1", "run_2", timeout=1200)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "run_1: reproduced (max |diff| 0;" in proc.stdout and "identical weights" in proc.stdout
+    assert "run_2: DIFFERS: explained_variance" in proc.stdout
+
+
+def test_a_stopped_launch_commits_its_last_events_too(tmp_path):
+    """A launch that stops (here: the recording runs out) ends with a journal commit: a clone
+    shows why it stopped, and --resume continues from there."""
+    templates = tmp_path / "templates"
+    shutil.copytree(TOY_TEMPLATES, templates)
+    from tests.e2e_helpers import TOY_KINDS, TOY_SESSION
+
+    write_session(templates / "toy_template" / "ideas" / "toy_idea.session.jsonl", TOY_SESSION[:2], TOY_KINDS[:2])
+    proc = cli("--idea", "toy_idea", "--max-runs", "3", "--stages", "experiment", "--templates-dir",
+               str(templates), "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert proc.returncode == 5, proc.stderr
+    run_dir = only_run_dir(tmp_path / "runs")
+    assert not git(run_dir, "status", "--porcelain")
+    assert git(run_dir, "log", "-1", "--format=%s").startswith("journal: launch stopped (ReplayDiverged")
+    git(tmp_path, "clone", "-q", str(run_dir), str(tmp_path / "clone"))
+    assert read_run(tmp_path / "clone").events[-1].kind == "launch.stopped"
+    timeline = replay(str(tmp_path / "clone"))
+    assert timeline.returncode == 0 and "stopped: ReplayDiverged" in timeline.stdout

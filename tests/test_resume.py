@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import read
+from agent.journal import read, segments
 from agent.workspace import Workspace
 from tests.conftest import REPO
 from tests.e2e_helpers import (
@@ -64,6 +64,9 @@ def _check_consistent(run_dir: Path) -> None:
     assert len(recorded) == len(set(recorded))
     finished = [e.data["stage"] for e in contents.events if e.kind == "stage.finished"]
     assert finished == ["experiment", "plot"]
+    # The history carries every event, those of the killed launch included, exactly once.
+    carried = [e for path in segments(run_dir) for e in read(path).events]
+    assert [e.to_json() for e in carried] == [e.to_json() for e in contents.events]
 
 
 @pytest.fixture(scope="module")
