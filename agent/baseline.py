@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,7 +46,26 @@ def cache_key(template_root: Path, preset: str | None, seeds: list[int] | None =
     h.update(f"preset={preset}".encode())
     if seeds is not None:
         h.update(f"seeds={seeds}".encode())
+    for name, value in sorted(machine_facts().items()):
+        h.update(f"{name}={value}\0".encode())
     return h.hexdigest()[:20]
+
+
+def machine_facts() -> dict[str, str]:
+    """What changes a baseline's numbers besides the code: the device kind (a CPU baseline is
+    never compared with GPU runs), torch's version and build, and the harness's dense-matmul
+    switch. Read without importing torch where possible (`harness.presets.cuda_present`)."""
+    from importlib import metadata
+
+    from harness.presets import cuda_present
+    from harness.sparse import DISABLE_ENV
+
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "absent"
+    return {"device": "cuda" if cuda_present() else "cpu", "torch": torch_version,
+            DISABLE_ENV: os.environ.get(DISABLE_ENV, "")}
 
 
 HUB_TOKENS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -59,15 +81,36 @@ def ensure(ctx: RunContext) -> None:
         ctx.console.stage("baseline")
         key = cache_key(ctx.template.root, ctx.preset, ctx.seeds)
         cached = ctx.config.runs_path / CACHE_DIR / key
-        problem = _cached_problem(ctx, cached)
-        if problem is None:
-            _restore(ctx, cached, key)
-        else:
-            if (cached / "final_info.json").is_file():
-                ctx.console.warn(f"baseline: the cached baseline {key} is not reused: {problem}")
-                ctx.record("baseline.cache_refused", key=key, problem=problem)
-            _run(ctx, cached)
+        # One launch at a time computes or reads a given baseline: a second launch of the
+        # same template, preset and seeds waits, then reuses it instead of racing to write it.
+        with _cache_lock(ctx, cached):
+            problem = _cached_problem(ctx, cached)
+            if problem is None:
+                _restore(ctx, cached, key)
+            else:
+                if (cached / "final_info.json").is_file():
+                    ctx.console.warn(f"baseline: the cached baseline {key} is not reused: {problem}")
+                    ctx.record("baseline.cache_refused", key=key, problem=problem)
+                _run(ctx, cached)
     notes.append_notes(ctx, 0, "the unmodified template (baseline)")
+
+
+@contextmanager
+def _cache_lock(ctx: RunContext, cached: Path) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(cached) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        ctx.console.info(f"baseline: another launch is computing the same baseline ({cached.name}); waiting for it")
+        ctx.record("baseline.cache_wait", key=cached.name)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _is_hub(preset: str | None) -> bool:
@@ -158,7 +201,7 @@ def _run(ctx: RunContext, cached: Path) -> None:
             f"--- end of its stderr ---\n{attempt.stderr_tail}"
         )
     src = ctx.ws.resolve("run_0")
-    tmp = cached.with_name(cached.name + ".tmp")
+    tmp = cached.with_name(f"{cached.name}.tmp-{os.getpid()}")  # unique: never another's
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp, ignore=lambda d, names: [n for n in names if Path(n).suffix in _HEAVY])

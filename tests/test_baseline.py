@@ -132,6 +132,58 @@ def test_changed_template_or_preset_runs_the_baseline_again(tmp_path: Path) -> N
     assert ctx.find("baseline.cached") is None
 
 
+def test_two_launches_at_once_compute_one_baseline_and_the_other_waits_for_it(tmp_path: Path) -> None:
+    import threading
+
+    counter = tmp_path / "count.txt"
+    root = counting_template(tmp_path, counter)
+    script = root / "experiment.py"
+    script.write_text(script.read_text().replace(
+        "    open(", "    __import__('time').sleep(1.5)  # long enough for the other launch to arrive\n    open(", 1))
+    contexts = [make_ctx(root, tmp_path / "runs") for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def go(ctx: RunContext) -> None:
+        try:
+            baseline.ensure(ctx)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(c,)) for c in contexts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert _runs(counter) == 1, "both launches ran the baseline"
+    waited = [c for c in contexts if c.find("baseline.cache_wait") is not None]
+    assert len(waited) == 1 and waited[0].find("baseline.cached") is not None
+    infos = [json.loads((c.ws.root / "run_0" / "final_info.json").read_text()) for c in contexts]
+    assert infos[0]["metrics"] == infos[1]["metrics"]
+    assert not list((tmp_path / "runs" / baseline.CACHE_DIR).glob("*.tmp*")), "no temporary copy left"
+
+
+def test_the_cache_key_includes_the_device_torch_and_the_dense_matmul_switch(tmp_path: Path, monkeypatch) -> None:
+    from importlib import metadata
+
+    import harness.presets
+
+    root = counting_template(tmp_path, tmp_path / "count.txt")
+    key = baseline.cache_key(root, "tiny", [0, 1, 2])
+    monkeypatch.setenv("HARNESS_DENSE_MATMUL", "1")
+    dense = baseline.cache_key(root, "tiny", [0, 1, 2])
+    monkeypatch.delenv("HARNESS_DENSE_MATMUL")
+    monkeypatch.setattr(harness.presets, "cuda_present", lambda: True)
+    gpu = baseline.cache_key(root, "tiny", [0, 1, 2])
+    monkeypatch.undo()
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "9.9.9" if name == "torch" else real(name))
+    other_torch = baseline.cache_key(root, "tiny", [0, 1, 2])
+    assert len({key, dense, gpu, other_torch}) == 4
+    monkeypatch.undo()
+    assert baseline.cache_key(root, "tiny", [0, 1, 2]) == key
+
+
 def test_failing_baseline_stops_with_template_error_carrying_the_tail(tmp_path: Path) -> None:
     counter = tmp_path / "count.txt"
     root = counting_template(tmp_path, counter, crash="toy template is broken: bad loss 1234")
