@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agent.llm.records import LLMSettings
 
-STAGES = ("experiment", "plot", "writeup")
+STAGES = ("experiment", "plot", "writeup", "review")
 """Stages after the run directory and baseline are prepared, in order."""
 
 
@@ -36,6 +36,8 @@ class LaunchConfig:
     template's (3 unless they say otherwise)."""
     seed_jobs: int | None = None
     """Seeds of one run executed at once; None = all of them."""
+    devices: str | None = None
+    """GPUs to use, as CUDA indices (`0,2,3`); None = every GPU torch sees (none: the CPU)."""
     preset: str | None = None
     """Experiment preset (tiny, cpu, gpu); None = the harness's default for this machine."""
     max_cost_usd: float | None = None

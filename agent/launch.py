@@ -41,6 +41,10 @@ examples:
 """
 
 
+PAPER_STAGES = ("writeup", "review")
+"""The stages --skip-writeup drops: the paper, and the review of it."""
+
+
 def _stages(text: str) -> tuple[str, ...]:
     names = tuple(s.strip() for s in text.split(",") if s.strip())
     bad = [s for s in names if s not in STAGES]
@@ -76,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m agent.launch",
         description="Run an LLM-driven research loop on an idea: plan, edit, run experiments, "
-        "plot, and write a paper whose every number traces to a run.",
+        "plot, write a paper whose every number traces to a run, and review it on the NeurIPS "
+        "form with the integrity findings in hand.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -86,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--templates-dir", default=None, help="where templates live (default: the repository's templates/)")
     what.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run directory")
     what.add_argument("--stages", type=_stages, default=STAGES, metavar="LIST",
-                      help=f"comma-separated stages to run (default: {','.join(STAGES)})")
-    what.add_argument("--skip-writeup", action="store_true", help="same as --stages experiment,plot")
+                      help=f"comma-separated stages to run (default: {','.join(STAGES)}); e.g. "
+                      "--resume RUN_DIR --stages review reviews the paper of a finished writeup")
+    what.add_argument("--skip-writeup", action="store_true",
+                      help="same as --stages experiment,plot (no paper, so no review either)")
     model = p.add_argument_group("model")
     model.add_argument("--model", help="litellm model string (anthropic/..., openai/..., ollama/...) or replay:PATH")
     model.add_argument("--api-base", help="URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama)")
@@ -118,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--seed-jobs", type=_positive(int), metavar="J",
                         help="seeds of a run executed at once (default: all; each then gets an "
                              "equal share of the CPU threads)")
+    budget.add_argument("--devices", metavar="LIST",
+                        help="GPUs to use, as CUDA indices (e.g. 0,2,3): each experiment, evaluation "
+                             "and plot process gets one (CUDA_VISIBLE_DEVICES) and waits while all "
+                             "are busy (default: every GPU torch sees; none: the CPU)")
     budget.add_argument("--preset", help="experiment size: tiny, cpu, gpu (default: best for this machine)")
     budget.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                         help="run experiments and plots without bubblewrap (their environment "
@@ -134,11 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> LaunchConfig:
-    stages = tuple(s for s in args.stages if s != "writeup") if args.skip_writeup else args.stages
+    stages = tuple(s for s in args.stages if s not in PAPER_STAGES) if args.skip_writeup else args.stages
     return LaunchConfig(
         idea=args.idea, template=args.template, model=args.model, api_base=args.api_base,
         max_runs=args.max_runs, max_attempts=args.max_attempts, timeout_s=args.timeout,
-        seeds=args.seeds, seed_jobs=args.seed_jobs,
+        seeds=args.seeds, seed_jobs=args.seed_jobs, devices=args.devices,
         preset=args.preset, max_cost_usd=args.max_cost, tpm_limit=args.tpm_limit,
         price_per_mtok=args.price_per_mtok, llm_timeout_s=args.llm_timeout,
         preflight_call=args.preflight_call, sandbox=args.sandbox, runs_dir=args.runs_dir, stages=stages, quiet=args.quiet,
@@ -154,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("say what to run: --idea NAME, or --resume RUN_DIR")
     if args.idea and args.resume:
         parser.error("--idea and --resume exclude each other: a resumed run keeps its idea")
-    if args.skip_writeup and tuple(args.stages) == ("writeup",):
-        parser.error("--skip-writeup with --stages writeup leaves nothing to run")
+    if args.skip_writeup and set(args.stages) <= set(PAPER_STAGES):
+        parser.error(f"--skip-writeup with --stages {','.join(args.stages)} leaves nothing to run")
     from agent.errors import AgentError
     from agent.progress import Console
 

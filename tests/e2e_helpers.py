@@ -102,3 +102,29 @@ def writeup_replies(parts: dict[str, list[tuple[str, str]]] = PARTS) -> tuple[li
         replies.append("The section reads well; no changes.")
         kinds.append("writeup.refine")
     return replies, kinds
+
+
+REVIEW_FORM = {
+    "Summary": "The paper adds heavy-ball momentum to gradient descent on a one-dimensional quadratic "
+               "and compares the final loss of two momentum settings with plain gradient descent.",
+    "Strengths": ["Every number comes from a recorded run.", "The setup is simple and fully specified."],
+    "Weaknesses": ["A single toy problem with one seed: nothing is known about variance.",
+                   "Momentum on a quadratic is textbook material; there is no new idea."],
+    "Originality": 1, "Quality": 2, "Clarity": 3, "Significance": 1,
+    "Questions": ["How do the results change with the step size?"],
+    "Limitations": ["One problem, one seed, no interval."],
+    "Ethical Concerns": False,
+    "Soundness": 2, "Presentation": 3, "Contribution": 1,
+    "Overall": 2, "Confidence": 4, "Decision": "Reject",
+    "Integrity": [],
+}
+
+
+def review_reply(form: dict | None = None, **changes: object) -> str:
+    """A review stage reply: a thought, then the form in a ```json fence."""
+    filled = {**(REVIEW_FORM if form is None else form), **changes}
+    return ("THOUGHT:\nA correct but trivial study; the evidence is one seed on one toy problem.\n\n"
+            f"REVIEW JSON:\n```json\n{json.dumps(filled, indent=2)}\n```\n")
+
+
+REVIEW = review_reply()

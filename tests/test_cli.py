@@ -150,9 +150,10 @@ def test_skip_writeup_drops_the_writeup_stage() -> None:
     ["--idea", "toy_idea", "--price-per-mtok", "-1,2"],
     ["--idea", "toy_idea", "--price-per-mtok", "1,2,3"],
     ["--idea", "toy_idea", "--llm-timeout", "0"],
-    ["--idea", "toy_idea", "--stages", "experiment,review"],
+    ["--idea", "toy_idea", "--stages", "experiment,publish"],
     ["--idea", "toy_idea", "--stages", ","],
     ["--idea", "toy_idea", "--stages", "writeup", "--skip-writeup"],
+    ["--idea", "toy_idea", "--stages", "writeup,review", "--skip-writeup"],
     ["--idea", "toy_idea", "--no-such-flag"],
 ], ids=lambda a: " ".join(a) or "no-args")
 def test_bad_flags_exit_2_before_anything_runs(argv: list[str], tmp_path: Path,

@@ -82,3 +82,16 @@ def test_the_sessions_orthogonal_sae_trains_and_its_group_biases_apply(tmp_path:
         before = sae(x)
         sae.b_group.add_(1.0)
         assert not torch.allclose(sae(x), before)
+
+
+def test_the_session_ends_with_one_valid_review_that_addresses_no_finding() -> None:
+    """The main job's integrity report is clean, so its review's `Integrity` is empty; a form
+    the review stage would refuse would make the replay run out of replies."""
+    from agent.review import check
+
+    replies = load_recording(SESSION).replies
+    reviews = [r for r in replies if r.stage == "review"]
+    assert len(reviews) == 1 and replies[-1] is reviews[0] and reviews[0].prompt_kind == "review.paper"
+    checked = check(reviews[0].text, [])
+    assert checked.errors == () and checked.review is not None
+    assert checked.review.form["Integrity"] == [] and checked.review.decision in ("Accept", "Reject")

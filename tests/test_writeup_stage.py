@@ -1,5 +1,6 @@
 """The writeup stage on the toy template: results.tex from the runs, sections drafted and
-refined, grounding checked, the paper compiled; plausibility gates block a paper."""
+refined, grounding checked, the paper compiled; plausibility gates block a paper. The launches
+run every stage, so the paper is then reviewed (tests/test_review_stage.py has the details)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from agent.journal import read
 from tests.e2e_helpers import (
+    REVIEW,
     TOY_KINDS_WITH_PLOT,
     TOY_SESSION_WITH_PLOT,
     TOY_TEMPLATES,
@@ -26,7 +28,8 @@ ARGS = ["--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--max-runs
 
 def _session(tmp_path, experiment=TOY_SESSION_WITH_PLOT, kinds=TOY_KINDS_WITH_PLOT):
     replies, wkinds = writeup_replies()
-    return write_session(tmp_path / "session.jsonl", [*experiment, *replies], [*kinds, *wkinds])
+    return write_session(tmp_path / "session.jsonl", [*experiment, *replies, REVIEW],
+                         [*kinds, *wkinds, "review.paper"])
 
 
 @needs_pdflatex
@@ -40,6 +43,7 @@ def test_writeup_builds_a_grounded_paper_from_the_runs(tmp_path):
     assert (run_dir / "paper.pdf").read_bytes().startswith(b"%PDF-")
     review = json.loads((run_dir / "review.json").read_text())
     assert review["grounding"]["clean"] and review["compile"]["status"] == "ok"
+    assert review["llm_review"]["findings"] == [] and review["llm_review"]["paper_source"] == "pdf"
     tex = (run_dir / "latex" / "template.tex").read_text()
     assert "\\writeupstub" not in tex.split("\\begin{document}")[1]
     events = read(run_dir / "journal.jsonl").events
@@ -99,4 +103,5 @@ def test_a_kill_during_the_paper_compile_resumes_to_the_same_paper(tmp_path):
     assert len(checked) == len(set(checked))
     ws = Workspace(run_dir)
     assert ws.is_linear() and not ws.is_dirty()
-    assert [e.data["stage"] for e in events if e.kind == "stage.finished"] == ["experiment", "plot", "writeup"]
+    assert [e.data["stage"] for e in events if e.kind == "stage.finished"] == ["experiment", "plot", "writeup",
+                                                                               "review"]
