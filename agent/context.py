@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agent.config import LaunchConfig
+from agent.devices import DevicePool
 from agent.ideas import Idea
 from agent.journal import Event, Journal
 from agent.progress import Console
+from agent.runner import RunOutcome
 from agent.sandbox import Sandbox
 from agent.template import Template
 from agent.workspace import BlockedFile, Workspace
@@ -48,6 +50,8 @@ class RunContext:
     evaluator is not started if the harness changed since."""
     llm_factory: Any = None
     """Callable returning the LLM client; called once, on the first question."""
+    devices: DevicePool = field(default_factory=lambda: DevicePool(()))
+    """The GPUs (none: the CPU) that experiment, evaluation and plot processes take one each."""
     _llm: Any = None
     _crash_counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -102,6 +106,28 @@ class RunContext:
             existing = tuple(p for p in sorted(self.ws.root.iterdir()) if p.name not in allowed)
             return replace(self.sandbox, readonly=(*self.sandbox.readonly, *existing))
         return self.sandbox
+
+    def execute(self, argv: list[str], *, label: str, log_dir: Path, timeout_s: float, name: str = "",
+                env_extra: Mapping[str, str] | None = None, threads: int | None = None,
+                on_start: Callable[[int], object] | None = None, sandbox: Sandbox | None = None,
+                pass_env: Iterable[str] = ()) -> RunOutcome:
+        """Run an experiment, evaluation or plot process in the run directory with one device
+        of its own (`CUDA_VISIBLE_DEVICES`, waiting while every GPU is busy; on the CPU its
+        share of the cores as `threads`). `name` prefixes its log files as in `runner.run`;
+        `label` names it in the journal and the status line."""
+        from agent import runner
+
+        def waiting(message: str) -> None:
+            self.record("device.waiting", process=label, message=message)
+            self.status(f"{label}: {message}")
+
+        with self.devices.hold(threads=threads, on_wait=waiting) as held:
+            if held.device != "cpu":
+                self.record("device.held", process=label, device=held.device, waited_s=held.waited_s)
+            return runner.run(argv, cwd=self.ws.root, log_dir=log_dir, timeout_s=timeout_s,
+                              name=name,
+                              env_extra={**(env_extra or {}), **held.env}, on_start=on_start,
+                              sandbox=sandbox, pass_env=pass_env)
 
     def process_started(self, name: str) -> Callable[[int], None]:
         """An `on_start` for the runner: journals a child's process group, so a resume after

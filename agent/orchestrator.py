@@ -16,6 +16,7 @@ from agent import baseline, ideas, paths, presets
 from agent import template as template_mod
 from agent.config import LaunchConfig
 from agent.context import RunContext
+from agent.devices import DevicePool
 from agent.errors import AgentError, Crashed, UsageError
 from agent.journal import HISTORY_DIR, JOURNAL_NAME, Journal
 from agent.progress import Console
@@ -58,13 +59,14 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
     if warning:
         console.warn(warning)
     sandbox, sandbox_note = _sandbox(config, console)
+    pool = _devices(config)
     # Nothing above created anything; from here on, the run directory exists.
     def first_event(staging: Path) -> None:
         Journal(staging / JOURNAL_NAME).append(
             "launch.started", config=config.to_dict(), idea=idea.name, idea_path=str(idea.path),
             template=template.name, template_root=str(template.root), preset=preset,
             model=choice.model, model_source=choice.source, setup_commit=Workspace(staging).head(),
-            preflight_warning=warning, sandbox=sandbox_note)
+            preflight_warning=warning, sandbox=sandbox_note, devices=list(pool.gpus) or "cpu")
 
     ws = Workspace.create(
         config.runs_path, idea.name, template.root, idea.fields,
@@ -78,7 +80,7 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
     console.info(f"run directory: {ws.root}")
     ctx = RunContext(ws, journal, template, idea, config, console, choice.model, preset,
                      sandbox=_with_run_dir(sandbox, ws.root),
-                     llm_factory=_llm_factory(choice.model, config, journal))
+                     llm_factory=_llm_factory(choice.model, config, journal), devices=pool)
     return _go(ctx)
 
 
@@ -118,10 +120,11 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
 
     preflight(config.llm_settings(model), call=False)  # the run's calls show a rejected key
     sandbox, sandbox_note = _sandbox(config, console)
-    journal.append("sandbox.checked", sandbox=sandbox_note)
+    pool = _devices(config)
+    journal.append("sandbox.checked", sandbox=sandbox_note, devices=list(pool.gpus) or "cpu")
     ctx = RunContext(ws, journal, template, idea, config, console, model, started.data.get("preset"),
                      sandbox=_with_run_dir(sandbox, ws.root),
-                     llm_factory=_llm_factory(model, config, journal))
+                     llm_factory=_llm_factory(model, config, journal), devices=pool)
     return _go(ctx)
 
 
@@ -170,6 +173,13 @@ def _sandbox(config: LaunchConfig, console: Console) -> tuple[Sandbox | None, st
     return sandbox_mod.Sandbox(writable=()), f"bubblewrap: {found.reason}"
 
 
+def _devices(config: LaunchConfig) -> DevicePool:
+    """The GPUs this launch's processes take one each: `--devices`, else those torch sees."""
+    from agent import devices
+
+    return DevicePool(devices.parse(config.devices) if config.devices else devices.discover())
+
+
 def _with_run_dir(sandbox: Sandbox | None, root: Path) -> Sandbox | None:
     """The run directory writable, its history and journal not (see `Sandbox.readonly`)."""
     if sandbox is None:
@@ -193,6 +203,9 @@ def _go(ctx: RunContext) -> LaunchResult:
         summaries = []
         for name in ctx.config.stages:
             done = ctx.find("stage.finished", stage=name)
+            verified = ctx.find("verify.finished")
+            if name == "review" and done is not None and verified is not None and verified.seq > done.seq:
+                done = None  # runs were re-executed since the review: review with those results
             if done is not None:
                 summaries.append(f"{name}: {done.data.get('summary', 'done')} (already done)")
                 continue

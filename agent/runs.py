@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import runner
+from agent import devices, runner
 from agent.context import RunContext
 from agent.journal import Event
 from agent.results import (
@@ -160,16 +160,16 @@ def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: 
     env = _harness_env(ctx)
     if ctx.template.evaluator:
         env[provenance.MODE_ENV] = "orchestrator"  # finish() exports; the loop evaluates
-    if jobs > 1:  # concurrent seeds share the CPU instead of each spinning up every core
-        threads = str(max(1, (os.cpu_count() or 1) // jobs))
-        env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+    # Concurrent seeds share the CPU (this launch's share of it) instead of each spinning up
+    # every core; on GPUs each seed takes a device of its own from the pool.
+    threads = devices.threads_for(jobs)
 
     def one(seed: int) -> dict[str, Any]:
         rel = f"{out_name}/seed_{seed}"
         seed_dir = ctx.ws.resolve(rel)
-        outcome = runner.run(
-            ctx.template.command_for(rel), cwd=ctx.ws.root, log_dir=seed_dir, timeout_s=timeout,
-            env_extra={**env, seeds_mod.SEED_ENV: str(seed)},
+        outcome = ctx.execute(
+            ctx.template.command_for(rel), label=f"run {index} seed {seed}", log_dir=seed_dir,
+            timeout_s=timeout, env_extra={**env, seeds_mod.SEED_ENV: str(seed)}, threads=threads,
             on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, seed=seed,
                                             pgid=pid),
             sandbox=ctx.sandbox_for(write=seed_dir), pass_env=ctx.template.pass_env)
@@ -207,7 +207,7 @@ def _combine(ctx: RunContext, out_dir: Path, timeout: float, describe: str, stde
     argv = provenance.seeds_command(Path(out_dir.name), seeds,
                                     manifest=ctx.template.root / "template.toml")
     outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="seeds",
-                         sandbox=ctx.sandbox_for(write=out_dir))
+                         sandbox=ctx.sandbox_for(write=out_dir), env_extra={"CUDA_VISIBLE_DEVICES": ""})
     if not outcome.ok:
         return (outcome.status, f"{describe}; combining its seeds {outcome.describe()}",
                 outcome.stderr_tail)
@@ -240,10 +240,9 @@ def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout:
     argv = provenance.evaluator_command(Path(f"run_{index}"), ctx.preset,
                                         manifest=ctx.template.root / "template.toml", seeds=seeds)
     ctx.record("run.evaluating", run=index, attempt=attempt, harness_sha256=now)
-    outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="evaluator",
-                         env_extra=_harness_env(ctx),
-                         on_start=ctx.process_started("evaluator"),
-                         sandbox=ctx.sandbox_for(write=out_dir))
+    outcome = ctx.execute(argv, log_dir=out_dir, timeout_s=timeout, name="evaluator", label=f"run {index} evaluator",
+                          env_extra=_harness_env(ctx), on_start=ctx.process_started("evaluator"),
+                          sandbox=ctx.sandbox_for(write=out_dir))
     fields["evaluator_duration_s"] = round(outcome.duration_s, 3)
     if not outcome.ok:
         return (outcome.status, f"{describe}; its evaluation {outcome.describe()}",

@@ -159,14 +159,14 @@ def _execute(tree: Path, run: int, config: LaunchConfig, launch: dict[str, Any],
     from agent import baseline, ideas, runs
     from agent import template as template_mod
     from agent.context import RunContext
-    from agent.orchestrator import _with_run_dir
+    from agent.orchestrator import _devices, _with_run_dir
 
     template = template_mod.load(tree, run_dir=True)
     fields = json.loads((tree / "idea.json").read_text(encoding="utf-8"))
     idea = ideas.Idea(str(launch.get("idea", "idea")), tree / "idea.json", template.name, fields, {})
     ctx = RunContext(Workspace(tree), Journal(tree / JOURNAL_NAME), template, idea, config,
                      Console(quiet=True), "verify", launch.get("preset"),
-                     sandbox=_with_run_dir(box, tree))
+                     sandbox=_with_run_dir(box, tree), devices=_devices(config))
     if template.evaluator:
         baseline.prepare(ctx)
     finished = runs._run_process(ctx, run, 1, "verify", f"run_{run}")

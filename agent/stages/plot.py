@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from agent import prompting, runner
+from agent import prompting
 from agent.context import RunContext
 from agent.results import finished_runs, full_table, run_summaries
 from agent.stages.common import StageFailed, edit_session
@@ -63,10 +63,10 @@ def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
         ctx.status(f"python plot.py (attempt {attempt})")
         log_dir = ctx.ws.resolve(f"logs/plot_attempt{attempt}")
         figures = expected_figures(ctx)
-        outcome = runner.run(list(ctx.template.plot_command), cwd=ctx.ws.root, log_dir=log_dir,
-                             timeout_s=PLOT_TIMEOUT_S, on_start=ctx.process_started("plot"),
-                             sandbox=ctx.sandbox_for(new_files_only_except=figures),
-                             pass_env=ctx.template.pass_env)
+        outcome = ctx.execute(list(ctx.template.plot_command), label="plot.py", log_dir=log_dir,
+                              timeout_s=PLOT_TIMEOUT_S, on_start=ctx.process_started("plot"),
+                              sandbox=ctx.sandbox_for(new_files_only_except=figures),
+                              pass_env=ctx.template.pass_env)
         _remove_strays(ctx, keep=[*figures, f"logs/plot_attempt{attempt}"])
         bad = {f: p for f in figures if (p := figure_problem(ctx.ws.resolve(f)))}
         ok = outcome.ok and not bad and bool(figures)
