@@ -102,10 +102,11 @@ class History:
             raise UsageError(f"there is no step {n}: the history has steps 1 to {len(self.steps)}")
         return self.steps[n - 1]
 
-    def diff(self, step: Step) -> str:
-        """The patch the step's commit introduced, the journal's segments left out."""
+    def diff(self, step: Step, exclude: tuple[str, ...] = ()) -> str:
+        """The patch the step's commit introduced, the journal's segments (and the git glob
+        pathspecs in `exclude`) left out."""
         return _git(self.root, "show", step.sha, "--format=", "--patch", "--no-color", "--",
-                    ".", f":(exclude){HISTORY_DIR}")
+                    ".", f":(exclude){HISTORY_DIR}", *(f":(exclude,glob){p}" for p in exclude))
 
     def totals(self) -> tuple[int, float | None]:
         """Tokens and dollars of every LLM call (cost None if any price is unknown)."""

@@ -4,6 +4,7 @@ apply, a secret kept out) and its diff, cut beyond `MAX_DIFF_CHARS` with the way
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from agent.history import History, Step
@@ -13,6 +14,10 @@ from agent.template import Template
 MAX_DIFF_CHARS = 120_000
 """A step's diff is cut beyond this many characters (the rest: `agent.replay RUN --step N`)."""
 MAX_REPLY_CHARS = 200_000
+DATA_GLOBS = ("run_*/**", "logs/**")
+"""Result records and logs, left out of the diffs the report shows (they make most of a run's
+history by size, and the metrics table shows their numbers)."""
+_DATA = re.compile(r"^(run_\d+|logs)/")
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,16 @@ def view(hist: History, step: Step, template: Template | None) -> StepView:
         delta = step.deltas.get(name)
         metrics.append((name, m.fmt(value) if m else format(value, ".4g"),
                         "" if delta is None else format(delta, "+.3g")))
+    data = [f for f in step.files if _DATA.match(f)]
     try:
-        diff = hist.diff(step)
+        diff = hist.diff(step, exclude=DATA_GLOBS)
     except Exception as exc:  # noqa: BLE001 - git failing on one commit must not lose the page
         diff = f"(the diff could not be read: {exc})"
+    if data:  # result records and logs: their numbers are in the metrics table, not re-shown here
+        shown = ", ".join(data[:6]) + (f" and {len(data) - 6} more" if len(data) > 6 else "")
+        diff = (f"# {len(data)} result or log file(s) not shown here ({shown}): the metrics table "
+                f"has their numbers; python -m agent.replay RUN --step {step.n} shows everything\n"
+                + diff)
     return StepView(step, tuple(metrics), tuple(_reply(e) for e in step.replies),
                     tuple(_brief(e) for e in step.events), _flags(step.events),
                     diff[:MAX_DIFF_CHARS], len(diff))
