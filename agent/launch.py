@@ -86,7 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = p.add_argument_group("what to run")
-    what.add_argument("--idea", help="idea name: templates/*/ideas/NAME.json")
+    what.add_argument("--idea", action="append", metavar="NAME",
+                      help="idea name: templates/*/ideas/NAME.json; repeat it to run several ideas, "
+                           "each in a run directory and process of its own (see --jobs)")
+    what.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
+                      help="with several --idea: how many run at once (default 1); they share the "
+                           "GPUs (one per process), the CPU cores, each model's --tpm-limit and "
+                           "--max-cost")
     what.add_argument("--template", help="template folder, when the idea name is ambiguous")
     what.add_argument("--templates-dir", default=None, help="where templates live (default: the repository's templates/)")
     what.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run directory")
@@ -147,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> LaunchConfig:
     stages = tuple(s for s in args.stages if s not in PAPER_STAGES) if args.skip_writeup else args.stages
     return LaunchConfig(
-        idea=args.idea, template=args.template, model=args.model, api_base=args.api_base,
+        idea=args.idea[0] if args.idea else None, template=args.template, model=args.model, api_base=args.api_base,
         max_runs=args.max_runs, max_attempts=args.max_attempts, timeout_s=args.timeout,
         seeds=args.seeds, seed_jobs=args.seed_jobs, devices=args.devices,
         preset=args.preset, max_cost_usd=args.max_cost, tpm_limit=args.tpm_limit,
@@ -171,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     from agent.progress import Console
 
     console = Console(quiet=args.quiet)
+    if args.idea and len(args.idea) > 1:
+        return _many(args, argv, console)
     try:
         from agent import orchestrator
 
@@ -188,6 +196,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     console.done(result)
     return result.exit_code
+
+
+def _many(args: argparse.Namespace, argv: list[str] | None, console: object) -> int:
+    """Several ideas: each is checked before any starts, then run by `agent.multi`."""
+    from agent import ideas, multi, paths
+    from agent.errors import AgentError
+
+    templates_dir = Path(args.templates_dir) if args.templates_dir else paths.TEMPLATES
+    try:
+        for name in args.idea:
+            ideas.load(ideas.find(name, templates_dir, args.template))
+    except AgentError as exc:
+        console.error(f"{exc}\nnothing was started")  # type: ignore[attr-defined]
+        return exc.exit_code
+    raw = sys.argv[1:] if argv is None else list(argv)
+    return multi.launch_many(list(args.idea), raw, args.jobs, Path(args.runs_dir), args.quiet)
 
 
 FIELD_OF_FLAG = {"max_cost": "max_cost_usd", "timeout": "timeout_s", "llm_timeout": "llm_timeout_s",

@@ -19,6 +19,7 @@ from agent.context import RunContext
 from agent.devices import DevicePool
 from agent.errors import AgentError, Crashed, UsageError
 from agent.journal import HISTORY_DIR, JOURNAL_NAME, Journal
+from agent.multi import RUN_DIR_ENV
 from agent.progress import Console
 from agent.sandbox import Sandbox
 from agent.workspace import Workspace
@@ -75,6 +76,8 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
     )
     ws.lock()
     journal = Journal(ws.root / JOURNAL_NAME)
+    if os.environ.get(RUN_DIR_ENV):  # one idea of several: tell the command where it is
+        Path(os.environ[RUN_DIR_ENV]).write_text(str(ws.root), encoding="utf-8")
     if choice.banner:
         console.banner(choice.banner)
     console.info(f"run directory: {ws.root}")

@@ -22,6 +22,7 @@ from agent.llm.pacing import TokenWindow, backoff_s
 from agent.llm.providers import has_key, key_env
 from agent.llm.records import Completion, ContextOverflow, Failure, LLMSettings, Message
 from agent.llm.replay import RecordedReply, ReplayCursor, banner, load_recording, replay_path
+from agent.llm.shared import SharedLedger
 
 NO_KEY = "sk-no-key-needed"
 """Sent to an api_base when no key is configured: the openai client refuses to send none."""
@@ -46,6 +47,8 @@ class LLMClient:
         self._recording = load_recording(path) if path is not None else None
         self._cursor: ReplayCursor | None = None
         self._window = TokenWindow(settings.tpm_limit, clock) if settings.tpm_limit else None
+        self._shared = SharedLedger.from_env(env, clock)
+        """Set when this launch is one idea of several: budgets shared with the others."""
 
     @property
     def is_replay(self) -> bool:
@@ -90,6 +93,18 @@ class LLMClient:
         upcoming = cost.estimate_call_usd(self.settings.model, estimated, events,
                                           self.settings.max_output_tokens,
                                           self.settings.price_per_mtok)
+        if self._shared is not None:  # one budget for every idea of the command
+            together = max(spent, self._shared.spent())
+            if together + upcoming <= limit:
+                return
+            self.journal.append("llm.budget_stopped", **where, spent_usd=together, own_spent_usd=spent,
+                                estimate_usd=upcoming, max_cost_usd=limit, shared=True)
+            raise CostLimitReached(
+                f"stopped before the next LLM call: the ideas of this command spent ${together:.4f} "
+                f"together (this one ${spent:.4f}) and the call is estimated at ${upcoming:.4f}, "
+                f"which would pass --max-cost {limit:g} (it applies to the whole command). Nothing "
+                f"is lost: continue this idea with --resume {self.journal.path.parent} --max-cost "
+                f"{max(2 * limit, spent + 10 * upcoming):.2f}")
         if spent + upcoming <= limit:
             return
         self.journal.append("llm.budget_stopped", **where, spent_usd=spent,
@@ -103,6 +118,15 @@ class LLMClient:
 
     def _pace(self, estimated: int, where: dict[str, Any]) -> None:
         if self._window is None:
+            return
+        if self._shared is not None:  # the window is the model's, across every idea
+            limit = self._window.tpm_limit
+            while (wait := self._shared.reserve(self.settings.model, estimated, limit)) > 0:
+                self.journal.append("llm.throttled", **where, wait_s=round(wait, 3),
+                                    estimated_input_tokens=estimated, shared=True,
+                                    window_tokens=self._shared.used(self.settings.model),
+                                    tpm_limit=limit)
+                self._sleep(wait)
             return
         wait = self._window.wait_s(estimated)
         if wait > 0:
@@ -203,6 +227,8 @@ class LLMClient:
                             output_tokens=output_tokens, cost_usd=price,
                             latency_s=round(latency, 3), retries=retries,
                             replay=completion.replay, finish_reason=finish_reason)
+        if self._shared is not None:
+            self._shared.add_cost(price)
         return completion
 
 
