@@ -26,10 +26,14 @@ from agent.workspace import Workspace
 
 _SKIPPED_STAGES = ("journal", "replay")
 """Commits that carry only the journal: they differ in number between a run and its rebuild."""
-_NOT_COMPARED = re.compile(r"(^|/)(stdout\.txt|stderr\.txt|seed_outcomes\.json|cached_from\.json)$"
+_NOT_COMPARED = re.compile(r"(^|/|_)(stdout\.txt|stderr\.txt)$|(^|/)(seed_outcomes\.json|cached_from\.json)$"
                            r"|^logs/|\.(pdf|png|jpg|svg)$")
 """Outputs whose bytes hold timings, paths or renderer details: present on both sides is enough."""
+# Keys whose values differ between two executions of the same code: times, commit ids, and
+# hashes of files that hold them (a record's written_at, the exported graphs' archives); the
+# evaluated weights' hash is not among them, so identical weights are still required.
 _VOLATILE_KEYS = re.compile(r"(^|_)(at|commit|sha|time|timestamp|ts|written_at|duration_s|wall_s|"
+                            r"final_info_sha256|encode_sha256|decode_sha256|meta_sha256|"
                             r"seconds|elapsed|latency_s|started|finished|timings|source|path|"
                             r"cached_from_commit)$")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
@@ -190,8 +194,8 @@ def _json_difference(a: Any, b: Any, where: str, rtol: float, atol: float) -> st
         if (math.isnan(a) and math.isnan(b)) or abs(a - b) <= atol + rtol * abs(a):
             return None
     elif isinstance(a, str) and isinstance(b, str):
-        if _norm(a) == _norm(b):
-            return None
+        if _norm(a) == _norm(b) or (a.startswith("replay:") and b.startswith("replay:")):
+            return None  # (the rebuilt run's model is the recording: another path)
     elif a == b:
         return None
     return f"{where.rstrip('.')}: {a!r} -> {b!r}"
