@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,17 @@ class LaunchConfig:
     """Seeds of one run executed at once; None = all of them."""
     devices: str | None = None
     """GPUs to use, as CUDA indices (`0,2,3`); None = every GPU torch sees (none: the CPU)."""
+    executor: str = "local"
+    """Where experiments and evaluations run: `local` processes, or `slurm` jobs (submitit)."""
+    slurm_partition: str | None = None
+    slurm_gres: str | None = None
+    slurm_cpus: int | None = None
+    slurm_mem: str | None = None
+    slurm_time_min: int | None = None
+    slurm_sbatch: tuple[str, ...] = ()
+    """More sbatch options, `--key=value` each."""
+    slurm_config: str | None = None
+    """A TOML file of SLURM options (flags win over it)."""
     preset: str | None = None
     """Experiment preset (tiny, cpu, gpu); None = the harness's default for this machine."""
     max_cost_usd: float | None = None
@@ -68,7 +79,23 @@ class LaunchConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["stages"] = list(self.stages)
+        data["slurm_sbatch"] = list(self.slurm_sbatch)
         return data
+
+    def slurm_options(self) -> Any:
+        """The SLURM job options (`agent.executors.slurm.SlurmOptions`): the config file's,
+        overridden by the flags; a UsageError names what is wrong."""
+        from agent.executors.slurm import SlurmOptions
+
+        if self.slurm_config:
+            flags = {"partition": self.slurm_partition, "gres": self.slurm_gres,
+                     "cpus_per_task": self.slurm_cpus, "mem": self.slurm_mem,
+                     "time_min": self.slurm_time_min}
+            options = SlurmOptions.from_file(Path(self.slurm_config), **flags)
+            return replace(options, extra=(*options.extra, *self.slurm_sbatch))
+        return SlurmOptions(partition=self.slurm_partition, gres=self.slurm_gres,
+                            cpus_per_task=self.slurm_cpus, mem=self.slurm_mem,
+                            time_min=self.slurm_time_min, extra=self.slurm_sbatch)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LaunchConfig:
@@ -76,6 +103,8 @@ class LaunchConfig:
         values = {k: v for k, v in data.items() if k in known}
         if "stages" in values:
             values["stages"] = tuple(values["stages"])
+        if values.get("slurm_sbatch") is not None:
+            values["slurm_sbatch"] = tuple(values["slurm_sbatch"])
         if values.get("price_per_mtok") is not None:
             values["price_per_mtok"] = tuple(values["price_per_mtok"])
         return cls(**values)

@@ -52,6 +52,9 @@ class RunContext:
     """Callable returning the LLM client; called once, on the first question."""
     devices: DevicePool = field(default_factory=lambda: DevicePool(()))
     """The GPUs (none: the CPU) that experiment, evaluation and plot processes take one each."""
+    slurm: Any = None
+    """`agent.executors.slurm.SlurmExecutor` with `--executor slurm`: experiments and
+    evaluations become SLURM jobs (their devices are SLURM's); None: local processes."""
     _llm: Any = None
     _crash_counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -110,12 +113,18 @@ class RunContext:
     def execute(self, argv: list[str], *, label: str, log_dir: Path, timeout_s: float, name: str = "",
                 env_extra: Mapping[str, str] | None = None, threads: int | None = None,
                 on_start: Callable[[int], object] | None = None, sandbox: Sandbox | None = None,
-                pass_env: Iterable[str] = ()) -> RunOutcome:
+                pass_env: Iterable[str] = (), job_key: str | None = None) -> RunOutcome:
         """Run an experiment, evaluation or plot process in the run directory with one device
         of its own (`CUDA_VISIBLE_DEVICES`, waiting while every GPU is busy; on the CPU its
         share of the cores as `threads`). `name` prefixes its log files as in `runner.run`;
         `label` names it in the journal and the status line."""
         from agent import runner
+
+        if self.slurm is not None and job_key is not None:
+            cores = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
+            return self._as_job(argv, job_key=job_key, label=label, log_dir=log_dir, timeout_s=timeout_s,
+                                name=name, env_extra={**(env_extra or {}), **cores}, sandbox=sandbox,
+                                pass_env=tuple(pass_env))
 
         def waiting(message: str) -> None:
             self.record("device.waiting", process=label, message=message)
@@ -128,6 +137,62 @@ class RunContext:
                               name=name,
                               env_extra={**(env_extra or {}), **held.env}, on_start=on_start,
                               sandbox=sandbox, pass_env=pass_env)
+
+    def jobs(self, prefix: str = "") -> list[Event]:
+        """Every `slurm.submitted` event whose key starts with `prefix`."""
+        return [e for e in self.journal.of_kind("slurm.submitted") if str(e.data.get("key", "")).startswith(prefix)]
+
+    def pending_jobs(self, prefix: str = "") -> list[Event]:
+        """`slurm.submitted` events (keys starting with `prefix`) whose job has no
+        `slurm.finished`: jobs a crash of ours left queued or running, to reattach to."""
+        finished = {e.data.get("job_id") for e in self.journal.of_kind("slurm.finished")}
+        return [e for e in self.journal.of_kind("slurm.submitted")
+                if str(e.data.get("key", "")).startswith(prefix) and e.data.get("job_id") not in finished]
+
+    def _as_job(self, argv: list[str], *, job_key: str, label: str, log_dir: Path, timeout_s: float,
+                name: str, env_extra: dict[str, str], sandbox: Sandbox | None,
+                pass_env: tuple[str, ...]) -> RunOutcome:
+        """One process as a SLURM job: reattached when a job for `job_key` is still queued or
+        running (never submitted twice), else submitted; a job lost with its node or preempted
+        is submitted once more; how it ended is journaled."""
+        from agent import runner
+
+        ended = [e for e in self.journal.of_kind("slurm.finished") if e.data.get("key") == job_key]
+        tries = sum(1 for e in self.journal.of_kind("slurm.submitted") if e.data.get("key") == job_key)
+        if ended and not (ended[-1].data.get("retryable") and tries < 2):
+            # Its job ended before a crash of ours: collected from the journal, not run again.
+            d = ended[-1].data
+            out, err = runner.log_paths(log_dir, name)
+            return RunOutcome(d["status"], d.get("returncode"), float(d.get("duration_s") or 0.0), out, err,
+                              runner.read_tail(err), d.get("infrastructure"), bool(d.get("retryable")))
+        while True:
+            pending = [e for e in self.pending_jobs(job_key) if e.data.get("key") == job_key]
+            job: dict[str, str] = {}
+            if pending:
+                job["id"] = str(pending[-1].data["job_id"])
+                self.record("slurm.reattached", key=job_key, job_id=job["id"], process=label)
+                self.status(f"{label}: reattached to SLURM job {job['id']}")
+                outcome = self.slurm.reattach(job["id"], log_dir=log_dir, timeout_s=timeout_s, name=name)
+            else:
+                def submitted_as(job_id: str, job: dict[str, str] = job) -> None:
+                    job["id"] = job_id
+                    self.record("slurm.submitted", key=job_key, job_id=job_id, process=label,
+                                argv=list(argv))
+                    self.status(f"{label}: SLURM job {job_id}")
+                    self.crashpoint("slurm_submitted")
+
+                outcome = self.slurm.run(argv, cwd=self.ws.root, log_dir=log_dir, timeout_s=timeout_s,
+                                         name=name, env_extra=env_extra, sandbox=sandbox,
+                                         pass_env=pass_env, on_submit=submitted_as)
+            self.record("slurm.finished", key=job_key, job_id=job.get("id"), process=label,
+                        status=outcome.status, returncode=outcome.returncode,
+                        infrastructure=outcome.infrastructure, retryable=outcome.retryable,
+                        duration_s=round(outcome.duration_s, 3))
+            tries = sum(1 for e in self.journal.of_kind("slurm.submitted") if e.data.get("key") == job_key)
+            if not outcome.retryable or tries >= 2:  # node failure or preemption: once more
+                return outcome
+            self.record("slurm.retrying", key=job_key, job_id=job.get("id"), why=outcome.infrastructure)
+            self.console.warn(f"{label}: {outcome.describe()}; submitting it once more")
 
     def process_started(self, name: str) -> Callable[[int], None]:
         """An `on_start` for the runner: journals a child's process group, so a resume after

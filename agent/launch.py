@@ -135,6 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="GPUs to use, as CUDA indices (e.g. 0,2,3): each experiment, evaluation "
                              "and plot process gets one (CUDA_VISIBLE_DEVICES) and waits while all "
                              "are busy (default: every GPU torch sees; none: the CPU)")
+    cluster = p.add_argument_group("SLURM (--executor slurm: each experiment and evaluation is a job)")
+    cluster.add_argument("--executor", choices=("local", "slurm"), default="local",
+                         help="where experiments and evaluations run: local processes (default) or "
+                              "SLURM jobs submitted with submitit (the orchestrator may run on a "
+                              "login node; run directories must be on a filesystem the nodes share)")
+    cluster.add_argument("--slurm-partition", metavar="NAME", help="sbatch --partition")
+    cluster.add_argument("--slurm-gres", metavar="GRES", help="sbatch --gres, e.g. gpu:1")
+    cluster.add_argument("--slurm-cpus", type=_positive(int), metavar="N", help="sbatch --cpus-per-task")
+    cluster.add_argument("--slurm-mem", metavar="MEM", help="sbatch --mem, e.g. 16G")
+    cluster.add_argument("--slurm-time", type=_positive(int), metavar="MINUTES",
+                         help="sbatch --time (default: the run's timeout plus a margin)")
+    cluster.add_argument("--slurm-sbatch", action="append", default=[], metavar="--KEY=VALUE",
+                         help="another sbatch option (repeatable), e.g. --slurm-sbatch=--account=ml")
+    cluster.add_argument("--slurm-config", metavar="FILE",
+                         help="a TOML file of these options (partition, gres, cpus_per_task, mem, "
+                              "time_min, extra = [...]); flags win over it")
     budget.add_argument("--preset", help="experiment size: tiny, cpu, gpu (default: best for this machine)")
     budget.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                         help="run experiments and plots without bubblewrap (their environment "
@@ -156,6 +172,9 @@ def config_from_args(args: argparse.Namespace) -> LaunchConfig:
         idea=args.idea[0] if args.idea else None, template=args.template, model=args.model, api_base=args.api_base,
         max_runs=args.max_runs, max_attempts=args.max_attempts, timeout_s=args.timeout,
         seeds=args.seeds, seed_jobs=args.seed_jobs, devices=args.devices,
+        executor=args.executor, slurm_partition=args.slurm_partition, slurm_gres=args.slurm_gres,
+        slurm_cpus=args.slurm_cpus, slurm_mem=args.slurm_mem, slurm_time_min=args.slurm_time,
+        slurm_sbatch=tuple(args.slurm_sbatch), slurm_config=args.slurm_config,
         preset=args.preset, max_cost_usd=args.max_cost, tpm_limit=args.tpm_limit,
         price_per_mtok=args.price_per_mtok, llm_timeout_s=args.llm_timeout,
         preflight_call=args.preflight_call, sandbox=args.sandbox, runs_dir=args.runs_dir, stages=stages, quiet=args.quiet,
@@ -214,7 +233,7 @@ def _many(args: argparse.Namespace, argv: list[str] | None, console: object) -> 
     return multi.launch_many(list(args.idea), raw, args.jobs, Path(args.runs_dir), args.quiet)
 
 
-FIELD_OF_FLAG = {"max_cost": "max_cost_usd", "timeout": "timeout_s", "llm_timeout": "llm_timeout_s",
+FIELD_OF_FLAG = {"slurm_time": "slurm_time_min", "max_cost": "max_cost_usd", "timeout": "timeout_s", "llm_timeout": "llm_timeout_s",
                  "no_preflight_call": "preflight_call", "no_sandbox": "sandbox", "skip_writeup": "stages"}
 """Flags whose LaunchConfig field has another name."""
 

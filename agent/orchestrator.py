@@ -61,6 +61,7 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
         console.warn(warning)
     sandbox, sandbox_note = _sandbox(config, console)
     pool = _devices(config)
+    slurm = _slurm(config)
     # Nothing above created anything; from here on, the run directory exists.
     def first_event(staging: Path) -> None:
         Journal(staging / JOURNAL_NAME).append(
@@ -83,7 +84,8 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
     console.info(f"run directory: {ws.root}")
     ctx = RunContext(ws, journal, template, idea, config, console, choice.model, preset,
                      sandbox=_with_run_dir(sandbox, ws.root),
-                     llm_factory=_llm_factory(choice.model, config, journal), devices=pool)
+                     llm_factory=_llm_factory(choice.model, config, journal), devices=pool,
+                     slurm=slurm(ws.root) if slurm else None)
     return _go(ctx)
 
 
@@ -106,7 +108,8 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
     changed = {k: v for k, v in overrides.to_dict().items() if k in explicit and k not in ("idea", "resume")}
     config = LaunchConfig.from_dict({**config.to_dict(), **changed})
     _kill_leftovers(journal, ws.root)
-    lost = ws.restore_clean(keep=_unrecorded_outputs(journal)) if ws.is_dirty() else []
+    lost = ws.restore_clean(keep=[*_unrecorded_outputs(journal), *_job_outputs(journal, ws.root)]) \
+        if ws.is_dirty() else []
     template = template_mod.load(Path(started.data["template_root"]))
     if "seeds" in changed:
         before = template.seeds_for(started.data.get("preset"), LaunchConfig.from_dict(
@@ -124,10 +127,12 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
     preflight(config.llm_settings(model), call=False)  # the run's calls show a rejected key
     sandbox, sandbox_note = _sandbox(config, console)
     pool = _devices(config)
+    slurm = _slurm(config)
     journal.append("sandbox.checked", sandbox=sandbox_note, devices=list(pool.gpus) or "cpu")
     ctx = RunContext(ws, journal, template, idea, config, console, model, started.data.get("preset"),
                      sandbox=_with_run_dir(sandbox, ws.root),
-                     llm_factory=_llm_factory(model, config, journal), devices=pool)
+                     llm_factory=_llm_factory(model, config, journal), devices=pool,
+                     slurm=slurm(ws.root) if slurm else None)
     return _go(ctx)
 
 
@@ -174,6 +179,32 @@ def _sandbox(config: LaunchConfig, console: Console) -> tuple[Sandbox | None, st
                        "bubblewrap, or pass --no-sandbox to accept this explicitly.")
         return None, f"unavailable: {found.reason}"
     return sandbox_mod.Sandbox(writable=()), f"bubblewrap: {found.reason}"
+
+
+def _slurm(config: LaunchConfig) -> Callable[[Path], object] | None:
+    """With `--executor slurm`: the options checked and SLURM's commands found (before anything
+    is created), and how to make the executor for a run directory (its jobs' files go to the
+    run's `slurm/`, ignored by git). A UsageError says what is missing."""
+    if config.executor != "slurm":
+        return None
+    from agent.executors.slurm import SlurmExecutor
+
+    options = config.slurm_options()
+    probe = SlurmExecutor(options, Path("slurm"))
+    problem = probe.check()
+    if problem:
+        raise UsageError(f"--executor slurm: {problem}")
+    return lambda root: SlurmExecutor(options, root / "slurm")
+
+
+def _job_outputs(journal: Journal, root: Path) -> list[str]:
+    """The run folders SLURM jobs a crash of ours left queued or running write to: a resume
+    keeps them, reattaches and collects (never submits the same run twice)."""
+    finished = {e.data.get("job_id") for e in journal.of_kind("slurm.finished")}
+    keys = [str(e.data.get("key", "")) for e in journal.of_kind("slurm.submitted")
+            if e.data.get("job_id") not in finished]
+    runs = {k.split("/")[0].removeprefix("run") for k in keys if k.startswith("run")}
+    return [f"run_{r}" for r in sorted(runs) if (root / f"run_{r}").exists()]
 
 
 def _devices(config: LaunchConfig) -> DevicePool:

@@ -44,6 +44,11 @@ class RunOutcome:
     """Where stderr went."""
     stderr_tail: str
     """The end of stderr, bounded, always keeping the final exception line."""
+    infrastructure: str | None = None
+    """Set when the machinery ended the run, not the code (a SLURM job out of memory, past its
+    time limit, on a failed node, preempted), in plain words; None for the code's own ending."""
+    retryable: bool = False
+    """Whether the same run may simply be submitted again (a node failure, a preemption)."""
 
     @property
     def ok(self) -> bool:
@@ -51,6 +56,8 @@ class RunOutcome:
 
     def describe(self) -> str:
         """One line for people and prompts."""
+        if self.infrastructure:
+            return f"{self.infrastructure}, after {self.duration_s:.1f} s"
         if self.status == "ok":
             return f"finished in {self.duration_s:.1f} s"
         if self.status == "timed_out":
@@ -126,7 +133,7 @@ def _scan_exception_line(path: Path, size: int) -> str | None:
     return found
 
 
-def _read_tail(path: Path, limit: int) -> str:
+def read_tail(path: Path, limit: int = TAIL_CHARS) -> str:
     """Tail of a possibly huge file, reading only its end (plus a scan for the exception)."""
     size = path.stat().st_size if path.exists() else 0
     if size == 0:
@@ -172,6 +179,12 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 3.0) -> None:
         time.sleep(0.05)
 
 
+def log_paths(log_dir: Path, name: str = "") -> tuple[Path, Path]:
+    """Where a child's stdout and stderr go: `log_dir/{name}_stdout.txt` and `_stderr.txt`."""
+    prefix = f"{name}_" if name else ""
+    return log_dir / f"{prefix}stdout.txt", log_dir / f"{prefix}stderr.txt"
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -194,9 +207,7 @@ def run(
     Expected failures come back as an outcome, never an exception.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
-    prefix = f"{name}_" if name else ""
-    stdout_path = log_dir / f"{prefix}stdout.txt"
-    stderr_path = log_dir / f"{prefix}stderr.txt"
+    stdout_path, stderr_path = log_paths(log_dir, name)
     cmd = [sys.executable if argv[0] in ("python", "python3") else argv[0], *argv[1:]]
     scratch = Path(tempfile.mkdtemp(prefix="sandbox-tmp-")) if sandbox is not None else None
     if sandbox is not None:
@@ -230,7 +241,7 @@ def _run(cmd: list[str], *, cwd: Path, log_dir: Path, timeout_s: float, stdout_p
             err.write(f"cannot start {cmd[0]!r}: {exc}\n".encode())
             err.flush()
             return RunOutcome("failed", 127, time.monotonic() - start, stdout_path, stderr_path,
-                              _read_tail(stderr_path, tail_chars))
+                              read_tail(stderr_path, tail_chars))
         timed_out = False
         try:
             if on_start is not None:
@@ -253,7 +264,7 @@ def _run(cmd: list[str], *, cwd: Path, log_dir: Path, timeout_s: float, stdout_p
     else:
         status = "failed"
     return RunOutcome(status, None if timed_out else rc, duration, stdout_path, stderr_path,
-                      _read_tail(stderr_path, tail_chars))
+                      read_tail(stderr_path, tail_chars))
 
 
 def kill_leftover(pgid: int, cwd: Path) -> bool:

@@ -101,9 +101,9 @@ def execute(ctx: RunContext, index: int, attempt: int, *, stage: str = "experime
 def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name: str) -> Event:
     """Execute the experiment once per seed, evaluate; returns the `run.finished` event."""
     out_dir = ctx.ws.resolve(out_name)
-    if out_dir.exists():  # leftovers of an attempt that did not finish
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    if out_dir.exists() and not ctx.jobs(f"run{index}/attempt{attempt}/"):
+        shutil.rmtree(out_dir)  # leftovers of an attempt that did not finish (and had no SLURM job)
+    out_dir.mkdir(parents=True, exist_ok=True)
     commit = ctx.ws.head()
     timeout = ctx.template.timeout_for(ctx.preset, ctx.config.timeout_s)
     seeds = ctx.seeds
@@ -170,6 +170,7 @@ def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: 
         outcome = ctx.execute(
             ctx.template.command_for(rel), label=f"run {index} seed {seed}", log_dir=seed_dir,
             timeout_s=timeout, env_extra={**env, seeds_mod.SEED_ENV: str(seed)}, threads=threads,
+            job_key=f"run{index}/attempt{attempt}/seed{seed}",
             on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, seed=seed,
                                             pgid=pid),
             sandbox=ctx.sandbox_for(write=seed_dir), pass_env=ctx.template.pass_env)
@@ -241,6 +242,7 @@ def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout:
                                         manifest=ctx.template.root / "template.toml", seeds=seeds)
     ctx.record("run.evaluating", run=index, attempt=attempt, harness_sha256=now)
     outcome = ctx.execute(argv, log_dir=out_dir, timeout_s=timeout, name="evaluator", label=f"run {index} evaluator",
+                          job_key=f"run{index}/attempt{attempt}/evaluator",
                           env_extra=_harness_env(ctx), on_start=ctx.process_started("evaluator"),
                           sandbox=ctx.sandbox_for(write=out_dir))
     fields["evaluator_duration_s"] = round(outcome.duration_s, 3)

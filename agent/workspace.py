@@ -42,6 +42,7 @@ cache/
 __pycache__/
 *.pyc
 crashes/
+slurm/
 latex/*.aux
 latex/*.log
 latex/*.out

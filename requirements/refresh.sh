@@ -11,6 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 full=$(mktemp)
 trap 'rm -f "$full"' EXIT
+# uv keeps the versions already in its output file unless told to upgrade: seeding it with the
+# current locks means a new dependency adds packages without moving existing pins. To move
+# them all to the newest allowed versions, run with UPGRADE=1.
+if [ "${UPGRADE:-0}" != 1 ]; then
+    cat requirements/torch-cpu.txt requirements/lock.txt > "$full"
+fi
 "${UV:-uv}" pip compile pyproject.toml --extra dev --extra gguf -c requirements/torch.in \
     --generate-hashes --find-links "${TORCH_WHEELS:-/opt/wheels}" --python-version 3.11 \
     --python-platform x86_64-manylinux_2_28 --no-header --quiet -o "$full"

@@ -1,0 +1,109 @@
+"""The loop with `--executor slurm` against the real one-node cluster (`.ci/slurm-cluster`):
+every seed and evaluation a job with its id journaled, a kill -9 of the orchestrator while a
+job runs then `--resume` (reattached, never submitted twice), a timeout that cancels the job,
+and the tiny-preset main job end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.journal import read
+from tests.conftest import REPO
+from tests.e2e_helpers import TOY_TEMPLATES, cli, only_run_dir, write_session
+from tests.test_slurm import cluster  # noqa: F401 - the session's cluster fixture
+
+pytestmark = pytest.mark.usefixtures("cluster")
+
+
+def _toy(tmp_path: Path) -> Path:
+    root = tmp_path / "templates"
+    shutil.copytree(TOY_TEMPLATES, root)
+    write_session(root / "toy_template" / "ideas" / "toy_idea.session.jsonl")
+    return root
+
+
+def _events(run_dir: Path, kind: str) -> list[dict]:
+    return [e.data for e in read(run_dir / "journal.jsonl").events if e.kind == kind]
+
+
+def _squeue(job_id: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip()
+
+
+def test_a_killed_orchestrator_reattaches_to_its_job_and_never_submits_it_twice(tmp_path):
+    templates = _toy(tmp_path)
+    args = ["--idea", "toy_idea", "--templates-dir", str(templates), "--max-runs", "3",
+            "--stages", "experiment", "--runs-dir", str(tmp_path / "runs"), "--quiet", "--executor", "slurm"]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent.launch", *args], cwd=REPO,
+                            env={**env, "TOY_SLEEP": "8"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    run_dir = None
+    while time.monotonic() < deadline:
+        dirs = [p for p in (tmp_path / "runs").glob("2*") if p.is_dir()] if (tmp_path / "runs").exists() else []
+        if dirs and any(e["key"] == "run0/attempt1/seed0" for e in _events(dirs[0], "slurm.submitted")):
+            run_dir = dirs[0]
+            break
+        time.sleep(0.2)
+    assert run_dir is not None, "no job was submitted"
+    job = next(e["job_id"] for e in _events(run_dir, "slurm.submitted"))
+    proc.send_signal(signal.SIGKILL)  # kill -9 while the baseline's job runs
+    proc.wait()
+    assert _squeue(job), "the job outlives the orchestrator"
+    resumed = cli("--resume", str(run_dir), "--quiet", env={"TOY_SLEEP": "8"}, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    reattached = _events(run_dir, "slurm.reattached")
+    assert [e["job_id"] for e in reattached] == [job]
+    keys = [e["key"] for e in _events(run_dir, "slurm.submitted")]
+    assert len(keys) == len(set(keys)), f"a job was submitted twice: {keys}"
+    assert json.loads((run_dir / "run_0" / "final_info.json").read_text())["metrics"]
+    assert (run_dir / "run_2" / "final_info.json").is_file()
+
+
+def test_a_job_past_the_runs_timeout_is_cancelled_and_said_so(tmp_path):
+    templates = _toy(tmp_path)
+    proc = cli("--idea", "toy_idea", "--templates-dir", str(templates), "--stages", "experiment",
+               "--runs-dir", str(tmp_path / "runs"), "--quiet", "--executor", "slurm", "--timeout", "3",
+               env={"TOY_SLEEP": "60"}, timeout=300)
+    assert proc.returncode == 3, proc.stderr  # the baseline cannot run: the template is "broken"
+    assert "timed out" in proc.stderr
+    run_dir = only_run_dir(tmp_path / "runs")
+    finished = _events(run_dir, "slurm.finished")
+    assert finished and finished[0]["status"] == "timed_out"
+    assert not _squeue(finished[0]["job_id"]), "the timed-out job was cancelled"
+
+
+def test_bad_slurm_options_are_refused_before_anything_is_created(tmp_path):
+    templates = _toy(tmp_path)
+    proc = cli("--idea", "toy_idea", "--templates-dir", str(templates), "--executor", "slurm",
+               "--slurm-sbatch=--export=ALL", "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 2 and "--export" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_the_tiny_main_job_runs_end_to_end_as_slurm_jobs(tmp_path):
+    proc = cli("--idea", "orthogonal_sae", "--preset", "tiny", "--executor", "slurm",
+               "--runs-dir", str(tmp_path / "runs"), "--quiet", timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "runs")
+    submitted = _events(run_dir, "slurm.submitted")
+    runs = sorted(int(p.parent.name.split("_")[1]) for p in run_dir.glob("run_*/final_info.json"))
+    assert runs == [0, 1, 2, 3, 4]
+    for run in runs:  # every seed and every evaluation of every run was a job
+        keys = {e["key"] for e in submitted if e["key"].startswith(f"run{run}/")}
+        assert {f"run{run}/attempt1/seed{s}" for s in range(3)} | {f"run{run}/attempt1/evaluator"} <= keys
+    assert all(e["status"] == "ok" for e in _events(run_dir, "slurm.finished"))
+    assert (run_dir / "paper.pdf").is_file()
+    review = json.loads((run_dir / "review.json").read_text())
+    assert review["grounding"]["clean"] and review["llm_review"]["Decision"] in ("Accept", "Reject")
