@@ -132,6 +132,19 @@ def prepare_sandbox(base: Sandbox | None, preset: str | None) -> Sandbox | None:
                    readonly=(), network=hub)
 
 
+def prepare_timeout(preset: str | None, run_timeout_s: float) -> float:
+    """Seconds `harness.prepare` may take: the preset's own `prepare_timeout_s` (the largest
+    of all presets for an unnamed or unknown one: the machine's default may be a hub preset),
+    never less than a run's timeout. Not the per-run timeout: a first harvest of a hub preset
+    downloads the model and streams the data, which no run does."""
+    from harness.presets import PRESETS
+
+    found = PRESETS.get(preset or "")
+    bound = found.prepare_timeout_s if found is not None else \
+        max(p.prepare_timeout_s for p in PRESETS.values())
+    return max(float(bound), run_timeout_s)
+
+
 def prepare(ctx: RunContext) -> None:
     """Fill the harness's caches (model, activations, zero-ablation sums) in a process of the
     harness's own (`harness.prepare`), the only one that may write them: experiments and the
@@ -143,17 +156,25 @@ def prepare(ctx: RunContext) -> None:
     hub = _is_hub(ctx.preset)
     ctx.status(f"preparing the harness's caches for preset {ctx.preset or 'default'}")
     with tempfile.TemporaryDirectory(prefix="harness-prepare-") as logs:
+        timeout_s = prepare_timeout(ctx.preset, ctx.template.timeout_for(ctx.preset,
+                                                                         ctx.config.timeout_s))
         outcome = runner.run(provenance.prepare_command(ctx.preset), cwd=ctx.ws.root,
-                             log_dir=Path(logs), name="prepare",
-                             timeout_s=ctx.template.timeout_for(ctx.preset, ctx.config.timeout_s),
+                             log_dir=Path(logs), name="prepare", timeout_s=timeout_s,
                              on_start=ctx.process_started("prepare"), sandbox=sandbox,
                              pass_env=HUB_TOKENS if hub else ())
         stdout = (Path(logs) / "prepare_stdout.txt").read_text(encoding="utf-8", errors="replace")
     if not outcome.ok:
+        bound = ""
+        if outcome.status == "timed_out":
+            bound = (f" Its bound, {timeout_s:.0f} s, is its own (the preset's prepare_timeout_s "
+                     "in harness.presets), not the per-run timeout: a first harvest builds or "
+                     "downloads the model and streams and harvests the data. Run "
+                     f"`python -m harness.prepare --preset {ctx.preset or '<name>'}` once by "
+                     "hand to fill the cache without a bound, then launch again.")
         raise TemplateError(
             f"the harness could not prepare preset {ctx.preset or 'default'} (its model, "
-            f"activations and zero-ablation sums): it {outcome.describe()}. Nothing was run.\n"
-            f"--- end of its stderr ---\n{outcome.stderr_tail}")
+            f"activations and zero-ablation sums): it {outcome.describe()}.{bound} Nothing was "
+            f"run.\n--- end of its stderr ---\n{outcome.stderr_tail}")
     lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
     found = json.loads(lines[-1]) if lines else {}
     ctx.record("harness.prepared", network=hub, **{"preset": ctx.preset, **found})

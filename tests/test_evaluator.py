@@ -64,6 +64,21 @@ def test_exported_graphs_run_safely_equal_the_eager_sae(tmp_path: Path, act: str
     torch.testing.assert_close(dec(f_graph), x_hat, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("act", ["relu", "topk"])
+def test_graphs_traced_on_the_cpu_run_on_the_device_they_are_loaded_for(tmp_path: Path,
+                                                                        act: str) -> None:
+    # The evaluator may load the CPU-traced graphs for CUDA: weights, every device argument of
+    # a node (zeros_like, arange ...) and the input all go to that device. "meta" stands for
+    # another device here (bench/gpu_check.py runs them on CUDA against the CPU).
+    export_sae(_sae(act, 128, 1024), 128, tmp_path)
+    enc = GraphProgram((tmp_path / provenance.ENCODE).read_bytes(), device="meta")
+    dec = GraphProgram((tmp_path / provenance.DECODE).read_bytes(), device="meta")
+    assert {w.device.type for w in enc.weights.values()} == {"meta"}
+    f = enc(torch.randn(5, 128))  # a CPU input
+    assert f.device.type == "meta" and tuple(f.shape) == (5, 1024)
+    assert tuple(dec(torch.zeros(5, 1024)).shape) == (5, 128)
+
+
 def test_a_persistent_buffer_is_read_as_a_weight(tmp_path: Path) -> None:
     base = type(_sae("relu", 16, 64))
 

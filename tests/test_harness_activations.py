@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from harness import activations, evaluate, models
+from harness import activations, evaluate, models, transfer
 from harness.activations import ActivationSource, residual, token_mask
 from harness.evaluate import downstream
 from harness.presets import PRESETS
@@ -216,3 +216,69 @@ def test_freed_step_memory_is_reused_instead_of_faulted_in_again() -> None:
     out = subprocess.run([sys.executable, "-c", _PAGE_FAULTS, "tuned"], env=env, check=True,
                          capture_output=True, text=True, timeout=120).stdout.split()
     assert out[0] == "False"
+
+
+# -- how the training split reaches the device ------------------------------------------------
+
+def _batches_before(source: ActivationSource, batch_size: int, steps: int, seed: int):
+    """`batches()` as it was before the GPU loaders: the whole split copied into memory."""
+    import numpy as np
+
+    acts = torch.from_numpy(np.array(source._split("train")[0]))
+    gen = torch.Generator().manual_seed(seed)
+    order, pos = torch.randperm(len(acts), generator=gen), 0
+    for _ in range(steps):
+        if pos + batch_size > len(order):
+            order, pos = torch.randperm(len(acts), generator=gen), 0
+        idx = order[pos:pos + batch_size]
+        pos += batch_size
+        yield acts[idx].to(dtype=torch.float32) * source.scale
+
+
+@pytest.mark.parametrize("mode", ["host", "resident", "stream"])
+def test_every_loader_yields_the_batches_of_the_whole_split_in_memory(
+        source: ActivationSource, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 31 steps of 300 over 4096 tokens: three epochs, the last batch of each cut short of the end
+    monkeypatch.setenv(activations.LOADER_ENV, mode)
+    fresh = ActivationSource(SMALL)
+    assert fresh.loader_mode("cpu") == mode
+    got = list(fresh.batches(300, 31, seed=5))
+    want = list(_batches_before(fresh, 300, 31, seed=5))
+    assert len(got) == len(want) == 31
+    assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    assert fresh.tokens_served == 31 * 300 and fresh.loader == f"{mode} (cpu)"
+    if mode == "stream":  # no copy of the split in this process: each batch read from the file
+        assert fresh._train is None and fresh._resident is None
+
+
+def test_the_default_loader_on_the_cpu_keeps_the_split_in_memory(
+        source: ActivationSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(activations.LOADER_ENV, raising=False)
+    assert source.loader_mode("cpu") == "host"
+    assert not transfer.fits_on(torch.device("cpu"), 1)  # only a GPU holds it resident
+
+
+def test_staged_copies_do_not_share_the_reused_buffer() -> None:
+    import numpy as np
+
+    staging = transfer.Staging(4, 3, torch.float16, "cpu")
+    sent = [staging.send(lambda dst, v=v: dst.__setitem__(..., v), 4) for v in range(5)]
+    assert [float(t[0, 0]) for t in sent] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    array = np.arange(7 * 5, dtype=np.float16).reshape(7, 5)
+    for chunk_bytes in (1, 2 * 5 * 2, 3 * 5 * 2, 1 << 20):  # 1, 2, 3 rows and all at once
+        moved = transfer.to_device(array, "cpu", chunk_bytes=chunk_bytes)
+        assert moved.dtype == torch.float16 and torch.equal(moved, torch.from_numpy(array))
+
+
+def test_placing_evaluation_activations_on_the_cpu_changes_nothing() -> None:
+    t = torch.randn(5, 3)
+    assert transfer.placed(t, "cpu") is t
+
+
+def test_activations_beyond_the_cache_dtype_are_refused() -> None:
+    import numpy as np
+
+    activations._check_range(np.array([[1.0, -65504.0]], np.float32), np.dtype("float16"), "x")
+    for bad in (7e4, float("nan")):
+        with pytest.raises(ValueError, match="cache_dtype"):
+            activations._check_range(np.array([[1.0, bad]], np.float32), np.dtype("float16"), "x")

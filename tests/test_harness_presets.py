@@ -88,3 +88,17 @@ def test_every_preset_is_listed_in_the_template() -> None:
     for p in presets.PRESETS.values():
         assert p.model in data["provides"]["models"]
         assert p.dataset in data["provides"]["datasets"]
+
+
+def test_a_first_harvest_is_bounded_by_its_own_timeout_not_the_runs() -> None:
+    from agent.baseline import prepare_timeout
+    from harness.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        assert preset.prepare_timeout_s >= preset.timeout_s, name
+    # a hub preset's first prepare downloads its model and streams its data: hours, not a run's
+    assert prepare_timeout("gpu-gemma", 3600) == PRESETS["gpu-gemma"].prepare_timeout_s >= 4 * 3600
+    assert prepare_timeout("gpu", 1800) > 1800
+    assert prepare_timeout("tiny", 10**6) == 10**6  # never shorter than a run's own timeout
+    # an unnamed preset may resolve to a hub one on this machine: the largest bound
+    assert prepare_timeout(None, 300) == max(p.prepare_timeout_s for p in PRESETS.values())

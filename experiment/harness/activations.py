@@ -21,13 +21,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from harness import cache, corpus, models
 from harness.presets import DATASET_LABELS, DATASETS, MODEL_LABELS, Preset, resolve
+from harness.transfer import Staging, fits_on, indexed, to_device, torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,23 @@ def token_mask(rows: torch.Tensor, special_ids: tuple[int, ...]) -> torch.Tensor
     return ~torch.isin(rows, torch.tensor(special_ids, device=rows.device))
 
 
+LoaderMode = Literal["host", "resident", "stream"]
+LOADER_ENV = "HARNESS_TRAIN_ACTS"
+"""Forces how `batches()` reads the training split: `host` (the whole split copied into this
+process's memory), `resident` (the whole split copied to the device), `stream` (each batch
+gathered from the memory-mapped cache through pinned buffers). Default: `host` on the CPU;
+on a GPU `resident` when the split fits in `transfer.RESIDENT_FRACTION` of its free memory,
+else `stream`."""
+
+
+def _epochs(n: int, seed: int) -> Iterator[torch.Tensor]:
+    """Fresh permutations of range(n) from `seed` (on the CPU, so every device sees the same
+    batches for a seed)."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        yield torch.randperm(n, generator=gen)
+
+
 def fit_threads_to_machine() -> int:
     """Use one CPU thread when the machine is already busy; return the thread count.
 
@@ -124,6 +142,17 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
+def _check_range(chunk: np.ndarray, dtype: np.dtype, preset: str) -> None:
+    """Refuse activations the cache dtype cannot hold: a bfloat16 model's residual stream can
+    exceed float16's range (65504), and an inf in the cache would make the scale 0 and every
+    SAE trained on it NaN."""
+    if np.issubdtype(dtype, np.floating) and chunk.size:
+        top = float(np.abs(chunk).max())
+        if not top <= float(np.finfo(dtype).max):
+            raise ValueError(f"preset {preset}: an activation of magnitude {top:.3g} does not fit "
+                             f"the cache dtype {np.dtype(dtype).name}; use cache_dtype='float32'")
+
+
 class ActivationSource:
     """A preset's activations at its layer: cached train/eval splits and the model itself."""
 
@@ -134,6 +163,11 @@ class ActivationSource:
         self._lm: models.LanguageModel | None = None
         self._splits: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
         self._train: torch.Tensor | None = None
+        """The training split in host memory (`host` mode)."""
+        self._resident: torch.Tensor | None = None
+        """The training split on the GPU (`resident` mode)."""
+        self.loader: str | None = None
+        """How the last `batches()` read the training split (LoaderMode, with the device)."""
         self.tokens_served = 0
         """Training activations handed out by `batches()` so far (the run's token count)."""
 
@@ -211,7 +245,9 @@ class ActivationSource:
                 x = residual(lm, rows, p.layer)  # (B, T, d_model)
                 x = x[token_mask(rows, lm.special_ids).to(x.device)]  # (n, d_model), row-major
                 take = min(len(x), want - filled)
-                acts[filled:filled + take] = x[:take].float().cpu().numpy()
+                chunk = x[:take].float().cpu().numpy()
+                _check_range(chunk, acts.dtype, p.name)
+                acts[filled:filled + take] = chunk
                 filled += take
                 if split == "eval":
                     kept_rows.extend(batch)
@@ -248,28 +284,87 @@ class ActivationSource:
     def train_tokens(self) -> int:
         return int(self._split("train")[1]["n_tokens"])
 
+    def loader_mode(self, device: str | torch.device) -> LoaderMode:
+        """How `batches()` reads the training split for `device` (see `LOADER_ENV`)."""
+        forced = os.environ.get(LOADER_ENV, "").strip().lower()
+        if forced:
+            if forced not in ("host", "resident", "stream"):
+                raise ValueError(f"{LOADER_ENV}={forced!r}: use host, resident or stream")
+            return forced  # type: ignore[return-value]
+        device = indexed(device)
+        if device.type != "cuda":
+            return "host"
+        if self._resident is not None and self._resident.device == device:
+            return "resident"
+        return "resident" if fits_on(device, self._split("train")[0].nbytes) else "stream"
+
     def batches(self, batch_size: int, steps: int, *, seed: int = 0,
                 device: str | torch.device = "cpu") -> Iterator[torch.Tensor]:
         """`steps` shuffled training batches (batch_size, d_in), float32, scaled, on `device`.
 
-        Epochs are fresh permutations from `seed`, so a run is reproducible.
+        Epochs are fresh permutations from `seed`, so a run is reproducible, and the batches
+        are the same on every device and in every `loader_mode`: the whole split in this
+        process's memory (CPU), on the GPU when it fits there, or else each batch gathered
+        from the memory-mapped cache (shared by every process through the page cache) into a
+        pinned buffer and copied while the GPU works on the previous step.
         """
-        if self._train is None:  # read the whole split into memory once
-            self._train = torch.from_numpy(np.array(self._split("train")[0]))
-        acts = self._train  # (n_tokens, d_in), raw, cache dtype
-        gen = torch.Generator().manual_seed(seed)
-        order, pos = torch.randperm(len(acts), generator=gen), 0
+        device = indexed(device)  # "cuda" -> "cuda:0": the resident split's device compares equal
+        mode = self.loader_mode(device)
+        mm = self._split("train")[0]  # (n_tokens, d_in), raw, cache dtype, memory-mapped
+        scale, n = self.scale, len(mm)
+        epochs = _epochs(n, seed)
+        order, pos = next(epochs), 0
+        if mode == "host":
+            if self._train is None:  # read the whole split into memory once
+                self._train = torch.from_numpy(np.array(mm))
+            acts = self._train
+        elif mode == "resident":
+            if self._resident is None or self._resident.device != device:
+                self._resident = None
+                try:
+                    self._resident = to_device(mm, device)
+                except torch.cuda.OutOfMemoryError:  # e.g. other seeds took the memory first
+                    log.warning("the training split (%.1f GB) did not fit on %s: streaming it",
+                                mm.nbytes / 1e9, device)
+                    mode = "stream"
+                    torch.cuda.empty_cache()
+            if self._resident is not None:
+                acts = self._resident
+                order = order.to(device)  # one copy per epoch, not one per step
+        if mode == "stream":
+            staging = Staging(batch_size, mm.shape[1], torch_dtype(mm.dtype), device)
+        self.loader = f"{mode} ({device})"
         for _ in range(steps):
             if pos + batch_size > len(order):
-                order, pos = torch.randperm(len(acts), generator=gen), 0
+                order, pos = next(epochs), 0
+                if mode == "resident":
+                    order = order.to(device)
             idx = order[pos:pos + batch_size]
             pos += batch_size
             self.tokens_served += len(idx)
-            yield acts[idx].to(device=device, dtype=torch.float32, non_blocking=True) * self.scale
+            if mode == "stream":
+                rows = idx.numpy()
+                ascending = np.argsort(rows, kind="stable")  # read the file forwards
+
+                def fill(dst: np.ndarray, rows: np.ndarray = rows,
+                         ascending: np.ndarray = ascending) -> None:
+                    dst[ascending] = mm[rows[ascending]]
+
+                raw = staging.send(fill, len(idx))
+            else:
+                raw = acts[idx]
+            yield raw.to(device=device, dtype=torch.float32) * scale
+
+    def release(self) -> None:
+        """Drop the training split held in memory or on the GPU (the cache is untouched)."""
+        self._train = self._resident = None
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
 
     def eval_activations(self) -> torch.Tensor:
         """Held-out activations (eval_tokens, d_in), float32, scaled like the training ones."""
-        return torch.from_numpy(np.array(self._split("eval")[0], dtype=np.float32)) * self.scale
+        acts = torch.from_numpy(np.array(self._split("eval")[0], dtype=np.float32))
+        return acts.mul_(self.scale)  # in place: one host copy of the split, not two
 
     def ce_rows(self) -> torch.Tensor:
         """Held-out token rows (n_rows, context_len) covering about `ce_tokens` tokens."""

@@ -36,8 +36,10 @@ def key(fields: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def locked(entry: Path, timeout_s: float = 3600) -> Iterator[None]:
-    """Hold an exclusive lock on `entry` (a sibling `.lock` file) across processes."""
+def locked(entry: Path, timeout_s: float = 6 * 3600) -> Iterator[None]:
+    """Hold an exclusive lock on `entry` (a sibling `.lock` file) across processes; a second
+    process waits up to `timeout_s`, as long as the longest first harvest may take (the
+    largest `Preset.prepare_timeout_s`)."""
     from filelock import FileLock  # a dependency of huggingface_hub, hence of transformers
 
     entry.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from harness.metrics import (
     kl_from_log_probs,
     next_token_log_probs,
 )
+from harness.transfer import placed
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +65,27 @@ def _forward(sae: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def reconstruction(sae: Any, acts: torch.Tensor, batch_size: int = 4096
                    ) -> tuple[dict[str, float], int, dict[str, dict[str, float]]]:
-    """Sparsity and reconstruction metrics over scaled activations (n, d_in); per-level too."""
+    """Sparsity and reconstruction metrics over scaled activations (n, d_in); per-level too.
+
+    `acts` may be on the SAE's device already or in (pinned) host memory (`placed`)."""
     device = _device_of(sae)
     stats: ReconstructionStats | None = None
     level_stats: dict[str, ReconstructionStats] = {}
-    levels: dict[str, torch.Tensor] = {}
+    levels: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for i in range(0, len(acts), batch_size):
-        x = acts[i:i + batch_size].to(device)
+        x = acts[i:i + batch_size].to(device, non_blocking=acts.is_pinned())
         x_hat, f = _forward(sae, x)
         if stats is None:
             stats = ReconstructionStats(d_sae=f.shape[-1])
-            levels = {k: m.to(device) for k, m in measurements.levels_of(sae, f.shape[-1]).items()}
-            level_stats = {k: ReconstructionStats(d_sae=int(m.sum())) for k, m in levels.items()}
+            masks = measurements.levels_of(sae, f.shape[-1], device=f.device)
+            # the level's latents as indices, found once: a boolean mask as an index would
+            # search it (and wait for the device) on every batch
+            levels = {k: (m, m.nonzero().flatten()) for k, m in masks.items()}
+            level_stats = {k: ReconstructionStats(d_sae=len(idx)) for k, (_, idx) in levels.items()}
         stats.update(x, x_hat, f)
-        for name, mask in levels.items():
+        for name, (mask, idx) in levels.items():
             f_level = f * mask
-            level_stats[name].update(x, sae.decode(f_level), f[:, mask])
+            level_stats[name].update(x, sae.decode(f_level), f.index_select(1, idx))
     assert stats is not None, "no evaluation activations"
     per_level = {k: s.result() for k, s in level_stats.items()}
     return stats.result(), int(stats.fires.numel()), per_level
@@ -138,13 +144,14 @@ def _downstream(saes: list[Any], source: ActivationSource, batch_size: int | Non
         batch_size = max(1, min(8, (256 << 20) // per_row))
     rows_all = source.ce_rows()
     entry = _zero_ablation_entry(source, rows_all)
+    rows_all = rows_all.to(lm.device)  # once, not one small blocking copy per batch
     known = json.loads(entry.read_text(encoding="utf-8")) if reuse_zero_ablation and \
         entry.exists() else None
     shared = {"ce_clean": 0.0, "ce_zero": 0.0, "kl_zero": 0.0}
     own = [{"ce_sae": 0.0, "kl_sae": 0.0} for _ in saes]
     count = 0
     for i in range(0, len(rows_all), batch_size):
-        rows = rows_all[i:i + batch_size].to(lm.device)
+        rows = rows_all[i:i + batch_size]
         text = token_mask(rows, lm.special_ids)  # (B, T)
         counted = counted_positions(text)  # (B, T-1)
 
@@ -217,7 +224,8 @@ def evaluate_many(saes: list[Any], source: ActivationSource) -> list[Report]:
     for sae in saes:
         sae.eval()
     try:
-        acts = source.eval_activations()
+        # on the SAEs' device once (or pinned, when it does not fit), for every SAE
+        acts = placed(source.eval_activations(), _device_of(saes[0]) if saes else "cpu")
         recons = [reconstruction(sae, acts) for sae in saes]
         downs = downstream_many(saes, source)
         geometries = [measurements.decoder_geometry(sae, d_sae, source.d_in)

@@ -218,6 +218,9 @@ class GraphProgram:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # The graph was traced on the CPU (harness.export); its weights and every device
+        # argument of its nodes are on self.device, so the input goes there too.
+        x = x.to(self.device)
         env: dict[str, Any] = {name: (x if t is None else t) for name, t in self.inputs}
         for op, ins, outs in self.nodes:
             args, kwargs = [], {}

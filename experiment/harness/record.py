@@ -55,6 +55,9 @@ def finish(out_dir: str | Path, sae: torch.nn.Module, source: ActivationSource,
     if os.environ.get(prov.MODE_ENV) == "orchestrator":
         return {"metrics": {}, "config": config, "gates": [],
                 "pending": "evaluation by the orchestrator (harness.evaluator)"}
+    # The evaluator is another process on the same device: leave it the GPU memory the
+    # training split held (tens of GB for the gpu presets).
+    source.release()
     argv = prov.evaluator_command(out.resolve(), source.preset.name)
     done = subprocess.run(argv, cwd=Path.cwd(), check=False)
     if done.returncode != 0:
