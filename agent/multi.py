@@ -135,6 +135,7 @@ def launch_many(names: list[str], argv: list[str], jobs: int, runs_dir: Path, qu
         print(f"{len(ideas)} ideas, {jobs} at a time; each idea's output: {shared}/<n>_<idea>.log", flush=True)
     screen = _Screen(quiet)
     interrupted = False
+    signal.signal(signal.SIGTERM, _as_interrupt)  # `kill PID` stops the ideas as Ctrl-C does
     try:
         while True:
             running = [i for i in ideas if i.proc is not None and i.exit_code is None]
@@ -164,11 +165,17 @@ def launch_many(names: list[str], argv: list[str], jobs: int, runs_dir: Path, qu
     return next((i.exit_code for i in ideas if i.exit_code), 0) or 0
 
 
+def _as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _start(idea: Idea, argv: list[str], env: dict[str, str]) -> None:
     log = open(idea.log, "wb")  # noqa: SIM115 - the child owns it; closed when we exit
+    # A session of its own: Ctrl-C in the terminal reaches this process only, which then
+    # gives each idea exactly one SIGINT (a second one could cut its clean stop short).
     idea.proc = subprocess.Popen([*child_argv(argv, idea.name), "--quiet"],
                                  env={**env, RUN_DIR_ENV: str(idea.run_dir_file)},
-                                 stdout=log, stderr=subprocess.STDOUT)
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     idea.started = time.monotonic()
     idea.status = "starting"
 
