@@ -62,16 +62,12 @@ class Step:
 
     @property
     def tokens(self) -> int:
-        return sum(int(e.data.get("input_tokens") or 0) + int(e.data.get("output_tokens") or 0)
-                   for e in self.replies)
+        return spent(self.replies)[0]
 
     @property
     def cost_usd(self) -> float | None:
         """Dollars of its LLM calls; None when a price is unknown (a replay costs 0)."""
-        costs = [e.data.get("cost_usd") for e in self.replies]
-        if any(c is None for c in costs):
-            return None
-        return float(sum(costs))  # type: ignore[arg-type]
+        return spent(self.replies)[1]
 
 
 @dataclass(frozen=True)
@@ -110,11 +106,7 @@ class History:
 
     def totals(self) -> tuple[int, float | None]:
         """Tokens and dollars of every LLM call (cost None if any price is unknown)."""
-        replies = [e for e in self.events if e.kind == "llm.response"]
-        tokens = sum(int(e.data.get("input_tokens") or 0) + int(e.data.get("output_tokens") or 0)
-                     for e in replies)
-        costs = [e.data.get("cost_usd") for e in replies]
-        return tokens, None if any(c is None for c in costs) else float(sum(costs))  # type: ignore[arg-type]
+        return spent([e for e in self.events if e.kind == "llm.response"])
 
     def final_info(self, run: int) -> dict[str, Any] | None:
         """`run_{run}/final_info.json` as the work tree holds it."""
@@ -130,6 +122,14 @@ class History:
         found = [int(p.parent.name.split("_")[1]) for p in self.root.glob("run_*/final_info.json")
                  if p.parent.name.split("_")[1].isdigit()]
         return sorted(found)
+
+
+def spent(replies: list[Event]) -> tuple[int, float | None]:
+    """Tokens and dollars of these `llm.response` events (dollars None if a price is unknown)."""
+    tokens = sum(int(e.data.get("input_tokens") or 0) + int(e.data.get("output_tokens") or 0)
+                 for e in replies)
+    costs = [e.data.get("cost_usd") for e in replies]
+    return tokens, None if any(c is None for c in costs) else float(sum(c for c in costs if c is not None))
 
 
 def load(root: Path) -> History:

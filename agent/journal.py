@@ -23,8 +23,41 @@ HISTORY_DIR = "journal"
 SEGMENT_RE = re.compile(r"(\d+)-(\d+)\.jsonl")
 
 
+HISTORY_README = """\
+The run's journal, committed with the history: each commit adds the events journaled since
+the commit before it (`<first seq>-<last seq>.jsonl`, lines as in journal.jsonl). A clone of
+this repository is a complete record: `python -m agent.replay .` reads these files when the
+live journal.jsonl (ignored by git) is absent.
+"""
+
+
 def segment_name(first: int, last: int) -> str:
     return f"{first:06d}-{last:06d}.jsonl"
+
+
+def lines_after(live: Path, done: int) -> tuple[int, int, bytes] | None:
+    """The complete lines of the journal at `live` whose seq is past `done`, verbatim, with the
+    first and last seq: the next segment's content; None when there are none."""
+    if not live.is_file():
+        return None
+    lines: list[bytes] = []
+    first = last = -1
+    for raw in live.read_bytes().split(b"\n")[:-1]:  # the last piece is unterminated
+        seq = _seq_of(raw)
+        if seq is not None and seq > done:
+            lines.append(raw)
+            first = seq if first < 0 else first
+            last = seq
+    return (first, last, b"\n".join(lines) + b"\n") if lines else None
+
+
+def _seq_of(raw: bytes) -> int | None:
+    """The `seq` of one journal line, None if it is not an event."""
+    try:
+        seq = json.loads(raw).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) else None
 
 
 @dataclass(frozen=True)

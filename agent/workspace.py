@@ -19,47 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import StoppedResumable, UsageError
-from agent.journal import HISTORY_DIR, JOURNAL_NAME, SEGMENT_RE, segment_name
+from agent.journal import (
+    HISTORY_DIR,
+    HISTORY_README,
+    JOURNAL_NAME,
+    SEGMENT_RE,
+    lines_after,
+    segment_name,
+)
+from agent.run_ignore import GITIGNORE
 from agent.secrets import SecretFinding, SecretScanner
 
 AUTHOR_NAME = "trusted-scientist"
 AUTHOR_EMAIL = "agent@trusted-scientist.invalid"
-GITIGNORE = """\
-# Written by the agent: large or volatile artifacts stay out of the run's history.
-# journal.jsonl is the live journal; each commit carries its new events in journal/.
-journal.jsonl
-report.html
-*.pt
-*.pt2
-*.pth
-*.ckpt
-*.safetensors
-*.bin
-*.npy
-*.npz
-cache/
-.cache/
-__pycache__/
-*.pyc
-crashes/
-slurm/
-latex/*.aux
-latex/*.log
-latex/*.out
-latex/*.bbl
-latex/*.blg
-latex/*.fls
-latex/*.fdb_latexmk
-latex/*.toc
-latex/*.pdf
-latex/compile_logs/
-"""
-HISTORY_README = """\
-The run's journal, committed with the history: each commit adds the events journaled since
-the commit before it (`<first seq>-<last seq>.jsonl`, lines as in journal.jsonl). A clone of
-this repository is a complete record: `python -m agent.replay .` reads these files when the
-live journal.jsonl (ignored by git) is absent.
-"""
 _SKIP_FROM_TEMPLATE = {"ideas", "__pycache__", ".git", ".pytest_cache"}
 STEP_TRAILER = "Agent-Step"
 """Git trailer naming the orchestrator step a commit belongs to, so a step whose journal
@@ -266,30 +238,17 @@ class Workspace:
         return self.head()
 
     def _journal_segment(self, step: str) -> str | None:
-        """Write `journal/<first>-<last>.jsonl`: the complete journal lines after the last
-        segment HEAD holds, verbatim. A commit that carries it records, with itself, every
-        event journaled since the commit before; the live journal stays the one written as
-        things happen (fsynced, ignored by git), so a crash loses nothing the next commit does
-        not carry. Commits dropped by `reset_to` take their segments along, and the next
-        segment starts early enough to carry those events again."""
-        live = self.root / JOURNAL_NAME
-        if not live.is_file():
+        """Write `journal/<first>-<last>.jsonl`: the journal's lines after the last segment
+        HEAD holds. The live journal stays the one written as things happen (fsynced, ignored
+        by git): what a crash leaves uncommitted, or `reset_to` drops, the next one carries."""
+        found = lines_after(self.root / JOURNAL_NAME, self._journaled_upto())
+        if found is None:
             return None
-        done = self._journaled_upto()
-        lines: list[bytes] = []
-        first = last = -1
-        for raw in live.read_bytes().split(b"\n")[:-1]:  # the last piece is unterminated
-            seq = _seq_of(raw)
-            if seq is not None and seq > done:
-                lines.append(raw)
-                first = seq if first < 0 else first
-                last = seq
-        if not lines:
-            return None
+        first, last, data = found
         rel = f"{HISTORY_DIR}/{segment_name(first, last)}"
         path = self.resolve(rel)
         path.parent.mkdir(exist_ok=True)
-        path.write_bytes(b"\n".join(lines) + b"\n")
+        path.write_bytes(data)
         self._keep_secrets_out([rel], step)
         return rel if path.is_file() else None
 
@@ -407,15 +366,6 @@ class Workspace:
         """Move `main` back to `sha` (an unfinished edit session is redone from there)."""
         self.repo.git.reset("--hard", sha)
         self.repo.git.clean("-fd")
-
-
-def _seq_of(raw: bytes) -> int | None:
-    """The `seq` of one journal line, None if it is not an event."""
-    try:
-        seq = json.loads(raw).get("seq")
-    except (ValueError, AttributeError):
-        return None
-    return seq if isinstance(seq, int) else None
 
 
 def _remove_abandoned_staging(runs_dir: Path) -> None:

@@ -23,22 +23,21 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import subprocess
 import sys
 import time
-import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from agent.errors import UsageError
 from agent.executors import slurm_endings
+from agent.executors.slurm_options import SlurmOptions
 from agent.runner import TAIL_CHARS, RunOutcome, log_paths, read_tail
 from agent.runner import run as run_locally
 from agent.sandbox import Sandbox, child_env
@@ -51,75 +50,10 @@ NODE_ENV = ("CUDA_VISIBLE_DEVICES", "TMPDIR")
 SBATCH_ENV = ("SLURM_CONF", "SLURM_CLUSTERS")
 """Besides SBATCH_* (the user's defaults for sbatch's options), what sbatch itself reads."""
 BACKSTOP_S = 60  # the runner inside the job stops the child this long after timeout_s, in case we are gone
-TIME_LIMIT_MARGIN_S = 180  # SLURM's time limit, when not given, is timeout_s plus this
 CANCEL_WAIT_S = 120  # how long a cancelled job may take to leave the queue (SLURM's KillWait: 30 s)
 SACCT_MAX_INTERVAL_S = 30.0  # the slowest sacct poll of a long job; faster while it is young
 POLL_S = 0.2  # how often the result pickle and the job's log are looked at
 RESULT_WAIT_S = 15  # a completed job's result pickle may show up late on a shared filesystem
-
-
-@dataclass(frozen=True)
-class SlurmOptions:
-    """What each job asks SLURM for (`--executor slurm` flags, or a TOML file)."""
-
-    partition: str | None = None
-    """`--partition`; None: the cluster's default."""
-    gres: str | None = None
-    """`--gres`, e.g. `gpu:1`."""
-    cpus_per_task: int | None = None
-    """`--cpus-per-task`."""
-    mem: str | None = None
-    """`--mem`, e.g. `4G`."""
-    time_min: int | None = None
-    """`--time` in minutes; None: the run's timeout plus 3 minutes."""
-    extra: tuple[str, ...] = ()
-    """More sbatch options as `--key=value` or `--flag`, e.g. `--account=ml`, `--qos=high`."""
-
-    def __post_init__(self) -> None:
-        for line in self.extra:
-            if not line.startswith("--") or line[2:].split("=", 1)[0].strip() in ("", "export"):
-                raise UsageError(f"SLURM option {line!r}: give sbatch options as --key=value or "
-                                 "--flag (--export is set by the executor: no credential reaches a job)")
-
-    @classmethod
-    def from_file(cls, path: Path, **overrides: Any) -> SlurmOptions:
-        """Options from a TOML file (keys as the fields above, at the top or under `[slurm]`),
-        then `overrides` that are not None (command-line flags win over the file)."""
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"{path}: cannot read SLURM options ({exc})") from exc
-        data = data.get("slurm", data)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"{path}: unknown SLURM option(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        data["extra"] = tuple(data.get("extra", ()))
-        return cls(**data)
-
-    def sbatch(self, *, name: str, cwd: Path, timeout_s: float) -> dict[str, Any]:
-        """submitit's parameters for one job (sbatch's, with `_` for `-`)."""
-        time_min = self.time_min or math.ceil((timeout_s + TIME_LIMIT_MARGIN_S) / 60)
-        extra: dict[str, Any] = {
-            # The job's environment is sbatch's, which is allowlisted (see the module docstring).
-            "export": "ALL",
-            # A job lost with its node or preempted ends, and the caller decides to retry
-            # (journaled), instead of SLURM silently running it a second time.
-            "no_requeue": True,
-            "chdir": str(cwd),
-        }
-        for key in ("partition", "gres", "cpus_per_task", "mem"):
-            if getattr(self, key) is not None:
-                extra[key] = getattr(self, key)
-        for line in self.extra:
-            key, sep, value = line[2:].partition("=")
-            extra[key.strip().replace("-", "_")] = value if sep else True
-        # use_srun=False: the batch script runs submitit's Python itself (one step fewer, ~1 s
-        # less; the child is tracked by SLURM as part of the batch step).
-        return {"job_name": name, "time": time_min, "use_srun": False,
-                "additional_parameters": extra}
 
 
 @dataclass(frozen=True)
