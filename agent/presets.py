@@ -42,7 +42,8 @@ def choose(template: Template, requested: str | None) -> str | None:
         reason = status.get(requested)
         if reason:
             usable = [n for n in template.presets if not status.get(n)]
-            raise UsageError(f"preset '{requested}' cannot run here: {reason}. "
+            instead = f" Use --preset {usable[0]} instead." if usable else ""
+            raise UsageError(f"preset '{requested}' cannot run here: {reason}.{instead} "
                              f"Usable here: {', '.join(usable) or 'none'}")
         return requested
     usable = [n for n in template.presets if not status.get(n)]

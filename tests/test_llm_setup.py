@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -36,11 +35,14 @@ def test_importing_agent_llm_does_not_import_litellm() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_preflight_with_a_missing_key_fails_fast_saying_what_to_set() -> None:
-    started = time.monotonic()
+def test_preflight_with_a_missing_key_fails_without_a_request_saying_what_to_set(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_connection(*args: object) -> None:
+        raise AssertionError("a missing key must be found without reaching the provider")
+
+    monkeypatch.setattr(socket.socket, "connect", no_connection)
     with pytest.raises(UsageError) as caught:
         preflight("anthropic/claude-sonnet-4-5", None, env={})
-    assert time.monotonic() - started < 1.0
     assert caught.value.exit_code == 2
     message = str(caught.value)
     assert "ANTHROPIC_API_KEY is not set" in message and "--model" in message
@@ -64,10 +66,9 @@ def test_preflight_checks_that_an_api_base_answers() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    started = time.monotonic()
     with pytest.raises(UsageError, match=rf"cannot reach .*127.0.0.1:{port}") as caught:
         preflight("openai/test-model", f"http://127.0.0.1:{port}/v1", env={})
-    assert time.monotonic() - started < 5.0 and caught.value.exit_code == 2
+    assert caught.value.exit_code == 2
     with pytest.raises(UsageError, match="not an http"):
         preflight("openai/test-model", "localhost:8000", env={})
 

@@ -64,11 +64,10 @@ def test_rate_limited_search_is_skipped_with_a_message(tmp_path):
     assert not list(tmp_path.iterdir())  # a refusal is not cached
 
 
-def test_unreachable_service_is_skipped_quickly(tmp_path):
-    start = time.monotonic()
+def test_unreachable_service_is_skipped(tmp_path):
     result = literature.search("superposition", api_base="http://127.0.0.1:9/graph/v1", cache=tmp_path)
     assert result.papers == () and "cannot be reached" in (result.skipped or "")
-    assert time.monotonic() - start < literature.TIMEOUT_S + 1
+    assert not list(tmp_path.iterdir())  # a failure is not cached
 
 
 def test_found_entries_are_merged_into_the_bib_once():

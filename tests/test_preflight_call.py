@@ -1,5 +1,6 @@
 """The check request at launch: a key or model the provider refuses stops the launch before
-anything is created (exit 2, in seconds); a failure that may pass only warns."""
+anything is created (exit 2; how fast is `bench/preflight.py`'s figure, not a test's); a failure
+that may pass only warns."""
 
 from __future__ import annotations
 
@@ -22,16 +23,13 @@ def settings_for(srv: FakeLLM, **overrides: Any) -> LLMSettings:
     return LLMSettings("openai/test-model", api_base=srv.base_url, **overrides)
 
 
-def test_a_rejected_key_exits_2_within_5_s_naming_the_key_and_creating_nothing(tmp_path: Path) -> None:
+def test_a_rejected_key_exits_2_naming_the_key_and_creating_nothing(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     with FakeLLM([Status(401)]) as srv:
-        started = time.monotonic()
         proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", "openai/x",
                    "--api-base", srv.base_url, "--runs-dir", str(runs), timeout=60)
-        elapsed = time.monotonic() - started
         requests = list(srv.requests)
     assert proc.returncode == 2, proc.stderr + proc.stdout
-    assert elapsed < 5.0, f"took {elapsed:.1f} s"
     assert "rejected the API key" in proc.stderr and "OPENAI_API_KEY" in proc.stderr
     assert "--no-preflight-call" in proc.stderr and "Traceback" not in proc.stderr
     assert not runs.exists(), "a run directory was created"
@@ -74,20 +72,21 @@ def test_what_every_call_would_meet_is_refused_once_without_retry(status: int, k
     (Status(429, retry_after=30), "rate_limit"), (Status(503), "overloaded"),
     (Status(500), "server_error"),
 ])
-def test_a_failure_that_may_pass_only_warns_and_is_not_retried(step: Status, kind: str) -> None:
+def test_a_failure_that_may_pass_only_warns_and_is_not_retried(
+        step: Status, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)  # a wait for the Retry-After would show here
     with FakeLLM([step, Reply("never sent")]) as srv:
-        started = time.monotonic()
         warning = preflight(settings_for(srv), env={})
         assert len(srv.requests) == 1
-    assert time.monotonic() - started < 5.0, "the check waited for a Retry-After"
+    assert not [s for s in slept if s >= 1], f"the check waited: {slept}"
     assert warning is not None and f"({kind}:" in warning and "going on" in warning
 
 
 def test_the_check_request_gives_up_after_its_own_short_timeout() -> None:
     with FakeLLM([Slow(5.0, Reply("too late"))]) as srv:
-        started = time.monotonic()
         warning = preflight(settings_for(srv, timeout_s=0.5), env={})
-    assert time.monotonic() - started < 3.0
+    # a timeout, not the reply the server sends after 5 s: the request's own limit ended it
     assert warning is not None and "(timeout:" in warning
 
 

@@ -42,6 +42,8 @@ def test_a_hub_model_missing_from_the_offline_cache_is_refused_before_anything_e
     assert "EleutherAI/pythia-70m-deduped is not in the local HF cache" in err
     assert "huggingface-cli download EleutherAI/pythia-70m-deduped" in err
     assert "Usable here:" in err and "tiny" in err.split("Usable here:")[1]
+    # the user typed --preset: the way out is said with that flag, not the harness's variable
+    assert "Use --preset tiny instead." in err and "EXPERIMENT_PRESET" not in err
     assert not runs.exists()
 
 
@@ -58,7 +60,8 @@ def test_the_cpu_preset_without_its_extra_says_what_to_install_and_creates_nothi
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2, err
     assert "preset 'cpu' cannot run here" in err and "pip install 'trusted-scientist[gguf]'" in err
-    assert "tiny" in err.split("Usable here:")[1]
+    assert "tiny" in err.split("Usable here:")[1] and "Use --preset tiny instead." in err
+    assert "EXPERIMENT_PRESET" not in err
     assert not runs.exists()
     # asked for nothing, the same machine gets a preset it can run
     assert presets.choose(template_mod.load(SAE), None) in ("tiny", "gpu", "gpu-gemma")

