@@ -44,3 +44,46 @@ def tiny_main_job(tmp_path_factory: pytest.TempPathFactory):
                timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, only_run_dir(runs)
+
+
+# --- the suite on several workers (pytest-xdist, `-n auto --dist loadgroup` in pyproject) -----
+# Each test goes to whichever worker is free, except the tests that share an expensive
+# session-wide resource: they form one group, run by one worker, so the resource is made once.
+# The groups are collected first, so the longest of them starts at once instead of last.
+SHARED_RESOURCES = {
+    "tiny_main_job": "tiny_main_job",  # the README's main job on the tiny preset (minutes)
+    "cluster": "slurm",  # the one-node SLURM cluster: its 2 CPUs are shared by every job
+}
+
+
+def _group(item: pytest.Item) -> str | None:
+    names = getattr(item, "fixturenames", ())
+    return next((group for fixture, group in SHARED_RESOURCES.items() if fixture in names), None)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # Marked as each test is collected: xdist reads the groups in its own
+    # pytest_collection_modifyitems, which may run before any of ours.
+    if (group := _group(item)) is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
+    if "tiny_main_job" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.slow)  # whoever reads the main job waits for it: minutes
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    order = list(SHARED_RESOURCES.values())
+    items.sort(key=lambda item: order.index(g) if (g := _group(item)) else len(order))
+
+
+@pytest.hookimpl(trylast=True)  # after xdist's hook, which names each test's group in its id
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run on a worker whose tests lost their groups: each worker would make the
+    shared resources again (the main job once per worker) and nothing would say so."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [item.nodeid for item in session.items if _group(item) and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist's --dist loadgroup ignores the groups with this pytest ({pytest.__version__}; "
+            f"{lost[0]} has no group in its id: pytest-dev/pytest-xdist#1386). Install the lock "
+            "(requirements/lock.txt), or run with -n 0.")

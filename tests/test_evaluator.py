@@ -421,14 +421,15 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("attack_runs")  # shared: the baseline is computed once
 
 
-def _launch(runs: Path, tmp: Path, reply: str, exit_code: int = 0, seeds: int = 2,
+def _launch(runs: Path, tmp: Path, reply: str | None, exit_code: int = 0, seeds: int = 2,
             search: str = "") -> Path:
     """One launch whose run 1 is `reply`'s experiment.py; its run directory. All launches share
     `runs` and so its cached baseline (2 seeds: every attack meets the seeds' aggregation)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    edit = block("experiment.py", search or FINISH, reply)
-    session = write_session(tmp / "session.jsonl", [f"Run 1: attack\n\n{edit}"],
-                            ["experiment.plan"])
+    # No reply: the model ends the stage at once, so the launch is its baseline (and exits 6:
+    # no result beyond it).
+    text = f"Run 1: attack\n\n{block('experiment.py', search or FINISH, reply)}" if reply else "ALL_COMPLETED"
+    session = write_session(tmp / "session.jsonl", [text], ["experiment.plan"])
     before = set(runs.iterdir())
     proc = cli("--idea", "orthogonal_sae", "--preset", "tiny", "--runs-dir", str(runs), "--quiet",
                "--model", f"replay:{session}", "--max-runs", "1", "--max-attempts", "1",
@@ -664,18 +665,17 @@ def test_the_harness_cache_is_read_only_to_the_experiment(runs_dir: Path, tmp_pa
 def test_a_cached_baseline_is_reused_only_while_its_provenance_verifies(runs_dir: Path, tmp_path: Path) -> None:
     from agent.baseline import CACHE_DIR
 
-    same = "    # run 1 is the baseline again\n" + FINISH
-    first = _launch(runs_dir, tmp_path / "a", same)
+    first = _launch(runs_dir, tmp_path / "a", None, exit_code=6)  # the baseline alone
     cached = [e for e in _journal(first) if e["kind"] in ("baseline.cached", "run.recorded")]
     assert cached, "the baseline ran or was reused"
     (entry,) = [p for p in (runs_dir / CACHE_DIR).iterdir() if (p / "final_info.json").is_file()]
     assert (entry / "seed_0" / provenance.DECODE).is_file()
     assert (entry / "seed_1" / provenance.CHECKPOINT).is_file()
-    second = _launch(runs_dir, tmp_path / "b", same)
+    second = _launch(runs_dir, tmp_path / "b", None, exit_code=6)
     assert [e for e in _journal(second) if e["kind"] == "baseline.cached"]
     decode = entry / "seed_1" / provenance.DECODE
     decode.write_bytes(decode.read_bytes() + b"\0")  # the cached graph is not what was evaluated
-    third = _launch(runs_dir, tmp_path / "c", same)
+    third = _launch(runs_dir, tmp_path / "c", None, exit_code=6)
     events = _journal(third)
     refused = [e for e in events if e["kind"] == "baseline.cache_refused"]
     assert refused and "decode_sha256" in refused[0]["data"]["problem"]
