@@ -63,6 +63,7 @@ class RunContext:
         # From here on every file a commit keeps out for holding a secret is journaled and
         # shown, starting with those of the setup commit, made before this context existed.
         self.ws.report_blocked_to(self._secret_blocked)
+        self.ws.report_refused_to(self._git_refused)
         if self.template.evaluator and self.harness_sha256 is None:
             from harness.provenance import harness_sha256
 
@@ -77,6 +78,12 @@ class RunContext:
         fate = "put back as last committed" if blocked.restored else "deleted"
         self.console.warn(f"{blocked.path} held a secret ({what}): kept out of the commit "
                           f"'{blocked.step}' and {fate}")
+
+    def _git_refused(self, paths: list[str]) -> None:
+        self.record("git.refused", paths=paths[:50], count=len(paths))
+        self.console.warn(f"the run's code wrote git metadata, deleted before git could read it "
+                          f"(it could make git run a program or refuse to commit): {', '.join(paths[:5])}"
+                          + (f" and {len(paths) - 5} more" if len(paths) > 5 else ""))
 
     @property
     def seeds(self) -> list[int]:

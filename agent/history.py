@@ -9,11 +9,13 @@ events from the live journal or, in a clone, from the segments each commit carri
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent import gitsafe
 from agent.errors import UsageError
 from agent.journal import HISTORY_DIR, JOURNAL_NAME, SEGMENT_RE, Event, read_run
 from agent.template import Template
@@ -209,7 +211,8 @@ def _headline(root: Path, sha: str, rel: str, names: list[str]) -> dict[str, flo
 def _git(root: Path, *args: str) -> str:
     import subprocess
 
-    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                          env={**os.environ, **gitsafe.env()}, text=True)
     if proc.returncode != 0:
         raise UsageError(f"git {args[0]} failed in {root}: {proc.stderr.strip()}")
     return proc.stdout

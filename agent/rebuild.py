@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from agent import history, paths
+from agent import gitsafe, history, paths
 from agent.config import STAGES, LaunchConfig
 from agent.errors import AgentError, UsageError
 from agent.journal import JOURNAL_NAME, Journal, materialize, read_run
@@ -208,7 +209,8 @@ def _norm(text: str) -> str:
 def _show(root: Path, sha: str, rel: str) -> str | None:
     import subprocess
 
-    proc = subprocess.run(["git", "-C", str(root), "show", f"{sha}:{rel}"], capture_output=True)
+    proc = subprocess.run(["git", "-C", str(root), "show", f"{sha}:{rel}"], capture_output=True,
+                          env={**os.environ, **gitsafe.env()})
     if proc.returncode:
         return None
     return proc.stdout.decode("utf-8", errors="replace")

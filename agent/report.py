@@ -5,7 +5,8 @@
 RUN is a run directory or a `git clone` of one. The page opens from `file://` with no server
 and no network: styles, the small script (expand/collapse all; the page works without it),
 figures and the paper's first page are inline. Everything read from the run (LLM replies,
-notes, diffs, file names) is escaped by the template's autoescaping. Exit codes: 0 written,
+notes, diffs, file names) is escaped by the template's autoescaping, every URL is checked and
+a content security policy lets nothing else run or load (`report_urls`). Exit codes: 0 written,
 2 not a run directory, 1 an unexpected error.
 """
 
@@ -21,12 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent import report_data
+from agent import report_data, report_urls
 from agent.report_checks import checks, is_clean
 from agent.report_data import ReportData
 
 REPORT_NAME = "report.html"
 TEMPLATE = "report.html.j2"
+SCRIPT = "report.js"
+"""The page's one script (expand/collapse): inlined, and allowed by its hash (report_urls.policy)."""
 MAX_IMAGE_BYTES = 8 * 2**20
 """A figure larger than this is linked, not inlined."""
 PDFTOPPM_TIMEOUT_S = 60
@@ -59,11 +62,14 @@ def render(data: ReportData) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(clock=_clock, date=_date, duration=_duration, money=_money, num=_num, model=_model)
+    env.filters.update(clock=_clock, date=_date, duration=_duration, money=_money, num=_num, model=_model,
+                       url=lambda value: report_urls.checked(str(value), data.root))
+    script = (Path(__file__).parent / "templates" / SCRIPT).read_text(encoding="utf-8")
     found = checks(data)
     css, diffs = _highlight(data)
     return env.get_template(TEMPLATE).render(
         d=data, checks=found, clean=is_clean(found), pygments_css=Markup(css), diffs=diffs,
+        script=Markup(script), csp=report_urls.policy(script),
         images={f.name: _data_uri(f.path) for f in data.figures if f.path is not None},
         paper_page=_first_page(data.root) if data.paper_pdf else None,
         generated=time.time(), tz=time.strftime("%Z (UTC%z)"),

@@ -32,7 +32,8 @@ class Check:
 
 def checks(data: ReportData) -> list[Check]:
     found = [_ending(data), _sandbox(data), _gates(data), _grounding(data), _paper(data),
-             _reproduction(data), _rebuild(data), _secrets(data), _seeds(data), _hypotheses(data)]
+             _reproduction(data), _rebuild(data), _secrets(data), _git_refused(data), _seeds(data),
+             _hypotheses(data)]
     rank = {"problem": 0, "warning": 1}
     return sorted((c for c in found if c is not None), key=lambda c: rank.get(c.level, 2))
 
@@ -158,6 +159,15 @@ def _secrets(data: ReportData) -> Check:
                   for s in data.secrets)
     return Check("warning", f"{len(items)} file(s) held a secret and were kept out of the commits "
                  "(the secret is not in the history).", items)
+
+
+def _git_refused(data: ReportData) -> Check | None:
+    if not data.git_refused:
+        return None
+    return Check("warning", f"The run's code wrote {len(data.git_refused)} git metadata file(s) (a nested "
+                 "repository, attributes, submodules or ignore rules): deleted before git read them, so "
+                 "git ran nothing they asked for and every result was committed as files.",
+                 tuple((path, "") for path in data.git_refused[:20]))
 
 
 def _seeds(data: ReportData) -> Check:

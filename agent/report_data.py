@@ -108,6 +108,8 @@ class ReportData:
     verify: dict[str, Any] | None
     rebuild: dict[str, Any] | None
     secrets: list[dict[str, Any]]
+    git_refused: list[str]
+    """git metadata the run's code wrote (nested repositories, attributes), deleted."""
     steps: list[StepView]
     pending: StepView | None
     """Events no commit carries yet, as a step of their own."""
@@ -167,6 +169,7 @@ def gather(hist: History) -> ReportData:
         paper_pdf=(root / "paper.pdf").is_file(), review=_review(_json(root / "review.json")),
         verify=_last(events, "verify.finished"), rebuild=_last(events, "rebuild.finished"),
         secrets=[e.data for e in events if e.kind == "secret.blocked"],
+        git_refused=[str(p) for e in events if e.kind == "git.refused" for p in e.data.get("paths") or []],
         steps=[report_steps.view(hist, s, template) for s in hist.steps],
         pending=report_steps.pending(hist),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agent import history
+from agent import gitsafe, history
 from agent.config import LaunchConfig
 from agent.errors import AgentError, UsageError
 from agent.journal import JOURNAL_NAME, Journal, materialize
@@ -233,4 +234,5 @@ def _weights(run_dir: Path) -> list[str | None]:
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                          env={**os.environ, **gitsafe.env()}, text=True)

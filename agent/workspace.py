@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import gitsafe
 from agent.errors import StoppedResumable, UsageError
 from agent.journal import (
     HISTORY_DIR,
@@ -86,14 +87,18 @@ class Workspace:
 
         self.root = root.resolve()
         self.repo = git.Repo(self.root)
-        # Commits are the agent's, also in a clone on a machine with no git identity of its own.
+        # Commits are the agent's, also in a clone on a machine with no git identity of its own;
+        # and git runs nothing the tree asks for (gitsafe).
         self.repo.git.update_environment(
             GIT_AUTHOR_NAME=AUTHOR_NAME, GIT_AUTHOR_EMAIL=AUTHOR_EMAIL,
-            GIT_COMMITTER_NAME=AUTHOR_NAME, GIT_COMMITTER_EMAIL=AUTHOR_EMAIL)
+            GIT_COMMITTER_NAME=AUTHOR_NAME, GIT_COMMITTER_EMAIL=AUTHOR_EMAIL, **gitsafe.env())
         self.scanner = SecretScanner.from_env(os.environ if env is None else env)
         self.blocked: list[BlockedFile] = []
         """Files kept out of commits and not reported yet (see `report_blocked_to`)."""
         self._report: Callable[[BlockedFile], None] | None = None
+        self.refused: list[str] = []
+        """git metadata the run's code wrote, deleted and not reported yet (`report_refused_to`)."""
+        self._report_refused: Callable[[list[str]], None] | None = None
 
     # --- creation -----------------------------------------------------------------------
     @classmethod
@@ -207,6 +212,7 @@ class Workspace:
         `step` names the orchestrator step in a trailer, for `step_commit`. A file holding a
         secret is kept out (see `_keep_secrets_out`) and reported; the rest is committed."""
         rels = [str(self.resolve(p).relative_to(self.root)) if p != "." else "." for p in paths]
+        self.sweep()
         if rels:
             self._keep_secrets_out(rels, step or message.partition("\n")[0])
         # A path that neither exists nor was ever committed has nothing to record (git would
@@ -260,6 +266,20 @@ class Workspace:
         ends = [int(m.group(2)) for n in names if (m := SEGMENT_RE.fullmatch(n.rpartition("/")[2]))]
         return max(ends, default=-1)
 
+    def sweep(self) -> None:
+        """Delete the git metadata the run's code left (`gitsafe.sweep`) before git reads the tree."""
+        tracked = str(self.repo.git.ls_files("-z", "--", *(f"*{n}" for n in gitsafe.METADATA))).split("\0")
+        self.refused += gitsafe.sweep(self.root, [t for t in tracked if t])
+        if self.refused and self._report_refused is not None:
+            self.report_refused_to(self._report_refused)
+
+    def report_refused_to(self, report: Callable[[list[str]], None]) -> None:
+        """Hand what `sweep` deleted to `report`, what it deleted before this call first."""
+        self._report_refused = report
+        if self.refused:
+            waiting, self.refused = self.refused, []
+            report(waiting)
+
     def report_blocked_to(self, report: Callable[[BlockedFile], None]) -> None:
         """Hand every file kept out of a commit to `report`, those waiting in `blocked` first."""
         self._report = report
@@ -312,6 +332,7 @@ class Workspace:
 
     def is_dirty(self) -> bool:
         """Tracked changes or untracked (not ignored) files."""
+        self.sweep()
         return self.repo.is_dirty(untracked_files=True)
 
     def restore_clean(self, keep: Iterable[str] = ()) -> list[str]:
@@ -319,6 +340,7 @@ class Workspace:
 
         Paths in `keep` (outputs of a finished step that a crash left uncommitted) survive as
         they are, to be committed by the resumed step instead of being made again."""
+        self.sweep()
         kept = [rel for rel in dict.fromkeys(keep) if os.path.lexists(self.resolve(rel))]
         held = self.root / ".git" / "agent-kept"
         if held.exists():

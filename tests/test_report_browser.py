@@ -104,3 +104,39 @@ def test_the_tiny_main_jobs_report_works_in_a_browser_from_a_clone(browser, tiny
     assert (clone / "paper.pdf").is_file() and 'href="paper.pdf"' in html
     seen = check_in_browser(browser, clone / "report.html", "tiny")
     assert seen["images"] >= 3  # the figures and the paper's first page
+
+
+HOSTILE = "javascript:document.title='pwned'"
+
+
+def test_hostile_figure_names_link_nowhere_and_the_policy_blocks_a_missed_script(browser, toy_run, tmp_path):  # noqa: F811
+    """A figure named like a script URL (too large to inline, so it would be linked; and declared
+    but missing) is not linked; a script the escaping had missed would be refused by the policy."""
+    run_dir = tmp_path / toy_run.name
+    shutil.copytree(toy_run, run_dir, symlinks=True)
+    (run_dir / f"{HOSTILE}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(9 * 2**20))
+    toml = run_dir / "template.toml"
+    text = toml.read_text()
+    assert 'figures = ["loss.png"]' in text
+    toml.write_text(text.replace('figures = ["loss.png"]', f'figures = ["loss.png", "{HOSTILE}"]'))
+    proc, html = make_report(run_dir)
+    assert proc.returncode == 0, proc.stderr
+    shown = HOSTILE.replace("'", "&#39;")
+    assert "href=\"javascript" not in html.lower() and f'<span class="mono">{shown}.png</span>' in html
+    assert '<meta http-equiv="Content-Security-Policy"' in html
+    check_in_browser(browser, run_dir / "report.html", "hostile")  # its own script still runs
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto((run_dir / "report.html").resolve().as_uri(), wait_until="load")
+    for link in page.locator(f"a:has-text(\"{HOSTILE}\"), span:has-text(\"{HOSTILE}\")").all():
+        link.click()
+    assert "pwned" not in page.title() and not dialogs
+    page.close()
+    missed = run_dir / "missed.html"  # the same page with a script the escaping let through
+    missed.write_text(html.replace("</body>", "<script>document.title='pwned'</script>"
+                                   "<img src=x onerror=\"document.title='pwned'\"></body>"))
+    page = browser.new_page()
+    page.goto(missed.resolve().as_uri(), wait_until="load")
+    assert "pwned" not in page.title()
+    page.close()
