@@ -9,11 +9,12 @@ and is not counted. Prints the minimum, median and maximum wall time.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from timing import measure  # noqa: E402 - beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 1.5
@@ -33,12 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    time_help()  # warm the bytecode cache
-    times = sorted(time_help() for _ in range(args.repeat))
-    median = statistics.median(times)
-    verdict = "meets" if median < TARGET_S else "MISSES"
-    print(f"python -m agent.launch --help: min {times[0]:.3f} s, median {median:.3f} s, "
-          f"max {times[-1]:.3f} s over {len(times)} calls ({verdict} the {TARGET_S} s target)")
+    print(measure("python -m agent.launch --help", time_help, args.repeat, TARGET_S))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ cache and is not counted. Prints the minimum, median and maximum.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from timing import measure  # noqa: E402 - beside this script
 
 from tests.fakellm import FakeLLM, Status  # noqa: E402
 
@@ -50,12 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    time_refusal()  # warm the bytecode cache
-    times = sorted(time_refusal() for _ in range(args.repeat))
-    median = statistics.median(times)
-    verdict = "meets" if median < TARGET_S else "MISSES"
-    print(f"a rejected key, launch to exit 2: min {times[0]:.2f} s, median {median:.2f} s, "
-          f"max {times[-1]:.2f} s over {len(times)} launches ({verdict} the {TARGET_S:g} s target)")
+    print(measure("a rejected key, launch to exit 2", time_refusal, args.repeat, TARGET_S, digits=2))
 
 
 if __name__ == "__main__":
