@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent import report_data, report_urls
+from agent import report_data, report_urls, runfiles
 from agent.report_checks import checks, is_clean
 from agent.report_data import ReportData
 
@@ -105,9 +105,11 @@ def _highlight(data: ReportData) -> tuple[str, dict[int, Any]]:
 
 def _data_uri(path: Path | None, mime: str = "image/png") -> str | None:
     try:
-        if path is None or path.stat().st_size > MAX_IMAGE_BYTES:
+        if path is None:
             return None
-        return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+        with runfiles.open_file(path) as f:  # plot.py may have left a link to a file outside
+            data = f.read(MAX_IMAGE_BYTES + 1)
+        return None if len(data) > MAX_IMAGE_BYTES else f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
     except OSError:
         return None
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import runfiles
 from agent.template import Template
 from harness.gates import GateResult, evaluate
 
@@ -67,7 +68,7 @@ def load_run(root: Path, index: int, template: Template) -> RunRecord:
     loop cannot read: not an object, `metrics`/`config`/`code` not objects, a headline metric
     that is not a number."""
     path = root / f"run_{index}" / "final_info.json"
-    info = json.loads(path.read_text(encoding="utf-8"))
+    info = json.loads(runfiles.read_text(path, root))  # an experiment may have written it: no links
     if not isinstance(info, dict):
         raise ValueError(f"{path.name} holds a JSON {type(info).__name__}, not an object")
     parts = {key: info.get(key) or {} for key in ("metrics", "config", "code")}

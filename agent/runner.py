@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
+from agent import runfiles
 from agent.sandbox import Sandbox, child_env
 
 RunStatus = Literal["ok", "failed", "timed_out", "killed"]
@@ -119,34 +120,40 @@ def _last_exception_line(text: str) -> str | None:
     return warning
 
 
-def _scan_exception_line(path: Path, size: int) -> str | None:
+def _scan_exception_line(f: BinaryIO, size: int) -> str | None:
     """The exception line of the last traceback in (the last 64 MB of) a file, streamed."""
     found, in_traceback = None, False
-    with open(path, "rb") as f:
-        f.seek(max(0, size - _SCAN_BYTES))
-        for raw in f:
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if line.startswith(_TRACEBACK):
-                in_traceback = True
-            elif in_traceback and line.strip() and not line[0].isspace():
-                found, in_traceback = line.strip()[:1000], False
+    f.seek(max(0, size - _SCAN_BYTES))
+    for raw in f:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if line.startswith(_TRACEBACK):
+            in_traceback = True
+        elif in_traceback and line.strip() and not line[0].isspace():
+            found, in_traceback = line.strip()[:1000], False
     return found
 
 
 def read_tail(path: Path, limit: int = TAIL_CHARS) -> str:
-    """Tail of a possibly huge file, reading only its end (plus a scan for the exception)."""
-    size = path.stat().st_size if path.exists() else 0
-    if size == 0:
+    """Tail of a possibly huge file, reading only its end (plus a scan for the exception). The
+    child may have replaced its log with a link or a FIFO: such a log is not read (runfiles)."""
+    try:
+        f = runfiles.open_file(path)
+    except FileNotFoundError:
         return ""
-    with open(path, "rb") as f:
+    except runfiles.UnsafeFile as exc:
+        return f"[{path.name} was not read: {exc}. The code that ran replaced its own log.]"
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return ""
         # Enough of the end to find an exception line above a long trailing stream.
         window = min(size, max(limit * 16, 256_000))
         f.seek(size - window)
         text = f.read().decode("utf-8", errors="replace")
-    exc_line = None
-    if window < size and _TRACEBACK not in text:
-        # The traceback lies further up, above a long stream of later output: find it.
-        exc_line = _scan_exception_line(path, size)
+        exc_line = None
+        if window < size and _TRACEBACK not in text:
+            # The traceback lies further up, above a long stream of later output: find it.
+            exc_line = _scan_exception_line(f, size)
     out = tail_of(text, limit, exception_line=exc_line)
     if window < size and not out.startswith("[..."):
         out = f"[... earlier output trimmed ...]\n{out}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import devices, runner
+from agent import devices, runfiles, runner
 from agent.context import RunContext
 from agent.journal import Event
 from agent.results import (
@@ -142,7 +142,7 @@ def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name
     if status == "ok":
         try:
             load_run(ctx.ws.root, index, ctx.template)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             status, describe = "no_results", f"wrote an unreadable final_info.json ({exc})"
     outputs = [out_name if status == "ok" else f"logs/{out_name}_attempt{attempt}", out_name]
     return ctx.record("run.finished", stage=stage, run=index, attempt=attempt, status=status,
@@ -270,7 +270,7 @@ def provenance_problem(out_dir: Path, harness: str) -> str | None:
     run with seeds verifies when each seed's record does, is the very file the aggregate was
     made from, and the aggregate's means are those of the seeds' values."""
     try:
-        record = json.loads((out_dir / "final_info.json").read_text(encoding="utf-8"))
+        record = json.loads(runfiles.read_text(out_dir / "final_info.json", out_dir))
         prov = record["provenance"]
         if "aggregate_of" in prov:
             return _aggregate_problem(out_dir, record, harness)
@@ -312,7 +312,7 @@ def _aggregate_problem(out_dir: Path, record: dict[str, Any], harness: str) -> s
         if provenance.sha256_file(folder / "final_info.json") != \
                 prov["aggregate_of"][f"seed_{seed}"]["final_info_sha256"]:
             return f"{out_dir.name}/seed_{seed}/final_info.json changed after the run was aggregated"
-        seed_metrics = json.loads((folder / "final_info.json").read_text(encoding="utf-8"))["metrics"]
+        seed_metrics = json.loads(runfiles.read_text(folder / "final_info.json", folder))["metrics"]
         for name, values in section["values"].items():
             if seed_metrics.get(name) != values[succeeded.index(seed)]:
                 return f"the per-seed value of {name} does not match seed {seed}'s record"

@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from agent import prompting
+from agent import prompting, runfiles
 from agent.context import RunContext
 from agent.results import finished_runs, full_table, run_summaries
 from agent.stages.common import StageFailed, edit_session
@@ -26,7 +26,11 @@ def figure_problem(path: Path) -> str | None:
     """None if `path` is a non-empty PNG or PDF file; else what is wrong with it."""
     if not path.is_file():
         return "missing"
-    head = path.read_bytes()[:8]
+    try:
+        with runfiles.open_file(path) as f:
+            head = f.read(8)
+    except runfiles.UnsafeFile as exc:
+        return f"not a plain file ({exc})"
     if not head:
         return "empty"
     if path.suffix.lower() == ".png" and not head.startswith(_PNG):
