@@ -53,6 +53,7 @@ def tiny_main_job(tmp_path_factory: pytest.TempPathFactory):
 SHARED_RESOURCES = {
     "tiny_main_job": "tiny_main_job",  # the README's main job on the tiny preset (minutes)
     "cluster": "slurm",  # the one-node SLURM cluster: its 2 CPUs are shared by every job
+    "deep_job": "deep_job",  # test_main_job's second launch, on the tiny-deep preset
 }
 
 

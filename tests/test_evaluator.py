@@ -418,7 +418,17 @@ def _sandboxed() -> bool:
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("attack_runs")  # shared: the baseline is computed once
+    """Shared by every launch of this module, on every pytest-xdist worker (the folder above
+    each worker's own): the baseline is computed once and reused from its cache, whose lock
+    makes a second launch wait for the first."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "attack_runs"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+ONE_EPOCH = block("experiment.py", "    epochs: int | None = None      # passes over the cached training activations; None: the\n",
+                  "    epochs: int | None = 1         # passes over the cached training activations; None: the\n")
 
 
 def _launch(runs: Path, tmp: Path, reply: str | None, exit_code: int = 0, seeds: int = 2,
@@ -428,14 +438,18 @@ def _launch(runs: Path, tmp: Path, reply: str | None, exit_code: int = 0, seeds:
     tmp.mkdir(parents=True, exist_ok=True)
     # No reply: the model ends the stage at once, so the launch is its baseline (and exits 6:
     # no result beyond it).
-    text = f"Run 1: attack\n\n{block('experiment.py', search or FINISH, reply)}" if reply else "ALL_COMPLETED"
+    # Run 1 trains one epoch instead of the preset's four: what is attacked is the evaluation.
+    text = (f"Run 1: attack\n\n{block('experiment.py', search or FINISH, reply)}{ONE_EPOCH}" if reply
+            else "ALL_COMPLETED")
     session = write_session(tmp / "session.jsonl", [text], ["experiment.plan"])
     before = set(runs.iterdir())
     proc = cli("--idea", "orthogonal_sae", "--preset", "tiny", "--runs-dir", str(runs), "--quiet",
                "--model", f"replay:{session}", "--max-runs", "1", "--max-attempts", "1",
                "--stages", "experiment", "--seeds", str(seeds), timeout=900)
     assert proc.returncode == exit_code, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (run,) = [p for p in set(runs.iterdir()) - before if not p.name.startswith(".")]
+    # Launches of other workers may have added run directories too: this one's replays `session`.
+    (run,) = [p for p in set(runs.iterdir()) - before if not p.name.startswith(".")
+              and str(session) in (p / "journal.jsonl").read_text(encoding="utf-8").partition("\n")[0]]
     return run
 
 
@@ -662,9 +676,13 @@ def test_the_harness_cache_is_read_only_to_the_experiment(runs_dir: Path, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_cached_baseline_is_reused_only_while_its_provenance_verifies(runs_dir: Path, tmp_path: Path) -> None:
+def test_a_cached_baseline_is_reused_only_while_its_provenance_verifies(tmp_path: Path) -> None:
     from agent.baseline import CACHE_DIR
 
+    # A runs folder of its own: the cache entry is tampered with below, which must not touch
+    # the baseline the other attacks (on another worker, perhaps at this moment) reuse.
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
     first = _launch(runs_dir, tmp_path / "a", None, exit_code=6)  # the baseline alone
     cached = [e for e in _journal(first) if e["kind"] in ("baseline.cached", "run.recorded")]
     assert cached, "the baseline ran or was reused"

@@ -165,31 +165,39 @@ def _paper_text(run_dir: Path) -> str:
     return " ".join(text.replace("-\n", "").split())
 
 
-def test_each_papers_setup_facts_are_those_of_its_own_preset(main_job, deep_job):
+def _assert_setup_facts_of(preset: str, run_dir: Path) -> None:
     """The setup section of one session, written for two presets: model, layer, data, token
     counts, sizes, seed and gate results come from each run directory's own records."""
     from harness.presets import DATASET_LABELS, MODEL_LABELS, PRESETS
 
-    papers = {"tiny": main_job[1], "tiny-deep": deep_job}
-    for preset, run_dir in papers.items():
-        text = _paper_text(run_dir)
-        info = json.loads((run_dir / "run_0" / "final_info.json").read_text())
-        p = PRESETS[preset]
-        assert f"after block {p.layer}," in text, preset
-        other = PRESETS["tiny-deep" if preset == "tiny" else "tiny"]
-        assert f"after block {other.layer}," not in text, preset
-        assert MODEL_LABELS[p.model] in text and DATASET_LABELS[p.dataset].split(" (")[0] in text
-        assert f"{preset} preset" in text
-        assert f"trained on {info['config']['tokens']:,} activations" in text
-        assert f"evaluated on {info['evaluation']['reconstruction_tokens']:,} held-out tokens" in text
-        assert f"dictionary of {info['config']['d_sae']:,} latents" in text
-        infos = [json.loads(f.read_text()) for f in sorted(run_dir.glob("run_*/final_info.json"))]
-        failed = [g["name"] for i in infos for g in i["gates"] if g["passed"] is False and g["severity"] == "fail"]
-        if failed:
-            assert all(name.replace("_", " ") in text.replace("_", " ") for name in failed)
-        else:
-            assert "pass every plausibility gate" in text
-        assert "Shakespeare text, with special tokens" not in text  # the old hand-typed fact
+    text = _paper_text(run_dir)
+    info = json.loads((run_dir / "run_0" / "final_info.json").read_text())
+    p = PRESETS[preset]
+    assert f"after block {p.layer}," in text, preset
+    other = PRESETS["tiny-deep" if preset == "tiny" else "tiny"]
+    assert f"after block {other.layer}," not in text, preset
+    assert MODEL_LABELS[p.model] in text and DATASET_LABELS[p.dataset].split(" (")[0] in text
+    assert f"{preset} preset" in text
+    assert f"trained on {info['config']['tokens']:,} activations" in text
+    assert f"evaluated on {info['evaluation']['reconstruction_tokens']:,} held-out tokens" in text
+    assert f"dictionary of {info['config']['d_sae']:,} latents" in text
+    infos = [json.loads(f.read_text()) for f in sorted(run_dir.glob("run_*/final_info.json"))]
+    failed = [g["name"] for i in infos for g in i["gates"] if g["passed"] is False and g["severity"] == "fail"]
+    if failed:
+        assert all(name.replace("_", " ") in text.replace("_", " ") for name in failed)
+    else:
+        assert "pass every plausibility gate" in text
+    assert "Shakespeare text, with special tokens" not in text  # the old hand-typed fact
+
+
+# One test per paper, so that each runs beside its own launch (they are made on different
+# pytest-xdist workers, each once).
+def test_the_main_papers_setup_facts_are_those_of_its_preset(main_job):
+    _assert_setup_facts_of("tiny", main_job[1])
+
+
+def test_the_deep_papers_setup_facts_are_those_of_its_preset(deep_job):
+    _assert_setup_facts_of("tiny-deep", deep_job)
 
 
 def test_the_paper_is_reviewed_with_its_clean_integrity_report_in_hand(main_job):

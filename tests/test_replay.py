@@ -161,19 +161,23 @@ def test_replay_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_tiny_preset_run_reproduces_exactly_and_a_tampered_record_is_caught(tiny_main_job, tmp_path):
-    """The real template: each seed re-trained and re-evaluated at the run's commit."""
+    """The real template: each seed of run 1 re-trained and re-evaluated at the run's commit,
+    with no tolerance at all. One seed's recorded value was raised by hand: that value, and
+    only that one, differs; every other mean and per-seed value is reproduced bit for bit."""
     _, run_dir = tiny_main_job
     dest = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(run_dir), str(dest))
-    path = dest / "run_2" / "final_info.json"
+    path = dest / "run_1" / "final_info.json"
     info = json.loads(path.read_text())
-    info["metrics"]["explained_variance"] += 0.01
+    recorded = info["seeds"]["values"]["explained_variance"][1]
+    info["seeds"]["values"]["explained_variance"][1] = recorded + 0.01
     path.write_text(json.dumps(info, indent=2))
-    git(dest, "commit", "-qam", "experiment: run 2 results (a better number)")
-    proc = replay(str(dest), "--verify", "run_1", "run_2", timeout=1200)
+    git(dest, "commit", "-qam", "experiment: run 1 results (a better seed)")
+    proc = replay(str(dest), "--verify", "run_1", "--rtol", "0", "--atol", "0", timeout=1200)
     assert proc.returncode == 5, proc.stdout + proc.stderr
-    assert "run_1: reproduced (max |diff| 0;" in proc.stdout and "identical weights" in proc.stdout
-    assert "run_2: DIFFERS: explained_variance" in proc.stdout
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("run_1: ")]
+    assert line.startswith("run_1: DIFFERS: ") and line.count(" -> ") == 1, line
+    assert "explained_variance[seed 1]" in line and f"-> {recorded!r}" in line, line
 
 
 def test_a_stopped_launch_commits_its_last_events_too(tmp_path):
