@@ -175,7 +175,7 @@ def test_a_tiny_preset_run_reproduces_exactly_and_a_tampered_record_is_caught(ti
     git(dest, "commit", "-qam", "experiment: run 1 results (a better seed)")
     proc = replay(str(dest), "--verify", "run_1", "--rtol", "0", "--atol", "0", timeout=1200)
     assert proc.returncode == 5, proc.stdout + proc.stderr
-    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("run_1: ")]
+    (line,) = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("run_1: ")]
     assert line.startswith("run_1: DIFFERS: ") and line.count(" -> ") == 1, line
     assert "explained_variance[seed 1]" in line and f"-> {recorded!r}" in line, line
 
