@@ -51,6 +51,11 @@ def env() -> dict[str, str]:
     return out
 
 
+def environ() -> dict[str, str]:
+    """This process's environment with `env()` over it: for a git subprocess."""
+    return {**os.environ, **env()}
+
+
 def sweep(root: Path, tracked: Iterable[str] = ()) -> list[str]:
     """Delete the git metadata below `root` (its own `.git` and `.gitignore` aside, and the
     `tracked` paths: what the template shipped); return what went, relative to `root`. Links

@@ -9,7 +9,6 @@ events from the live journal or, in a clone, from the segments each commit carri
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +211,7 @@ def _git(root: Path, *args: str) -> str:
     import subprocess
 
     proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
-                          env={**os.environ, **gitsafe.env()}, text=True)
+                          env=gitsafe.environ(), text=True)
     if proc.returncode != 0:
         raise UsageError(f"git {args[0]} failed in {root}: {proc.stderr.strip()}")
     return proc.stdout

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -210,7 +209,7 @@ def _show(root: Path, sha: str, rel: str) -> str | None:
     import subprocess
 
     proc = subprocess.run(["git", "-C", str(root), "show", f"{sha}:{rel}"], capture_output=True,
-                          env={**os.environ, **gitsafe.env()})
+                          env=gitsafe.environ())
     if proc.returncode:
         return None
     return proc.stdout.decode("utf-8", errors="replace")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import tempfile
@@ -235,4 +234,4 @@ def _weights(run_dir: Path) -> list[str | None]:
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True,
-                          env={**os.environ, **gitsafe.env()}, text=True)
+                          env=gitsafe.environ(), text=True)
