@@ -129,7 +129,7 @@ def prepare_sandbox(base: Sandbox | None, preset: str | None) -> Sandbox | None:
 
     hub = _is_hub(preset)
     return replace(base, writable=(cache.root(), hub_cache()) if hub else (cache.root(),),
-                   readonly=(), network=hub)
+                   readonly=(), visible=(), network=hub)
 
 
 def prepare_timeout(preset: str | None, run_timeout_s: float) -> float:
@@ -150,7 +150,7 @@ def prepare(ctx: RunContext) -> None:
     harness's own (`harness.prepare`), the only one that may write them: experiments and the
     evaluator see them read-only, so no experiment can change what it is measured against.
     Cheap when everything is cached, so it runs on every launch and resume."""
-    from harness import provenance
+    from harness import cache, provenance
 
     sandbox = prepare_sandbox(ctx.sandbox, ctx.preset)
     hub = _is_hub(ctx.preset)
@@ -158,7 +158,9 @@ def prepare(ctx: RunContext) -> None:
     with tempfile.TemporaryDirectory(prefix="harness-prepare-") as logs:
         timeout_s = prepare_timeout(ctx.preset, ctx.template.timeout_for(ctx.preset,
                                                                          ctx.config.timeout_s))
-        outcome = runner.run(provenance.prepare_command(ctx.preset), cwd=ctx.ws.root,
+        cwd = cache.root() if sandbox is not None else ctx.ws.root  # the run is not in its view
+        cwd.mkdir(parents=True, exist_ok=True)
+        outcome = runner.run(provenance.prepare_command(ctx.preset), cwd=cwd,
                              log_dir=Path(logs), name="prepare", timeout_s=timeout_s,
                              on_start=ctx.process_started("prepare"), sandbox=sandbox,
                              pass_env=HUB_TOKENS if hub else ())

@@ -178,7 +178,11 @@ def _sandbox(config: LaunchConfig, console: Console) -> tuple[Sandbox | None, st
                        "write anywhere you can; only their environment is allowlisted. Install "
                        "bubblewrap, or pass --no-sandbox to accept this explicitly.")
         return None, f"unavailable: {found.reason}"
-    return sandbox_mod.Sandbox(writable=()), f"bubblewrap: {found.reason}"
+    from harness import cache
+
+    # In view of every child: the harness's caches (read-only; harness.prepare alone writes them)
+    seen = (cache.root(), sandbox_mod.hub_cache())
+    return sandbox_mod.Sandbox(writable=(), visible=seen), f"bubblewrap: {found.reason}"
 
 
 def _slurm(config: LaunchConfig) -> Callable[[Path], object] | None:
@@ -215,10 +219,11 @@ def _devices(config: LaunchConfig) -> DevicePool:
 
 
 def _with_run_dir(sandbox: Sandbox | None, root: Path) -> Sandbox | None:
-    """The run directory writable, its history and journal not (see `Sandbox.readonly`)."""
+    """The run directory in view and writable, its history and journal not (see
+    `Sandbox.readonly`)."""
     if sandbox is None:
         return None
-    return replace(sandbox, writable=(root, *sandbox.writable),
+    return replace(sandbox, writable=(root, *sandbox.writable), visible=(*sandbox.visible, root),
                    readonly=(root / ".git", root / JOURNAL_NAME, root / HISTORY_DIR))
 
 

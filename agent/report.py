@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import logging
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -116,19 +114,12 @@ def _data_uri(path: Path | None, mime: str = "image/png") -> str | None:
 
 def _first_page(root: Path) -> str | None:
     """paper.pdf's first page as a PNG data URI (60 dpi), or None without pdftoppm or on failure."""
-    if shutil.which("pdftoppm") is None:
-        return None
-    from agent import runner
+    from agent import pdftools
 
-    with tempfile.TemporaryDirectory(prefix="report-page-") as tmp:
-        out = Path(tmp) / "page"
-        try:
-            outcome = runner.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile",
-                                  str(root / "paper.pdf"), str(out)], cwd=root, log_dir=Path(tmp),
-                                 timeout_s=PDFTOPPM_TIMEOUT_S, name="pdftoppm")
-        except OSError:
-            return None
-        return _data_uri(out.with_suffix(".png")) if outcome.ok else None
+    png = pdftools.first_page_png(root / "paper.pdf", dpi=60, timeout_s=PDFTOPPM_TIMEOUT_S)
+    if png is None or len(png) > MAX_IMAGE_BYTES:
+        return None
+    return f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}"
 
 
 # --- filters -------------------------------------------------------------------------------

@@ -29,4 +29,5 @@ latex/*.fdb_latexmk
 latex/*.toc
 latex/*.pdf
 latex/compile_logs/
+latex/figures/
 """

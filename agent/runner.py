@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from agent import runfiles
-from agent.sandbox import Sandbox, child_env
+from agent.sandbox import Sandbox, child_env, scratch_env
 
 RunStatus = Literal["ok", "failed", "timed_out", "killed"]
 
@@ -216,10 +216,11 @@ def run(
     log_dir.mkdir(parents=True, exist_ok=True)
     stdout_path, stderr_path = log_paths(log_dir, name)
     cmd = [sys.executable if argv[0] in ("python", "python3") else argv[0], *argv[1:]]
-    scratch = Path(tempfile.mkdtemp(prefix="sandbox-tmp-")) if sandbox is not None else None
+    scratch = None
     if sandbox is not None:
+        scratch = Path(tempfile.mkdtemp(prefix="sandbox-tmp-"))
         cmd = sandbox.wrap(cmd, cwd.resolve(), tmp=scratch)
-        env_extra = {**(env_extra or {}), "TMPDIR": str(scratch)}
+        env_extra = {**(env_extra or {}), **scratch_env(scratch)}
     try:
         return _run(cmd, cwd=cwd, log_dir=log_dir, timeout_s=timeout_s, stdout_path=stdout_path,
                     stderr_path=stderr_path, env=child_env(os.environ, env_extra, pass_env),

@@ -21,7 +21,8 @@ def latex_dir(tmp_path: Path) -> Path:
     latex.mkdir()
     shutil.copy(TEMPLATE_LATEX / "references.bib", latex)
     (latex / "results.tex").write_text("\\newcommand{\\RunOneLZero}{32.0}\n\\label{tab:results}\n")
-    (tmp_path / "ev_vs_l0.png").write_bytes(b"\x89PNG")
+    (latex / "figures").mkdir()  # where the writeup stage copies plot.py's figures
+    (latex / "figures" / "ev_vs_l0.png").write_bytes(b"\x89PNG")
     return latex
 
 

@@ -36,6 +36,7 @@ def run_dir(tmp_path: Path) -> Path:
     data = json.loads((FIXTURES / "sae_runs.json").read_text())
     write_results_tex(tmp_path / "latex", data["runs"], data["metrics"], data["descriptions"])
     _png(tmp_path / "ev_vs_l0.png")
+    compile_mod.copy_figures(tmp_path / "latex", tmp_path, ["ev_vs_l0.png"])  # as the writeup stage does
     return tmp_path
 
 

@@ -323,6 +323,7 @@ def test_only_the_harness_preparation_of_a_hub_preset_gets_the_network(tmp_path:
     for preset in ("tiny", "cpu", None):
         prep = prepare_sandbox(box, preset)
         assert prep is not None and not prep.network and prep.writable == (cache.root(),)
+        assert prep.visible == ()  # nothing of the run directory
     for preset in ("gpu", "gpu-gemma"):
         prep = prepare_sandbox(box, preset)
         assert prep is not None and prep.network and prep.writable == (cache.root(), tmp_path / "hub")
@@ -330,29 +331,41 @@ def test_only_the_harness_preparation_of_a_hub_preset_gets_the_network(tmp_path:
     assert prepare_sandbox(None, "gpu") is None
 
 
-def test_credential_files_under_home_are_shown_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_filesystem_is_an_allowlist_not_a_denylist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing of HOME (a credential under a name no list knows included), no other folder of
+    the machine, no `/etc/shadow`, no project `.env`: only the system, Python and the folders
+    a child is given."""
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nplanted\n")
     (home / ".netrc").write_text("machine example.com login me password planted\n")
-    (home / ".cache" / "huggingface").mkdir(parents=True)
-    (home / ".cache" / "huggingface" / "token").write_text("hf_planted")
-    (home / "notes.md").write_text("readable\n")
+    (home / ".pgpass").write_text("db:5432:*:me:planted\n")  # on no list of credential files
+    (home / "notes.md").write_text("planted\n")
+    (tmp_path / "other-run").mkdir()
+    (tmp_path / "other-run" / "notes.txt").write_text("planted\n")
     monkeypatch.setenv("HOME", str(home))
+    project_env = Path(sandbox.__file__).resolve().parents[1] / ".env"
     out = _sandboxed(tmp_path, f"""
-        import pathlib
-        home = pathlib.Path({str(home)!r})
+        import os, pathlib
         seen = []
-        for rel in [".ssh/id_ed25519", ".netrc", ".cache/huggingface/token", "notes.md"]:
+        for path in [{str(home / '.ssh/id_ed25519')!r}, {str(home / '.netrc')!r}, {str(home / '.pgpass')!r},
+                     {str(home / 'notes.md')!r}, {str(tmp_path / 'other-run/notes.txt')!r}, "/etc/shadow",
+                     "/etc/ssl/private", {str(project_env)!r}, "/root/.bash_history"]:
             try:
-                seen.append(rel + "=" + (home / rel).read_text())
+                seen.append(path + "=" + pathlib.Path(path).read_text())
             except OSError as exc:
-                seen.append(rel + " unreadable")
+                seen.append(path + " " + type(exc).__name__)
+        seen.append("home holds " + repr(os.listdir(os.path.expanduser("~"))))
+        seen.append("root holds " + repr(sorted(os.listdir("/"))))
+        import torch  # the interpreter, its environment and the harness are in view
         pathlib.Path("seen.txt").write_text("\\n".join(seen))
         """)
     assert out.ok, out.stderr_tail
     seen = (tmp_path / "run" / "seen.txt").read_text()
-    assert "planted" not in seen and "notes.md=readable" in seen
+    assert "planted" not in seen and "=" not in seen.replace("home holds", "").split("root holds")[0], seen
+    assert "home holds []" in seen
+    assert not {"home", "opt", "srv", "mnt", "media", "boot"} & set(
+        eval(seen.split("root holds ")[1]))  # noqa: S307 - the list the script wrote with repr()
 
 
 def test_a_private_tmpdir_is_writable_and_the_hosts_tmp_is_not(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ ProblemKind = Literal["missing_citation", "missing_bib", "missing_figure", "figu
                       "undefined_reference", "unknown_macro", "missing_input", "environment"]
 
 IMAGE_EXTENSIONS = (".pdf", ".png", ".jpg", ".jpeg", ".eps")
-DEFAULT_GRAPHICS_PATHS = ("", "../", "./", "figures/")  # as trustedpaper.sty sets them
+DEFAULT_GRAPHICS_PATHS = ("", "figures/", "./")  # as trustedpaper.sty sets them
 _CITE = re.compile(r"\\(?:no)?cite[a-zA-Z]*\*?\s*(?:\[[^\]]*\]\s*){0,2}\{([^}]*)\}")
 _REF = re.compile(r"\\(?:ref|eqref|autoref|cref|Cref|pageref|nameref)\*?\s*\{([^}]*)\}")
 _PLACEHOLDERS = (

@@ -1,4 +1,11 @@
-"""Compiling the paper: pdflatex, bibtex, pdflatex twice, and chktex, through agent.runner.
+r"""Compiling the paper: pdflatex, bibtex, pdflatex twice, and chktex, through agent.runner.
+
+The LaTeX is LLM-written, so every TeX process runs in a sandbox of its own (`agent.sandbox.tool`:
+the system read-only, `latex/` the one folder it sees and writes, an empty HOME, no network, no
+other process in view) and with TeX's own fences set by the project, whatever the machine's
+texmf.cnf says (`TEX_ENV`): no shell escape, and `\openin`/`\openout` paranoid (no dot files,
+no parent folders, no absolute paths). The writeup stage copies the figures `plot.py` made
+into `latex/figures/` first (`copy_figures`): a paranoid TeX cannot read `../`.
 
 What the compiler says comes back as values the writeup stage feeds to the LLM: the real
 `!` error lines of the .log with their `l.NN` context, bibtex's errors, the undefined
@@ -15,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from agent import runner
+from agent import runfiles, runner, sandbox
 
 CompileStatus = Literal["ok", "failed", "timed_out", "skipped"]
 OnStart = Callable[[int], object] | None
@@ -27,6 +34,12 @@ STALE_SUFFIXES = (".aux", ".bbl", ".blg", ".out", ".toc", ".log", ".pdf")
 # intersentence spacing, quote style, page-reference spacing, spaces around parentheses,
 # vertical rules in tables, \( \) instead of $ $.
 CHKTEX_NOISE = (1, 2, 3, 8, 11, 12, 13, 18, 24, 36, 37, 38, 39, 44, 46)
+TEX_ENV = {"shell_escape": "f", "openin_any": "p", "openout_any": "p"}
+r"""kpathsea reads texmf.cnf's variables from the environment first: shell escape off, and
+files opened by `\openin`, `\input`, `\openout` and `\write` only below the working
+folder (no `..`, no absolute path, no dot file)."""
+FIGURES_DIR = "figures"
+"""Under `latex/`: the checked figures, copied there before every compile (ignored by git)."""
 
 
 @dataclass(frozen=True)
@@ -136,11 +149,43 @@ def bibtex_problems(blg: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _tex(argv: list[str], latex_dir: Path, log_dir: Path, timeout_s: float, name: str,
+         on_start: OnStart = None, write: bool = True) -> runner.RunOutcome:
+    """One TeX tool on `latex_dir`, confined (see the module's docstring)."""
+    box = sandbox.tool(write=latex_dir) if write else sandbox.tool(read=(latex_dir,))
+    return runner.run(argv, cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name=name,
+                      on_start=on_start, sandbox=box, env_extra=TEX_ENV)
+
+
 def _pdflatex(latex_dir: Path, main: str, log_dir: Path, timeout_s: float, n: int,
               on_start: OnStart = None) -> runner.RunOutcome:
-    return runner.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", main],
-                      cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name=f"pdflatex{n}",
-                      on_start=on_start)
+    return _tex(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", main],
+                latex_dir, log_dir, timeout_s, f"pdflatex{n}", on_start)
+
+
+def copy_figures(latex_dir: Path, root: Path, names: list[str]) -> list[str]:
+    """The figures `names` (paths relative to `root`, the run directory) into
+    `latex_dir/figures/` (emptied first), each read without following a link out of `root`;
+    the names of those that could not be read as plain files."""
+    target = latex_dir / FIGURES_DIR
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    refused = []
+    for name in names:
+        dest = target / name
+        try:
+            data = runfiles.read_bytes(root / name, root=root)
+        except OSError:
+            refused.append(name)
+            continue
+        if not dest.resolve().is_relative_to(target.resolve()):
+            refused.append(name)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    return refused
 
 
 def run_chktex(latex_dir: Path, main: str, log_dir: Path, timeout_s: float,
@@ -149,8 +194,7 @@ def run_chktex(latex_dir: Path, main: str, log_dir: Path, timeout_s: float,
     if shutil.which("chktex") is None:
         return []
     argv = ["chktex", "-q", "-I0", "-f", "%l:%c: [%n] %m\n", *(f"-n{n}" for n in CHKTEX_NOISE), main]
-    outcome = runner.run(argv, cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name="chktex",
-                         on_start=on_start)
+    outcome = _tex(argv, latex_dir, log_dir, timeout_s, "chktex", on_start, write=False)
     text = outcome.stdout_path.read_text(encoding="utf-8", errors="replace")
     return [line.strip() for line in text.splitlines() if re.match(r"^\d+:\d+: \[\d+\]", line.strip())]
 
@@ -189,8 +233,7 @@ def compile_paper(latex_dir: Path, timeout_s: float = 120.0, main: str = "templa
                                  None, errors, tuple(bib_errors), (), lint)
         aux = _read(latex_dir / f"{stem}.aux")
         if n == 1 and "\\citation" in aux and "\\bibdata" in aux:
-            bib = runner.run(["bibtex", stem], cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s,
-                             name="bibtex", on_start=on_start)
+            bib = _tex(["bibtex", stem], latex_dir, log_dir, timeout_s, "bibtex", on_start)
             bib_errors = bibtex_problems(_read(latex_dir / f"{stem}.blg"))
             if bib.status == "timed_out":
                 bib_errors.append(f"bibtex {bib.describe()}")
@@ -200,7 +243,12 @@ def compile_paper(latex_dir: Path, timeout_s: float = 120.0, main: str = "templa
                              None, (), tuple(bib_errors), (), lint)
     if pdf_out is not None:
         pdf_out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(pdf, pdf_out)
+        pdf_out.unlink(missing_ok=True)  # never write through a link planted in its place
+        try:
+            pdf_out.write_bytes(runfiles.read_bytes(pdf, root=latex_dir))
+        except OSError as exc:
+            return CompileResult("failed", f"the PDF is not a plain file of latex/ ({exc})", None, (),
+                                 tuple(bib_errors), (), lint)
         pdf = pdf_out
     warnings = tuple(log_warnings(log))
     summary = f"compiled to {pdf.name}" + (f" with {len(warnings)} undefined citation(s)/reference(s)" if warnings else "")

@@ -10,11 +10,9 @@ review.json untouched; `--resume` then asks again (a new round, with call ids of
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Literal
 
-from agent import integrity, prompting, runner
+from agent import integrity, prompting
 from agent.context import RunContext
 from agent.review import Checked, Review, check
 from agent.stages.common import StageFailed, ask_text
@@ -106,14 +104,13 @@ def _paper(ctx: RunContext) -> tuple[PaperSource, str]:
     LaTeX source with the results.tex that defines its macros when there is no PDF to read."""
     pdf = ctx.ws.resolve("paper.pdf")
     if pdf.is_file():
-        with tempfile.TemporaryDirectory(prefix="pdftotext-") as tmp:
-            outcome = runner.run(["pdftotext", "-layout", str(pdf), "-"], cwd=ctx.ws.root, log_dir=Path(tmp),
-                                 timeout_s=PDFTOTEXT_TIMEOUT_S, name="pdftotext")
-            text = outcome.stdout_path.read_text(encoding="utf-8", errors="replace") if outcome.ok else ""
-        if text.strip():
-            return "pdf", text
-        why = outcome.stderr_tail.strip() or outcome.describe()
-        ctx.console.warn(f"review: paper.pdf could not be read as text ({why}); the reviewer reads the LaTeX source")
+        from agent import pdftools
+
+        read = pdftools.text(pdf, timeout_s=PDFTOTEXT_TIMEOUT_S)
+        if read.text.strip():
+            return "pdf", read.text
+        ctx.console.warn(f"review: paper.pdf could not be read as text ({read.problem or 'no text'}); "
+                         "the reviewer reads the LaTeX source")
     tex = ctx.ws.resolve(TEX).read_text(encoding="utf-8")
     results = ctx.ws.resolve("latex/results.tex")
     if results.is_file():

@@ -173,6 +173,7 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
     from agent.paper import checks, compile
 
     tex_path, latex_dir = ctx.ws.resolve(TEX), ctx.ws.resolve("latex")
+    compile.copy_figures(latex_dir, ctx.ws.root, _figures(ctx))  # TeX reads nothing outside latex/
     result, problems = None, []
     for attempt in range(1, LATEX_FIXES + 2):
         ctx.status(f"compiling the paper (attempt {attempt})")
