@@ -110,16 +110,34 @@ class SecretScanner:
         return sorted({name for name, _ in self.needles.values()})
 
     def scan_file(self, root: Path, rel: str) -> list[SecretFinding]:
-        """Findings in `root/rel`; a symbolic link is scanned as git stores it: its target."""
+        """Findings in `root/rel`; a symbolic link is scanned as git stores it: its target. A
+        PDF is also scanned as a reader sees it (its text, decompressed, from pdftotext): its
+        streams are compressed, so its bytes alone would hide what is typeset."""
         path = root / rel
         if path.is_symlink():
             target = os.fsencode(os.readlink(path))
             return self.scan_chunks(rel, [target])
         with open(path, "rb") as f:
-            return self.scan_chunks(rel, iter(lambda: f.read(CHUNK_BYTES), b""))
+            found = self.scan_chunks(rel, iter(lambda: f.read(CHUNK_BYTES), b""))
+        if rel.lower().endswith(".pdf"):
+            from agent import pdftools
 
-    def scan_chunks(self, rel: str, chunks: Iterable[bytes]) -> list[SecretFinding]:
-        """Findings in the concatenation of `chunks`, one per (source, how), first line kept."""
+            text = pdftools.text(path).text
+            # as typeset, and with every space and line break taken out (a value may be cut
+            # by a line break or hyphenation); key shapes only in the first, where words stay apart
+            flat = "".join(text.replace("-\n", "").split())
+            typeset = self.scan_chunks(rel, [text.encode("utf-8", errors="surrogateescape")])
+            typeset += self.scan_chunks(rel, [flat.encode("utf-8", errors="surrogateescape")], shapes=False)
+            seen = {(f.source, f.how) for f in found}
+            for hit in typeset:
+                if (hit.source, hit.how) not in seen:
+                    seen.add((hit.source, hit.how))
+                    found.append(SecretFinding(rel, hit.source, hit.how, None))
+        return found
+
+    def scan_chunks(self, rel: str, chunks: Iterable[bytes], shapes: bool = True) -> list[SecretFinding]:
+        """Findings in the concatenation of `chunks`, one per (source, how), first line kept;
+        without `shapes`, the credential values only (no key patterns)."""
         found: dict[tuple[str, MatchKind], int | None] = {}
         is_text: bool | None = None
         buf, lines_before = b"", 0  # `buf` starts with the tail of the previous chunk
@@ -127,21 +145,21 @@ class SecretScanner:
             buf += chunk
             if is_text is None:
                 is_text = b"\0" not in buf[:TEXT_PROBE_BYTES]
-            self._search(buf, found, lines_before if is_text else None)
+            self._search(buf, found, lines_before if is_text else None, shapes)
             keep = min(len(buf), self.overlap)
             lines_before += buf.count(b"\n", 0, len(buf) - keep)
             buf = buf[len(buf) - keep:]
         return [SecretFinding(rel, source, how, line) for (source, how), line in found.items()]
 
     def _search(self, buf: bytes, found: dict[tuple[str, MatchKind], int | None],
-                lines_before: int | None) -> None:
+                lines_before: int | None, shapes: bool = True) -> None:
         """Add to `found` what `buf` holds; `lines_before` counts the newlines before it in
         a text file (None: binary, no line numbers)."""
         first: dict[tuple[str, MatchKind], int] = {}  # earliest offset in `buf` per source
         for needle, key in self.needles.items():
             if key not in found and (pos := buf.find(needle)) >= 0:
                 first[key] = min(pos, first.get(key, pos))
-        for name, pattern in KEY_PATTERNS:
+        for name, pattern in KEY_PATTERNS if shapes else ():
             if (name, "pattern") not in found and (pos := _word_start_match(pattern, buf)) >= 0:
                 first[(name, "pattern")] = pos
         for key, pos in first.items():

@@ -248,3 +248,24 @@ def test_a_replayed_experiment_that_dumps_its_environment_commits_no_secret(tmp_
         assert value.encode() not in objects + files + decoded
     blocked_found = {f["source"] for e in events for f in e["found"]}
     assert blocked_found <= set(planted) | {"aws_access_key_id", "openai_key"}
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None,
+                    reason="pdflatex/pdftotext not installed")
+def test_a_value_typeset_in_a_compressed_pdf_is_found_as_a_reader_sees_it(tmp_path: Path) -> None:
+    """A PDF's page streams are compressed: the value is not among its bytes, only in its text
+    (here also cut by a line break), so the scan reads the text as pdftotext gives it."""
+    value = CREDENTIALS["GH_PAT"]
+    latex = tmp_path / "tex"
+    latex.mkdir()
+    (latex / "p.tex").write_text("\\documentclass{article}\\begin{document}\\noindent Split: "
+                                 f"\\texttt{{{value[:12]}}}\\\\\\texttt{{{value[12:]}}}\\end{{document}}\n")
+    subprocess.run(["pdflatex", "-interaction=nonstopmode", "p.tex"], cwd=latex, capture_output=True, check=True)
+    pdf = (latex / "p.pdf").read_bytes()
+    assert value.encode() not in pdf  # compressed: a scan of the bytes alone would pass it
+    ws = _ws(tmp_path, {"GH_PAT": value})
+    (ws.root / "paper.pdf").write_bytes(pdf)
+    ws.commit(["paper.pdf"], "writeup: paper compiled")
+    [blocked] = ws.blocked
+    assert blocked.path == "paper.pdf" and [(f.source, f.how) for f in blocked.findings] == [("GH_PAT", "value")]
+    assert "paper.pdf" not in _git(ws, "ls-files")
