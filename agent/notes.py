@@ -48,7 +48,7 @@ def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> Non
     step = f"notes/run{index}"
     sha = ctx.ws.step_commit(step)
     if sha is None:  # else a crash came between the commit and the journal: nothing to redo
-        ctx.record("notes.appending", run=index, step=step)
+        ctx.record("notes.appending", run=index, step=step, text="\n".join(lines) + "\n")
         _append(ctx, "\n".join(lines) + "\n\n")  # a blank line before whatever is appended next
         ctx.crashpoint("notes_written")
         sha = ctx.ws.commit(["notes.txt"], f"notes: run {index} results section (orchestrator)", step=step)
@@ -81,6 +81,13 @@ def _metric_lines(ctx: RunContext, run: RunRecord, base: RunRecord | None) -> li
                 text += f"; against the baseline {found.describe(fmt)}"
         lines.append(text)
     return lines
+
+
+def recorded_sections(ctx: RunContext) -> tuple[tuple[str, str, str], ...]:
+    """(path, text, whose) of every section the orchestrator wrote into notes.txt, as the
+    journal holds it: what no edit may change (`EditPolicy.kept`)."""
+    return tuple(("notes.txt", e.data["text"], f"the orchestrator's record of run {e.data['run']}")
+                 for e in ctx.journal.events() if e.kind == "notes.appending" and e.data.get("text"))
 
 
 def _append(ctx: RunContext, text: str) -> None:

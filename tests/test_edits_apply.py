@@ -308,3 +308,21 @@ def test_bare_makefile_on_the_editable_list_is_edited(run_dir: Path) -> None:
     assert (run_dir / "Makefile").read_text() == (
         "all: plot\n\nplot: plot.py $(wildcard run_*/final_info.json)\n\tpython plot.py\n"
     )
+
+
+@pytest.mark.parametrize("search, replace", [
+    ("- final_loss: 0.650\n", "- final_loss: 0.990\n"),  # a number of the record
+    ("## Run 1\nRecorded by the orchestrator.\n- final_loss: 0.650\n", ""),  # the whole section gone
+    ("Recorded by the orchestrator.\n", "Recorded by the orchestrator.\nAlso: a record loss.\n"),  # inserted into it
+])
+def test_a_block_changing_a_kept_passage_is_refused_and_the_file_untouched(run_dir: Path, search: str,
+                                                                           replace: str) -> None:
+    record = "## Run 1\nRecorded by the orchestrator.\n- final_loss: 0.650\n"
+    (run_dir / "notes.txt").write_text("# Notes\n" + record + "\nMy analysis.\n")
+    policy = EditPolicy(run_dir, EDITABLE, PROTECTED, kept=(("notes.txt", record, "the record of run 1"),))
+    before = (run_dir / "notes.txt").read_text()
+    report = apply_blocks([EditBlock("notes.txt", search, replace),
+                           EditBlock("notes.txt", "My analysis.\n", "My analysis, revised.\n")], policy)
+    assert [r.reason.split(" in ")[0] for r in report.refused] == ["it changes the record of run 1"]
+    assert "cannot be edited" in report.refused[0].reason
+    assert (run_dir / "notes.txt").read_text() == before.replace("My analysis.", "My analysis, revised.")

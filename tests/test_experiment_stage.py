@@ -105,3 +105,40 @@ def test_a_reply_without_code_changes_is_not_run(tmp_path):
     skipped = [e for e in events if e.kind == "run.skipped"]
     assert len(skipped) == 1 and "changed no code" in skipped[0].data["reason"]
     assert [(e.data["run"], e.data["attempt"]) for e in events if e.kind == "run.started"] == [(0, 1), (1, 2)]
+
+
+def test_a_reply_rewriting_the_orchestrators_notes_is_refused_and_told(tmp_path):
+    """notes.txt is the model's to append to, but each run's section the orchestrator wrote
+    from the run's files is not: a block that rewrites one (here run 1's heading and its
+    recorded line, to claim a better loss) is refused with the reason, its sibling append
+    applies, and the record stays as written."""
+    import json
+
+    from tests.e2e_helpers import FIX_CRASH, FIX_FAILED_BLOCK, PLAN, RUN2_CRASHES, write_session
+
+    forge = (block("notes.txt", "## Run 1\n", "## Run 1 (best run: final loss 0.0001)\n")
+             + block("notes.txt", "", "Analysis of run 2: momentum 0.9 oscillates more.\n") + "\nALL_COMPLETED\n")
+    session = write_session(tmp_path / "session.jsonl",
+                            [PLAN, FIX_FAILED_BLOCK, RUN2_CRASHES, FIX_CRASH, forge,
+                             block("notes.txt", "", "(Run 1's heading withdrawn: that section is the record.)\n")
+                             + "\nALL_COMPLETED\n"],
+                            ["experiment.plan", "edit.retry", "experiment.results", "experiment.failure",
+                             "experiment.results", "edit.retry"])
+    proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", f"replay:{session}",
+               "--runs-dir", str(tmp_path / "runs"), "--stages", "experiment", "--max-runs", "3", "--quiet")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run_dir = only_run_dir(tmp_path / "runs")
+    events = read(run_dir / "journal.jsonl").events
+    notes = (run_dir / "notes.txt").read_text()
+    for e in events:
+        if e.kind == "notes.appending":
+            assert e.data["text"] in notes  # every recorded section, word for word
+    assert "0.0001" not in notes and "## Run 1\nRecorded by the orchestrator" in notes
+    assert "Analysis of run 2: momentum 0.9 oscillates more." in notes
+    [refused] = [e for e in events if e.kind == "edit.refused"]
+    assert refused.data["path"] == "notes.txt" and "orchestrator's record of run 1" in refused.data["reason"]
+    retry = [e for e in events if e.kind == "llm.request"][-1]  # the model was told why
+    assert retry.data["prompt_kind"] == "edit.retry"
+    assert "orchestrator's record of run 1" in retry.data["messages"][-1]["content"]
+    committed = json.loads((run_dir / "run_1" / "final_info.json").read_text())["metrics"]["final_loss"]
+    assert f"{committed:.4g}"[:4] in notes.split("## Run 1\n", 1)[1].split("## Run 2")[0]

@@ -30,6 +30,9 @@ class EditPolicy:
     """fnmatch patterns never edited even if listed as editable (the trusted harness)."""
     max_search_chars: int = 6000
     """Longer SEARCH sections are refused: they are pasted files, and they corrupt edits."""
+    kept: tuple[tuple[str, str, str], ...] = ()
+    """(path, text, whose) of passages an edit may not change or remove: the orchestrator's
+    record of each run in notes.txt. A block that would is refused, and told why."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,13 @@ def apply_blocks(blocks: list[EditBlock], policy: EditPolicy) -> EditReport:
             failed.append(Failed(block, rel, result.reason, result.did_you_mean))
             continue
         new = result.content.replace("\n", "\r\n") if rel in crlf else result.content
+        touched = [whose for path, text, whose in policy.kept
+                   if path == rel and text in (before or "") and text not in new]
+        if touched:
+            refused.append(Refused(block, f"it changes {touched[0]} in {rel}, which the orchestrator "
+                                          "wrote from the run's own files; it cannot be edited. Put "
+                                          "your text after it (a block with an empty SEARCH appends)."))
+            continue
         applied.append(Applied(block, rel, result.kind, result.line, new != before))
         current[rel] = new
     changed = sorted(rel for rel, text in current.items() if text != original[rel])

@@ -33,9 +33,10 @@ class StageFailed(AgentError):
 
 def policy(ctx: RunContext, editable: tuple[str, ...] | None = None):  # noqa: ANN201
     from agent.edits import EditPolicy
+    from agent.notes import recorded_sections
 
     return EditPolicy(root=ctx.ws.root, editable=frozenset(editable or ctx.template.editable),
-                      protected=PROTECTED)
+                      protected=PROTECTED, kept=recorded_sections(ctx))
 
 
 def ask_text(ctx: RunContext, messages: list[dict[str, str]], *, stage: str, prompt_kind: str,
