@@ -23,8 +23,9 @@ from agent.journal import Event, Journal
 from agent.progress import Console
 from agent.runner import RunOutcome
 from agent.sandbox import Sandbox
+from agent.secret_guard import BlockedFile
 from agent.template import Template
-from agent.workspace import BlockedFile, Workspace
+from agent.workspace import Workspace
 
 CRASH_ENV = "AGENT_TEST_CRASH_AT"
 """Test hook: `name[:n]` kills this process with SIGKILL at the n-th crash point `name`."""
@@ -72,12 +73,11 @@ class RunContext:
     def _secret_blocked(self, blocked: BlockedFile) -> None:
         found = [{"source": f.source, "how": f.how, "line": f.line} for f in blocked.findings]
         self.record("secret.blocked", path=blocked.path, found=found, step=blocked.step,
-                    restored=blocked.restored)
+                    restored=blocked.restored, redacted=blocked.redacted)
         what = ", ".join(f.source + (" as base64" if f.how == "base64" else "")
                          + (f" on line {f.line}" if f.line else "") for f in blocked.findings)
-        fate = "put back as last committed" if blocked.restored else "deleted"
-        self.console.warn(f"{blocked.path} held a secret ({what}): kept out of the commit "
-                          f"'{blocked.step}' and {fate}")
+        self.console.warn(f"{blocked.path} held a secret ({what}) at the commit '{blocked.step}': "
+                          f"{blocked.fate()}")
 
     def _git_refused(self, paths: list[str]) -> None:
         self.record("git.refused", paths=paths[:50], count=len(paths))

@@ -151,14 +151,17 @@ def _rebuild(data: ReportData) -> Check:
 
 def _secrets(data: ReportData) -> Check:
     if not data.secrets:
-        return Check("ok", "No file held a secret: nothing was kept out of the commits.")
-    items = tuple((f"{s.get('path')}: kept out of step {s.get('step')}, "
-                   + ("put back as last committed" if s.get("restored") else "deleted"),
+        return Check("ok", "No file held a secret: nothing was redacted or kept out of the commits.")
+    items = tuple((f"{s.get('path')}, step {s.get('step')}: "
+                   + ("committed with the secret redacted (the rest kept)" if s.get("redacted") else
+                      "kept out, put back as last committed" if s.get("restored") else "kept out, deleted"),
                    ", ".join(f"{f.get('source')} ({f.get('how')}" + (f", line {f['line']})" if f.get("line") else ")")
                              for f in s.get("found") or [] if isinstance(f, dict)))
                   for s in data.secrets)
-    return Check("warning", f"{len(items)} file(s) held a secret and were kept out of the commits "
-                 "(the secret is not in the history).", items)
+    redacted = sum(1 for s in data.secrets if s.get("redacted"))
+    return Check("warning", f"{len(items)} file(s) held a secret or a key-shaped string: {redacted} committed "
+                 f"with it redacted, {len(items) - redacted} kept out of the commits. The history holds "
+                 "no value found; what was found where is listed.", items)
 
 
 def _git_refused(data: ReportData) -> Check | None:

@@ -119,7 +119,7 @@ def _flags(events: tuple[Event, ...]) -> tuple[str, ...]:
         elif e.kind in ("edit.failed", "edit.refused"):
             out.append("an edit was refused" if e.kind == "edit.refused" else "an edit block did not apply")
         elif e.kind == "secret.blocked":
-            out.append(f"secret kept out of {d.get('path')}")
+            out.append(f"secret {'redacted in' if d.get('redacted') else 'kept out of'} {d.get('path')}")
         elif e.kind == "launch.stopped":
             out.append(f"launch stopped (exit {d.get('exit_code')})")
         elif e.kind == "plot.finished" and not d.get("ok"):

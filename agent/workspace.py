@@ -15,10 +15,10 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agent import gitsafe
+from agent import gitsafe, secret_guard
 from agent.errors import StoppedResumable, UsageError
 from agent.journal import (
     HISTORY_DIR,
@@ -29,7 +29,8 @@ from agent.journal import (
     segment_name,
 )
 from agent.run_ignore import GITIGNORE
-from agent.secrets import SecretFinding, SecretScanner
+from agent.secret_guard import BlockedFile
+from agent.secrets import SecretScanner
 
 AUTHOR_NAME = "trusted-scientist"
 AUTHOR_EMAIL = "agent@trusted-scientist.invalid"
@@ -62,20 +63,6 @@ class CommitInfo:
     """Unix time of the commit."""
     files: tuple[str, ...]
     """Paths it touched."""
-
-
-@dataclass(frozen=True)
-class BlockedFile:
-    """A file kept out of a commit because it held a secret."""
-
-    path: str
-    """Relative to the run directory."""
-    findings: tuple[SecretFinding, ...]
-    """What it held: variable names or key patterns, never the values."""
-    step: str
-    """The commit's step trailer, or the first line of its message."""
-    restored: bool
-    """True: a tracked file, put back as last committed; False: a new file, deleted."""
 
 
 class Workspace:
@@ -288,21 +275,23 @@ class Workspace:
 
     def _keep_secrets_out(self, rels: list[str], step: str) -> None:
         """Scan what `git add -A -- rels` would store (new and changed files; git-ignored ones
-        are never stored), before git writes any of it to its object database. A file with a
-        secret is put back as last committed, or deleted if it is new."""
+        are never stored), before git writes any of it to its object database; each file that
+        holds a secret is redacted or kept out (`agent.secret_guard`) and reported."""
         out = str(self.repo.git.status("--porcelain", "-z", "--no-renames", "--untracked-files=all", "--", *rels))
         changed = [entry[3:] for entry in out.split("\0") if len(entry) > 3]
         for rel in changed:
             path = self.root / rel
             if not (path.is_symlink() or path.is_file()):
                 continue  # deleted, or a nested repository git would store as a link
-            findings = self.scanner.scan_file(self.root, rel)
-            if findings:
-                blocked = BlockedFile(rel, tuple(findings), step, self._drop(rel))
-                if self._report is not None:
-                    self._report(blocked)
-                else:
-                    self.blocked.append(blocked)
+            found, keep_out = secret_guard.guard(self.scanner, self.root, rel, step)
+            if found is None:
+                continue
+            if keep_out:
+                found = replace(found, restored=self._drop(rel))
+            if self._report is not None:
+                self._report(found)
+            else:
+                self.blocked.append(found)
 
     def _drop(self, rel: str) -> bool:
         """Put `rel` back as HEAD has it (True), or remove it if HEAD has none (False)."""

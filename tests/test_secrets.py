@@ -114,6 +114,7 @@ def test_a_key_shape_is_found_with_no_variable_set(tmp_path: Path, pattern: str)
     [blocked] = ws.blocked
     assert [(f.source, f.how, f.line) for f in blocked.findings] == [(pattern, "pattern", 2)]
     assert KEY_SHAPES[pattern] not in _git(ws, "log", "-p", "--all")
+    assert blocked.redacted and _git(ws, "show", "HEAD:run_1/env_seen.txt") == f"config:\n  key: [REDACTED {pattern}]\n"
 
 
 @pytest.mark.parametrize("prefix", ["", "a", "ab"])
@@ -168,16 +169,18 @@ def test_a_tracked_file_edited_to_hold_a_secret_is_put_back_as_committed(tmp_pat
     assert blocked.restored and blocked.step == "experiment: edit experiment.py"
 
 
-def test_a_template_file_holding_a_key_is_left_out_of_the_setup_commit(tmp_path: Path) -> None:
+def test_a_template_file_holding_a_key_shape_is_committed_redacted(tmp_path: Path) -> None:
+    """A key-shaped string that is no credential of this launch never costs the record: the
+    file is committed with the match replaced, and the finding reported."""
     template = tmp_path / "templates" / "toy_template"
     shutil.copytree(TOY, template)
-    (template / "deploy.txt").write_text(f"key = {KEY_SHAPES['aws_access_key_id']}\n")
+    (template / "deploy.txt").write_text(f"region = eu\nkey = {KEY_SHAPES['aws_access_key_id']}\nport = 1\n")
     ws = _ws(tmp_path, {}, template)
-    assert not (ws.root / "deploy.txt").exists()
-    assert "deploy.txt" not in _git(ws, "log", "--all", "--name-only")
+    assert _git(ws, "show", "HEAD:deploy.txt") == "region = eu\nkey = [REDACTED aws_access_key_id]\nport = 1\n"
+    assert KEY_SHAPES["aws_access_key_id"] not in _git(ws, "log", "-p", "--all")
     assert "experiment.py" in _git(ws, "ls-files").split()
     [blocked] = ws.blocked
-    assert blocked.path == "deploy.txt" and blocked.step.startswith("setup: ")
+    assert blocked.path == "deploy.txt" and blocked.step.startswith("setup: ") and blocked.redacted
 
 
 def test_a_value_cut_by_a_chunk_border_is_found_with_its_line() -> None:
@@ -269,3 +272,57 @@ def test_a_value_typeset_in_a_compressed_pdf_is_found_as_a_reader_sees_it(tmp_pa
     [blocked] = ws.blocked
     assert blocked.path == "paper.pdf" and [(f.source, f.how) for f in blocked.findings] == [("GH_PAT", "value")]
     assert "paper.pdf" not in _git(ws, "ls-files")
+
+
+def _segment(ws: Workspace, lines: list[str]) -> str:
+    """A journal segment as the commits carry them, written straight into the history folder."""
+    from agent.journal import HISTORY_DIR
+
+    rel = f"{HISTORY_DIR}/000001-000003.jsonl"
+    (ws.root / rel).parent.mkdir(exist_ok=True)
+    (ws.root / rel).write_text("".join(line + "\n" for line in lines))
+    return rel
+
+
+@pytest.mark.parametrize("leak", ["value", "shape"])
+def test_a_secret_in_a_journal_segment_is_redacted_and_the_segment_kept(tmp_path: Path, leak: str) -> None:
+    """The journal's segments are the run's record: a credential value or a model's example of
+    a key in one reply is replaced, every event of the segment stays."""
+    secret = CREDENTIALS["GH_PAT"] if leak == "value" else KEY_SHAPES["openai_key"]
+    ws = _ws(tmp_path, {"GH_PAT": CREDENTIALS["GH_PAT"]})
+    events = [json.dumps({"seq": 1, "kind": "llm.request", "data": {"text": "plan the run"}}),
+              json.dumps({"seq": 2, "kind": "llm.response", "data": {"text": f"a key looks like {secret}."}}),
+              json.dumps({"seq": 3, "kind": "run.started", "data": {"run": 1}})]
+    rel = _segment(ws, events)
+    ws.commit([rel], "experiment: a turn")
+    committed = _git(ws, "show", f"HEAD:{rel}").splitlines()
+    assert len(committed) == 3 and [json.loads(line)["seq"] for line in committed] == [1, 2, 3]
+    assert secret not in _git(ws, "log", "-p", "--all") and "[REDACTED " in committed[1]
+    [blocked] = ws.blocked
+    assert blocked.path == rel and blocked.redacted and not blocked.restored
+
+
+def test_a_key_shaped_example_in_a_reply_costs_no_event_of_the_history(tmp_path: Path) -> None:
+    """A model that writes what a key looks like in its plan: the reply is committed with the
+    example redacted, and a clone of the run directory holds every event the live journal has
+    (before, one such string blocked every later segment of the journal)."""
+    example = KEY_SHAPES["openai_key"]
+    plan = PLAN.replace("Plan:\n", f"Plan (keys look like {example}; none is needed here):\n", 1)
+    session = write_session(tmp_path / "session.jsonl", [plan, *TOY_SESSION[1:]], TOY_KINDS)
+    proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--max-runs", "3",
+               "--stages", "experiment", "--quiet", "--model", f"replay:{session}",
+               "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run_dir = only_run_dir(tmp_path / "runs")
+    live = read(run_dir / JOURNAL_NAME).events
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(run_dir), str(clone)], check=True)
+    from agent.journal import read_run
+
+    kept = read_run(clone).events
+    assert [e.seq for e in kept] == [e.seq for e in live if e.seq <= kept[-1].seq]
+    assert kept[-1].seq >= live[-1].seq - 5  # only the events after the last commit are not carried
+    replies = [e.data["text"] for e in kept if e.kind == "llm.response"]
+    assert len(replies) == len(TOY_SESSION) and "[REDACTED openai_key]" in replies[0]
+    assert example not in _git(Workspace(run_dir, env={}), "log", "-p", "--all")
+    assert any(e.kind == "secret.blocked" and e.data["redacted"] for e in live)
