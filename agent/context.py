@@ -71,6 +71,10 @@ class RunContext:
             self.harness_sha256 = harness_sha256()
 
     def _secret_blocked(self, blocked: BlockedFile) -> None:
+        if blocked.size:
+            self.record("file.too_large", path=blocked.path, bytes=blocked.size, step=blocked.step)
+            self.console.warn(f"{blocked.path} at the commit '{blocked.step}': {blocked.fate()}")
+            return
         found = [{"source": f.source, "how": f.how, "line": f.line} for f in blocked.findings]
         self.record("secret.blocked", path=blocked.path, found=found, step=blocked.step,
                     restored=blocked.restored, redacted=blocked.redacted)

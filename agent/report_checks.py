@@ -32,7 +32,7 @@ class Check:
 
 def checks(data: ReportData) -> list[Check]:
     found = [_ending(data), _sandbox(data), _gates(data), _grounding(data), _paper(data),
-             _reproduction(data), _rebuild(data), _secrets(data), _git_refused(data), _seeds(data),
+             _reproduction(data), _rebuild(data), _secrets(data), _too_large(data), _git_refused(data), _seeds(data),
              _hypotheses(data)]
     rank = {"problem": 0, "warning": 1}
     return sorted((c for c in found if c is not None), key=lambda c: rank.get(c.level, 2))
@@ -162,6 +162,15 @@ def _secrets(data: ReportData) -> Check:
     return Check("warning", f"{len(items)} file(s) held a secret or a key-shaped string: {redacted} committed "
                  f"with it redacted, {len(items) - redacted} kept out of the commits. The history holds "
                  "no value found; what was found where is listed.", items)
+
+
+def _too_large(data: ReportData) -> Check | None:
+    if not data.too_large:
+        return None
+    return Check("warning", f"{len(data.too_large)} file(s) were larger than the limit a commit stores "
+                 "(TRUSTED_SCIENTIST_MAX_FILE_MB): left on disk, not in the history, so a clone lacks them.",
+                 tuple((f"{d.get('path')} ({int(d.get('bytes') or 0) / 2**20:,.1f} MB)", f"step {d.get('step')}")
+                       for d in data.too_large[:20]))
 
 
 def _git_refused(data: ReportData) -> Check | None:

@@ -108,6 +108,8 @@ class ReportData:
     verify: dict[str, Any] | None
     rebuild: dict[str, Any] | None
     secrets: list[dict[str, Any]]
+    too_large: list[dict[str, Any]]
+    """Files kept out of the history for their size (`file.too_large`)."""
     git_refused: list[str]
     """git metadata the run's code wrote (nested repositories, attributes), deleted."""
     steps: list[StepView]
@@ -169,6 +171,7 @@ def gather(hist: History) -> ReportData:
         paper_pdf=(root / "paper.pdf").is_file(), review=_review(_json(root / "review.json")),
         verify=_last(events, "verify.finished"), rebuild=_last(events, "rebuild.finished"),
         secrets=[e.data for e in events if e.kind == "secret.blocked"],
+        too_large=[e.data for e in events if e.kind == "file.too_large"],
         git_refused=[str(p) for e in events if e.kind == "git.refused" for p in e.data.get("paths") or []],
         steps=[report_steps.view(hist, s, template) for s in hist.steps],
         pending=report_steps.pending(hist),

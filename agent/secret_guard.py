@@ -1,4 +1,8 @@
-"""What a commit does with a file that holds a secret: redact it, or keep it out.
+"""What a commit does with a file that holds a secret, or is too large: redact it, or keep it out.
+
+A file larger than `max_file_bytes()` (50 MB unless TRUSTED_SCIENTIST_MAX_FILE_MB says
+otherwise) is kept out of the history, left on disk and reported: a run's 3 GB of
+activations would otherwise make every later clone and commit slow.
 
 Before git stores anything, each new or changed file is scanned (`agent.secrets`). What the
 guard does then depends on what was found and where:
@@ -17,6 +21,7 @@ panel) with the variable's or pattern's name, never the value.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,11 +48,37 @@ class BlockedFile:
     """Kept out: True, a tracked file put back as last committed; False, a new file deleted."""
     redacted: bool = False
     """True: committed with the matches replaced (the rest kept); `restored` is then False."""
+    size: int = 0
+    """Not a secret: bytes of a file over the size limit (`max_file_bytes`), kept out of the
+    history and left on disk, ignored by git from then on."""
 
     def fate(self) -> str:
+        if self.size:
+            return (f"kept out of the history: {self.size / 2**20:,.1f} MB, over the "
+                    f"{max_file_bytes() / 2**20:,.0f} MB limit (left on disk, ignored by git)")
         if self.redacted:
             return "committed with the secret redacted"
         return "kept out, put back as last committed" if self.restored else "kept out, deleted"
+
+
+MAX_FILE_MB_ENV = "TRUSTED_SCIENTIST_MAX_FILE_MB"
+DEFAULT_MAX_FILE_MB = 50
+
+
+def max_file_bytes() -> int:
+    """The largest file a commit stores: TRUSTED_SCIENTIST_MAX_FILE_MB, default 50 MB."""
+    try:
+        return int(float(os.environ.get(MAX_FILE_MB_ENV) or DEFAULT_MAX_FILE_MB) * 2**20)
+    except ValueError:
+        return DEFAULT_MAX_FILE_MB * 2**20
+
+
+def exclude(root: Path, rel: str) -> None:
+    """Leave `rel` on disk and out of the history from now on (its `.git/info/exclude`)."""
+    path = root / ".git" / "info" / "exclude"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("/" + "".join("\\" + c if c in "*?[\\ #!" else c for c in rel) + "\n")
 
 
 def guard(scanner: SecretScanner, root: Path, rel: str, step: str) -> tuple[BlockedFile | None, bool]:

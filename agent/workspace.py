@@ -283,15 +283,27 @@ class Workspace:
             path = self.root / rel
             if not (path.is_symlink() or path.is_file()):
                 continue  # deleted, or a nested repository git would store as a link
+            size = path.lstat().st_size
+            if size > secret_guard.max_file_bytes() and not rel.startswith(secret_guard.SEGMENTS_DIR):
+                self._exclude(rel)
+                self._hand_over(BlockedFile(rel, (), step, restored=False, size=size))
+                continue
             found, keep_out = secret_guard.guard(self.scanner, self.root, rel, step)
             if found is None:
                 continue
             if keep_out:
                 found = replace(found, restored=self._drop(rel))
-            if self._report is not None:
-                self._report(found)
-            else:
-                self.blocked.append(found)
+            self._hand_over(found)
+
+    def _hand_over(self, blocked: BlockedFile) -> None:
+        if self._report is not None:
+            self._report(blocked)
+        else:
+            self.blocked.append(blocked)
+
+    def _exclude(self, rel: str) -> None:
+        secret_guard.exclude(self.root, rel)
+        self.repo.git.rm("--cached", "-q", "--ignore-unmatch", "--", rel)
 
     def _drop(self, rel: str) -> bool:
         """Put `rel` back as HEAD has it (True), or remove it if HEAD has none (False)."""

@@ -326,3 +326,45 @@ def test_a_key_shaped_example_in_a_reply_costs_no_event_of_the_history(tmp_path:
     assert len(replies) == len(TOY_SESSION) and "[REDACTED openai_key]" in replies[0]
     assert example not in _git(Workspace(run_dir, env={}), "log", "-p", "--all")
     assert any(e.kind == "secret.blocked" and e.data["redacted"] for e in live)
+
+
+# --- size ----------------------------------------------------------------------------------------
+
+def test_a_file_over_the_size_limit_stays_on_disk_out_of_the_history(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTED_SCIENTIST_MAX_FILE_MB", "1")
+    ws = _ws(tmp_path, {})
+    _write_run(ws, "small\n")
+    (ws.root / "run_1" / "acts [1].dat").write_bytes(b"\1" * (2 * 2**20))
+    ws.commit(["run_1"], "experiment: run 1 results")
+    tracked = _git(ws, "ls-files").split("\n")
+    assert "run_1/env_seen.txt" in tracked and "run_1/acts [1].dat" not in tracked
+    assert (ws.root / "run_1" / "acts [1].dat").stat().st_size == 2 * 2**20  # left on disk
+    assert not ws.is_dirty()  # and ignored from then on: a resume finds a clean tree
+    (ws.root / "run_1" / "acts [1].dat").write_bytes(b"\2" * (3 * 2**20))
+    assert ws.commit(["run_1"], "experiment: again") is None
+    [blocked, *_] = ws.blocked
+    assert blocked.path == "run_1/acts [1].dat" and blocked.size == 2 * 2**20 and blocked.findings == ()
+    assert "over the 1 MB limit" in blocked.fate()
+
+
+def test_an_experiment_writing_a_large_file_through_the_loop_is_reported_and_resumable(tmp_path: Path) -> None:
+    big = block("experiment.py", "    out_dir.mkdir(parents=True, exist_ok=True)\n",
+                "    out_dir.mkdir(parents=True, exist_ok=True)\n"
+                "    (out_dir / 'activations.dat').write_bytes(bytes(3 * 2**20))\n")
+    session = write_session(tmp_path / "session.jsonl", [PLAN + big, *TOY_SESSION[1:]], TOY_KINDS)
+    args = ["--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--max-runs", "3",
+            "--stages", "experiment", "--quiet", "--model", f"replay:{session}", "--runs-dir", str(tmp_path / "runs")]
+    proc = cli(*args, env={"TRUSTED_SCIENTIST_MAX_FILE_MB": "1"})
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run_dir = only_run_dir(tmp_path / "runs")
+    events = [e.data for e in read(run_dir / JOURNAL_NAME).events if e.kind == "file.too_large"]
+    assert {e["path"] for e in events} >= {"run_1/seed_0/activations.dat", "run_2/seed_0/activations.dat"}
+    ws = Workspace(run_dir, env={})
+    assert "activations.dat" not in _git(ws, "log", "--all", "--name-only") and not ws.is_dirty()
+    from agent import report
+
+    html = report.write(run_dir).read_text()
+    assert "larger than the limit a commit stores" in html and "run_1/seed_0/activations.dat" in html
+    again = cli("--resume", str(run_dir), "--stages", "experiment", "--quiet", env={"TRUSTED_SCIENTIST_MAX_FILE_MB": "1"})
+    assert again.returncode == 0, again.stderr + again.stdout
