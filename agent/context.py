@@ -124,7 +124,8 @@ class RunContext:
     def execute(self, argv: list[str], *, label: str, log_dir: Path, timeout_s: float, name: str = "",
                 env_extra: Mapping[str, str] | None = None, threads: int | None = None,
                 on_start: Callable[[int], object] | None = None, sandbox: Sandbox | None = None,
-                pass_env: Iterable[str] = (), job_key: str | None = None) -> RunOutcome:
+                pass_env: Iterable[str] = (), job_key: str | None = None,
+                memory_bytes: int | None = None) -> RunOutcome:
         """Run an experiment, evaluation or plot process in the run directory with one device
         of its own (`CUDA_VISIBLE_DEVICES`, waiting while every GPU is busy; on the CPU its
         share of the cores as `threads`). `name` prefixes its log files as in `runner.run`;
@@ -147,7 +148,8 @@ class RunContext:
             return runner.run(argv, cwd=self.ws.root, log_dir=log_dir, timeout_s=timeout_s,
                               name=name,
                               env_extra={**(env_extra or {}), **held.env}, on_start=on_start,
-                              sandbox=sandbox, pass_env=pass_env)
+                              sandbox=sandbox, pass_env=pass_env,
+                              memory_bytes=memory_bytes if held.device == "cpu" else None)
 
     def jobs(self, prefix: str = "") -> list[Event]:
         """Every `slurm.submitted` event whose key starts with `prefix`."""

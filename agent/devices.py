@@ -73,6 +73,27 @@ def threads_for(jobs: int) -> int | None:
     return max(1, cpu_share() // max(1, jobs))
 
 
+MEMORY_ENV = "TRUSTED_SCIENTIST_CHILD_MEMORY_GB"
+"""Overrides the memory each CPU child may allocate (see `memory_for`)."""
+
+
+def memory_for(jobs: int) -> int | None:
+    """Bytes of memory each of `jobs` CPU children running at once may allocate: 90% of this
+    launch's share of the machine's memory (its share of the cores, as `cpu_share`) split
+    between them, or TRUSTED_SCIENTIST_CHILD_MEMORY_GB; None where the machine does not say."""
+    if os.environ.get(MEMORY_ENV):
+        try:
+            return int(float(os.environ[MEMORY_ENV]) * 2**30)
+        except ValueError:
+            pass
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+    share = cpu_share() / (os.cpu_count() or 1)
+    return max(2**30, int(0.9 * total * share / max(1, jobs)))
+
+
 @dataclass(frozen=True)
 class Held:
     """What one child is given: its environment additions and a description for the journal."""

@@ -192,6 +192,15 @@ def log_paths(log_dir: Path, name: str = "") -> tuple[Path, Path]:
     return log_dir / f"{prefix}stdout.txt", log_dir / f"{prefix}stderr.txt"
 
 
+OUT_OF_MEMORY = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc",
+                 "out of memory")
+
+
+def out_of_memory(outcome: RunOutcome) -> bool:
+    """Whether a failed child says it could not allocate memory."""
+    return outcome.status == "failed" and any(s in outcome.stderr_tail for s in OUT_OF_MEMORY)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -204,6 +213,7 @@ def run(
     on_start: Callable[[int], object] | None = None,
     sandbox: Sandbox | None = None,
     pass_env: Iterable[str] = (),
+    memory_bytes: int | None = None,
 ) -> RunOutcome:
     """Run `argv` in `cwd`; stdout/stderr go to `log_dir/{name}stdout.txt` / `stderr.txt`.
 
@@ -211,6 +221,10 @@ def run(
     caller can record it and clean up after a crash of its own (`kill_leftover`).
 
     `python` as argv[0] means this interpreter, so children see the same installed packages.
+    `memory_bytes` bounds what the child (and what it starts) may allocate (RLIMIT_DATA, set
+    with util-linux's `prlimit`): past it an allocation fails in that child only, which then
+    says so (MemoryError, "can't allocate memory"); see `out_of_memory`.
+
     Expected failures come back as an outcome, never an exception.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -221,6 +235,8 @@ def run(
         scratch = Path(tempfile.mkdtemp(prefix="sandbox-tmp-"))
         cmd = sandbox.wrap(cmd, cwd.resolve(), tmp=scratch)
         env_extra = {**(env_extra or {}), **scratch_env(scratch)}
+    if memory_bytes is not None and shutil.which("prlimit") is not None:
+        cmd = ["prlimit", f"--data={memory_bytes}", "--", *cmd]
     try:
         return _run(cmd, cwd=cwd, log_dir=log_dir, timeout_s=timeout_s, stdout_path=stdout_path,
                     stderr_path=stderr_path, env=child_env(os.environ, env_extra, pass_env),

@@ -163,6 +163,7 @@ def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: 
     # Concurrent seeds share the CPU (this launch's share of it) instead of each spinning up
     # every core; on GPUs each seed takes a device of its own from the pool.
     threads = devices.threads_for(jobs)
+    memory = devices.memory_for(jobs)  # on the CPU: the machine's memory shared by the seeds at once
 
     def one(seed: int) -> dict[str, Any]:
         rel = f"{out_name}/seed_{seed}"
@@ -173,8 +174,13 @@ def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: 
             job_key=f"run{index}/attempt{attempt}/seed{seed}",
             on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, seed=seed,
                                             pgid=pid),
-            sandbox=ctx.sandbox_for(write=seed_dir), pass_env=ctx.template.pass_env)
-        found = {"seed": seed, "status": outcome.status, "describe": outcome.describe(),
+            sandbox=ctx.sandbox_for(write=seed_dir), pass_env=ctx.template.pass_env, memory_bytes=memory)
+        describe = outcome.describe()
+        if memory is not None and runner.out_of_memory(outcome):
+            describe += (f": it ran out of memory, past its limit of {memory / 2**30:.1f} GB (90% of the "
+                         f"machine's memory shared by the {jobs} seed(s) running at once); use less "
+                         f"memory (smaller batches, fewer latents) or fewer --seed-jobs")
+        found = {"seed": seed, "status": outcome.status, "describe": describe,
                  "returncode": outcome.returncode, "duration_s": round(outcome.duration_s, 3),
                  "stderr_tail": outcome.stderr_tail}
         if outcome.ok and not ctx.template.evaluator and not (seed_dir / "final_info.json").is_file():

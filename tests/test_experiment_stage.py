@@ -142,3 +142,28 @@ def test_a_reply_rewriting_the_orchestrators_notes_is_refused_and_told(tmp_path)
     assert "orchestrator's record of run 1" in retry.data["messages"][-1]["content"]
     committed = json.loads((run_dir / "run_1" / "final_info.json").read_text())["metrics"]["final_loss"]
     assert f"{committed:.4g}"[:4] in notes.split("## Run 1\n", 1)[1].split("## Run 2")[0]
+
+
+def test_an_experiment_past_its_memory_limit_fails_in_plain_words_and_is_fixed(tmp_path):
+    """Run 2 allocates 1.5 GB under a 0.5 GB limit per child: the seed fails alone, the model
+    is told it ran out of memory and what its limit was, fixes it, and the run then succeeds."""
+    from tests.e2e_helpers import DONE, FIX_FAILED_BLOCK, PLAN, write_session
+
+    grow = "    hoard = bytearray(1536 * 2**20)  # planted: past the limit\n"
+    run2 = ("Run 2: momentum 0.9\n\n"
+            + block("experiment.py", "    momentum: float = 0.5  # heavy-ball momentum\n",
+                    "    momentum: float = 0.9  # heavy-ball momentum\n")
+            + block("experiment.py", "    x, v, losses = 5.0, 0.0, []\n", "    x, v, losses = 5.0, 0.0, []\n" + grow))
+    session = write_session(tmp_path / "session.jsonl",
+                            [PLAN, FIX_FAILED_BLOCK, run2, block("experiment.py", grow, ""), DONE],
+                            ["experiment.plan", "edit.retry", "experiment.results", "experiment.failure",
+                             "experiment.results"])
+    proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", f"replay:{session}",
+               "--runs-dir", str(tmp_path / "runs"), "--stages", "experiment", "--max-runs", "3", "--quiet",
+               env={"TRUSTED_SCIENTIST_CHILD_MEMORY_GB": "0.5"})
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    events = read(only_run_dir(tmp_path / "runs") / "journal.jsonl").events
+    recorded = [(e.data["run"], e.data["attempt"], e.data["status"]) for e in events if e.kind == "run.recorded"]
+    assert recorded == [(0, 1, "ok"), (1, 1, "ok"), (2, 1, "failed"), (2, 2, "ok")]
+    told = [e for e in events if e.kind == "llm.request" and e.data["prompt_kind"] == "experiment.failure"]
+    assert "ran out of memory, past its limit of 0.5 GB" in told[0].data["messages"][-1]["content"]

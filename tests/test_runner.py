@@ -219,3 +219,17 @@ def test_missing_program_is_a_failed_outcome_not_an_exception(tmp_path: Path) ->
               timeout_s=5)
     assert out.status == "failed"
     assert "definitely-not-a-program-xyz" in out.stderr_tail
+
+
+def test_a_child_past_its_memory_limit_fails_alone_and_says_so(tmp_path: Path) -> None:
+    """RLIMIT_DATA bounds what the child allocates: a 2 GB allocation under a 512 MB limit
+    fails in that child (MemoryError), which the outcome recognises; a modest one passes."""
+    greedy = runner.run([sys.executable, "-c", "b = bytearray(2 * 2**30)"], cwd=tmp_path, log_dir=tmp_path,
+                        name="greedy", timeout_s=60, memory_bytes=512 * 2**20)
+    assert greedy.status == "failed" and runner.out_of_memory(greedy), greedy.stderr_tail
+    modest = runner.run([sys.executable, "-c", "b = bytearray(64 * 2**20)"], cwd=tmp_path, log_dir=tmp_path,
+                        name="modest", timeout_s=60, memory_bytes=512 * 2**20)
+    assert modest.ok and not runner.out_of_memory(modest)
+    unbounded = runner.run([sys.executable, "-c", "b = bytearray(2 * 2**30)"], cwd=tmp_path, log_dir=tmp_path,
+                           name="unbounded", timeout_s=60)
+    assert unbounded.ok, "without the limit the same allocation succeeds on this machine"
