@@ -125,7 +125,7 @@ class RunContext:
                 env_extra: Mapping[str, str] | None = None, threads: int | None = None,
                 on_start: Callable[[int], object] | None = None, sandbox: Sandbox | None = None,
                 pass_env: Iterable[str] = (), job_key: str | None = None,
-                memory_bytes: int | None = None) -> RunOutcome:
+                memory_bytes: int | None = None, file_bytes: int | None = None) -> RunOutcome:
         """Run an experiment, evaluation or plot process in the run directory with one device
         of its own (`CUDA_VISIBLE_DEVICES`, waiting while every GPU is busy; on the CPU its
         share of the cores as `threads`). `name` prefixes its log files as in `runner.run`;
@@ -149,7 +149,8 @@ class RunContext:
                               name=name,
                               env_extra={**(env_extra or {}), **held.env}, on_start=on_start,
                               sandbox=sandbox, pass_env=pass_env,
-                              memory_bytes=memory_bytes if held.device == "cpu" else None)
+                              memory_bytes=memory_bytes if held.device == "cpu" else None,
+                              file_bytes=file_bytes)
 
     def jobs(self, prefix: str = "") -> list[Event]:
         """Every `slurm.submitted` event whose key starts with `prefix`."""

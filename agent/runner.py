@@ -214,6 +214,7 @@ def run(
     sandbox: Sandbox | None = None,
     pass_env: Iterable[str] = (),
     memory_bytes: int | None = None,
+    file_bytes: int | None = None,
 ) -> RunOutcome:
     """Run `argv` in `cwd`; stdout/stderr go to `log_dir/{name}stdout.txt` / `stderr.txt`.
 
@@ -223,7 +224,8 @@ def run(
     `python` as argv[0] means this interpreter, so children see the same installed packages.
     `memory_bytes` bounds what the child (and what it starts) may allocate (RLIMIT_DATA, set
     with util-linux's `prlimit`): past it an allocation fails in that child only, which then
-    says so (MemoryError, "can't allocate memory"); see `out_of_memory`.
+    says so (MemoryError, "can't allocate memory"); see `out_of_memory`. `file_bytes` bounds
+    each file it writes (RLIMIT_FSIZE: past it the child is ended by SIGXFSZ).
 
     Expected failures come back as an outcome, never an exception.
     """
@@ -235,8 +237,10 @@ def run(
         scratch = Path(tempfile.mkdtemp(prefix="sandbox-tmp-"))
         cmd = sandbox.wrap(cmd, cwd.resolve(), tmp=scratch)
         env_extra = {**(env_extra or {}), **scratch_env(scratch)}
-    if memory_bytes is not None and shutil.which("prlimit") is not None:
-        cmd = ["prlimit", f"--data={memory_bytes}", "--", *cmd]
+    limits = ([f"--data={memory_bytes}"] if memory_bytes is not None else []) + \
+        ([f"--fsize={file_bytes}"] if file_bytes is not None else [])
+    if limits and shutil.which("prlimit") is not None:
+        cmd = ["prlimit", *limits, "--", *cmd]
     try:
         return _run(cmd, cwd=cwd, log_dir=log_dir, timeout_s=timeout_s, stdout_path=stdout_path,
                     stderr_path=stderr_path, env=child_env(os.environ, env_extra, pass_env),

@@ -117,6 +117,10 @@ def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name
     start = time.monotonic()
     outcomes = _run_seeds(ctx, index, attempt, out_name, seeds, timeout)
     wall = time.monotonic() - start
+    over = enforce_quota(out_dir)
+    if over:  # every seed's output is gone but its logs: nothing of it can be evaluated
+        for o in outcomes.values():
+            o.update(status="failed", describe=over, returncode=o.get("returncode") or 1)
     (out_dir / seeds_mod.OUTCOMES).write_text(json.dumps(
         {"seeds": list(outcomes.values()), "wall_s": round(wall, 3)}, indent=2) + "\n",
         encoding="utf-8")
@@ -152,6 +156,35 @@ def _run_process(ctx: RunContext, index: int, attempt: int, stage: str, out_name
                       step=f"{stage}/run{index}/attempt{attempt}", outputs=outputs, **evaluation)
 
 
+QUOTA_ENV = "TRUSTED_SCIENTIST_RUN_QUOTA_GB"
+DEFAULT_QUOTA_GB = 10.0
+KEPT_OVER_QUOTA = ("stdout.txt", "stderr.txt", seeds_mod.OUTCOMES)
+
+
+def run_quota() -> int:
+    """Bytes a run folder (every seed's output) may hold: TRUSTED_SCIENTIST_RUN_QUOTA_GB, default 10."""
+    try:
+        return int(float(os.environ.get(QUOTA_ENV) or DEFAULT_QUOTA_GB) * 2**30)
+    except ValueError:
+        return int(DEFAULT_QUOTA_GB * 2**30)
+
+
+def enforce_quota(out_dir: Path) -> str:
+    """When `out_dir` holds more than `run_quota()`, empty it but for its logs and say so in
+    words for the model; "" within the quota. Sizes are read without following links."""
+    files = [Path(d) / n for d, _, names in os.walk(out_dir) for n in names]
+    used = sum(p.lstat().st_size for p in files if not p.is_symlink())
+    quota = run_quota()
+    if used <= quota:
+        return ""
+    for path in files:
+        if not path.name.endswith(KEPT_OVER_QUOTA):
+            path.unlink(missing_ok=True)
+    return (f"wrote {used / 2**30:.2f} GB into {out_dir.name}/, over the run folder's quota of "
+            f"{quota / 2**30:.2f} GB ({QUOTA_ENV}); its files were deleted but the logs. Write less: "
+            "no activations or extra checkpoints (the harness keeps what it evaluates)")
+
+
 def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: list[int],
                timeout: float) -> dict[int, dict[str, Any]]:
     """Each seed as an independent process (`EXPERIMENT_SEED=k`, `--out_dir=run_i/seed_k`,
@@ -174,7 +207,8 @@ def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: 
             job_key=f"run{index}/attempt{attempt}/seed{seed}",
             on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, seed=seed,
                                             pgid=pid),
-            sandbox=ctx.sandbox_for(write=seed_dir), pass_env=ctx.template.pass_env, memory_bytes=memory)
+            sandbox=ctx.sandbox_for(write=seed_dir), pass_env=ctx.template.pass_env, memory_bytes=memory,
+            file_bytes=run_quota())
         describe = outcome.describe()
         if memory is not None and runner.out_of_memory(outcome):
             describe += (f": it ran out of memory, past its limit of {memory / 2**30:.1f} GB (90% of the "

@@ -167,3 +167,35 @@ def test_an_experiment_past_its_memory_limit_fails_in_plain_words_and_is_fixed(t
     assert recorded == [(0, 1, "ok"), (1, 1, "ok"), (2, 1, "failed"), (2, 2, "ok")]
     told = [e for e in events if e.kind == "llm.request" and e.data["prompt_kind"] == "experiment.failure"]
     assert "ran out of memory, past its limit of 0.5 GB" in told[0].data["messages"][-1]["content"]
+
+
+def test_a_run_over_its_folder_quota_fails_its_files_deleted_and_the_model_told(tmp_path):
+    """Run 2 writes 40 files of 1 MB under a 10 MB quota (each file under the size limit, so
+    only the quota catches it): its output is deleted but the logs, nothing of it is committed,
+    the model is told, and the fixed attempt succeeds."""
+    from agent.workspace import Workspace
+    from tests.e2e_helpers import DONE, FIX_FAILED_BLOCK, PLAN, write_session
+
+    spill = ("    for i in range(40):\n"
+             "        (out_dir / f'spill_{i}.dat').write_bytes(bytes(2**20))  # planted\n")
+    run2 = ("Run 2: momentum 0.9\n\n"
+            + block("experiment.py", "    momentum: float = 0.5  # heavy-ball momentum\n",
+                    "    momentum: float = 0.9  # heavy-ball momentum\n")
+            + block("experiment.py", "    out_dir.mkdir(parents=True, exist_ok=True)\n",
+                    "    out_dir.mkdir(parents=True, exist_ok=True)\n" + spill))
+    session = write_session(tmp_path / "session.jsonl",
+                            [PLAN, FIX_FAILED_BLOCK, run2, block("experiment.py", spill, ""), DONE],
+                            ["experiment.plan", "edit.retry", "experiment.results", "experiment.failure",
+                             "experiment.results"])
+    proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", f"replay:{session}",
+               "--runs-dir", str(tmp_path / "runs"), "--stages", "experiment", "--max-runs", "3", "--quiet",
+               env={"TRUSTED_SCIENTIST_RUN_QUOTA_GB": str(10 / 1024)})
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run_dir = only_run_dir(tmp_path / "runs")
+    events = read(run_dir / "journal.jsonl").events
+    recorded = [(e.data["run"], e.data["attempt"], e.data["status"]) for e in events if e.kind == "run.recorded"]
+    assert recorded == [(0, 1, "ok"), (1, 1, "ok"), (2, 1, "failed"), (2, 2, "ok")]
+    told = [e for e in events if e.kind == "llm.request" and e.data["prompt_kind"] == "experiment.failure"]
+    assert "over the run folder's quota of 0.01 GB" in told[0].data["messages"][-1]["content"]
+    history = Workspace(run_dir, env={}).repo.git.log("--all", "--name-only")
+    assert "spill_" not in history and not list(run_dir.rglob("spill_*"))

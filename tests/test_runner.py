@@ -233,3 +233,10 @@ def test_a_child_past_its_memory_limit_fails_alone_and_says_so(tmp_path: Path) -
     unbounded = runner.run([sys.executable, "-c", "b = bytearray(2 * 2**30)"], cwd=tmp_path, log_dir=tmp_path,
                            name="unbounded", timeout_s=60)
     assert unbounded.ok, "without the limit the same allocation succeeds on this machine"
+
+
+def test_a_file_past_the_childs_file_limit_is_not_written(tmp_path: Path) -> None:
+    out = runner.run([sys.executable, "-c", "open('big.dat', 'wb').write(bytes(3 * 2**20))"], cwd=tmp_path,
+                     log_dir=tmp_path, name="big", timeout_s=60, file_bytes=2**20)
+    assert out.status in ("failed", "killed") and (tmp_path / "big.dat").stat().st_size <= 2**20
+    assert "File too large" in out.stderr_tail or out.status == "killed"
