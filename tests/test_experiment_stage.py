@@ -144,29 +144,39 @@ def test_a_reply_rewriting_the_orchestrators_notes_is_refused_and_told(tmp_path)
     assert f"{committed:.4g}"[:4] in notes.split("## Run 1\n", 1)[1].split("## Run 2")[0]
 
 
-def test_an_experiment_past_its_memory_limit_fails_in_plain_words_and_is_fixed(tmp_path):
-    """Run 2 allocates 1.5 GB under a 0.5 GB limit per child: the seed fails alone, the model
-    is told it ran out of memory and what its limit was, fixes it, and the run then succeeds."""
+def _run2_fault_then_fixed(tmp_path, anchor: str, fault: str, env: dict[str, str]) -> tuple:
+    """A toy launch whose run 2 adds `fault` after the line `anchor` of experiment.py, fails,
+    is told why, and removes it: the run directory, its events and the failure prompt's text.
+    Runs are recorded: baseline ok, run 1 ok, run 2 failed then ok."""
     from tests.e2e_helpers import DONE, FIX_FAILED_BLOCK, PLAN, write_session
 
-    grow = "    hoard = bytearray(1536 * 2**20)  # planted: past the limit\n"
     run2 = ("Run 2: momentum 0.9\n\n"
             + block("experiment.py", "    momentum: float = 0.5  # heavy-ball momentum\n",
                     "    momentum: float = 0.9  # heavy-ball momentum\n")
-            + block("experiment.py", "    x, v, losses = 5.0, 0.0, []\n", "    x, v, losses = 5.0, 0.0, []\n" + grow))
+            + block("experiment.py", anchor, anchor + fault))
     session = write_session(tmp_path / "session.jsonl",
-                            [PLAN, FIX_FAILED_BLOCK, run2, block("experiment.py", grow, ""), DONE],
+                            [PLAN, FIX_FAILED_BLOCK, run2, block("experiment.py", fault, ""), DONE],
                             ["experiment.plan", "edit.retry", "experiment.results", "experiment.failure",
                              "experiment.results"])
     proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", f"replay:{session}",
                "--runs-dir", str(tmp_path / "runs"), "--stages", "experiment", "--max-runs", "3", "--quiet",
-               env={"TRUSTED_SCIENTIST_CHILD_MEMORY_GB": "0.5"})
+               env=env)
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    events = read(only_run_dir(tmp_path / "runs") / "journal.jsonl").events
+    run_dir = only_run_dir(tmp_path / "runs")
+    events = read(run_dir / "journal.jsonl").events
     recorded = [(e.data["run"], e.data["attempt"], e.data["status"]) for e in events if e.kind == "run.recorded"]
     assert recorded == [(0, 1, "ok"), (1, 1, "ok"), (2, 1, "failed"), (2, 2, "ok")]
     told = [e for e in events if e.kind == "llm.request" and e.data["prompt_kind"] == "experiment.failure"]
-    assert "ran out of memory, past its limit of 0.5 GB" in told[0].data["messages"][-1]["content"]
+    return run_dir, events, told[0].data["messages"][-1]["content"]
+
+
+def test_an_experiment_past_its_memory_limit_fails_in_plain_words_and_is_fixed(tmp_path):
+    """Run 2 allocates 1.5 GB under a 0.5 GB limit per child: the seed fails alone, the model
+    is told it ran out of memory and what its limit was, fixes it, and the run then succeeds."""
+    _, _, told = _run2_fault_then_fixed(tmp_path, "    x, v, losses = 5.0, 0.0, []\n",
+                                        "    hoard = bytearray(1536 * 2**20)  # planted: past the limit\n",
+                                        {"TRUSTED_SCIENTIST_CHILD_MEMORY_GB": "0.5"})
+    assert "ran out of memory, past its limit of 0.5 GB" in told
 
 
 def test_a_run_over_its_folder_quota_fails_its_files_deleted_and_the_model_told(tmp_path):
@@ -174,28 +184,11 @@ def test_a_run_over_its_folder_quota_fails_its_files_deleted_and_the_model_told(
     only the quota catches it): its output is deleted but the logs, nothing of it is committed,
     the model is told, and the fixed attempt succeeds."""
     from agent.workspace import Workspace
-    from tests.e2e_helpers import DONE, FIX_FAILED_BLOCK, PLAN, write_session
 
     spill = ("    for i in range(40):\n"
              "        (out_dir / f'spill_{i}.dat').write_bytes(bytes(2**20))  # planted\n")
-    run2 = ("Run 2: momentum 0.9\n\n"
-            + block("experiment.py", "    momentum: float = 0.5  # heavy-ball momentum\n",
-                    "    momentum: float = 0.9  # heavy-ball momentum\n")
-            + block("experiment.py", "    out_dir.mkdir(parents=True, exist_ok=True)\n",
-                    "    out_dir.mkdir(parents=True, exist_ok=True)\n" + spill))
-    session = write_session(tmp_path / "session.jsonl",
-                            [PLAN, FIX_FAILED_BLOCK, run2, block("experiment.py", spill, ""), DONE],
-                            ["experiment.plan", "edit.retry", "experiment.results", "experiment.failure",
-                             "experiment.results"])
-    proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", f"replay:{session}",
-               "--runs-dir", str(tmp_path / "runs"), "--stages", "experiment", "--max-runs", "3", "--quiet",
-               env={"TRUSTED_SCIENTIST_RUN_QUOTA_GB": str(10 / 1024)})
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    run_dir = only_run_dir(tmp_path / "runs")
-    events = read(run_dir / "journal.jsonl").events
-    recorded = [(e.data["run"], e.data["attempt"], e.data["status"]) for e in events if e.kind == "run.recorded"]
-    assert recorded == [(0, 1, "ok"), (1, 1, "ok"), (2, 1, "failed"), (2, 2, "ok")]
-    told = [e for e in events if e.kind == "llm.request" and e.data["prompt_kind"] == "experiment.failure"]
-    assert "over the run folder's quota of 0.01 GB" in told[0].data["messages"][-1]["content"]
+    run_dir, _, told = _run2_fault_then_fixed(tmp_path, "    out_dir.mkdir(parents=True, exist_ok=True)\n", spill,
+                                              {"TRUSTED_SCIENTIST_RUN_QUOTA_GB": str(10 / 1024)})
+    assert "over the run folder's quota of 0.01 GB" in told
     history = Workspace(run_dir, env={}).repo.git.log("--all", "--name-only")
     assert "spill_" not in history and not list(run_dir.rglob("spill_*"))
