@@ -83,7 +83,7 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
         console.banner(choice.banner)
     console.info(f"run directory: {ws.root}")
     ctx = RunContext(ws, journal, template, idea, config, console, choice.model, preset,
-                     sandbox=_with_run_dir(sandbox, ws.root),
+                     sandbox=_with_run_dir(sandbox, ws.root, template.root),
                      llm_factory=_llm_factory(choice.model, config, journal), devices=pool,
                      slurm=slurm(ws.root) if slurm else None)
     return _go(ctx)
@@ -130,7 +130,7 @@ def resume(run_dir: Path, overrides: LaunchConfig, console: Console, explicit: s
     slurm = _slurm(config)
     journal.append("sandbox.checked", sandbox=sandbox_note, devices=list(pool.gpus) or "cpu")
     ctx = RunContext(ws, journal, template, idea, config, console, model, started.data.get("preset"),
-                     sandbox=_with_run_dir(sandbox, ws.root),
+                     sandbox=_with_run_dir(sandbox, ws.root, template.root),
                      llm_factory=_llm_factory(model, config, journal), devices=pool,
                      slurm=slurm(ws.root) if slurm else None)
     return _go(ctx)
@@ -218,12 +218,14 @@ def _devices(config: LaunchConfig) -> DevicePool:
     return DevicePool(devices.parse(config.devices) if config.devices else devices.discover())
 
 
-def _with_run_dir(sandbox: Sandbox | None, root: Path) -> Sandbox | None:
+def _with_run_dir(sandbox: Sandbox | None, root: Path, template_root: Path) -> Sandbox | None:
     """The run directory in view and writable, its history and journal not (see
-    `Sandbox.readonly`)."""
+    `Sandbox.readonly`); the template's folder in view (its manifest holds the gates the
+    evaluator applies)."""
     if sandbox is None:
         return None
-    return replace(sandbox, writable=(root, *sandbox.writable), visible=(*sandbox.visible, root),
+    return replace(sandbox, writable=(root, *sandbox.writable),
+                   visible=(*sandbox.visible, template_root, root),
                    readonly=(root / ".git", root / JOURNAL_NAME, root / HISTORY_DIR))
 
 

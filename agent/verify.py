@@ -166,7 +166,7 @@ def _execute(tree: Path, run: int, config: LaunchConfig, launch: dict[str, Any],
     idea = ideas.Idea(str(launch.get("idea", "idea")), tree / "idea.json", template.name, fields, {})
     ctx = RunContext(Workspace(tree), Journal(tree / JOURNAL_NAME), template, idea, config,
                      Console(quiet=True), "verify", launch.get("preset"),
-                     sandbox=_with_run_dir(box, tree), devices=_devices(config))
+                     sandbox=_with_run_dir(box, tree, template.root), devices=_devices(config))
     if template.evaluator:
         baseline.prepare(ctx)
     finished = runs._run_process(ctx, run, 1, "verify", f"run_{run}")

@@ -84,9 +84,14 @@ def test_every_run_passes_its_fail_gates_and_records_the_method(main_job):
     _, run_dir = main_job
     runs = finished_runs(run_dir, load(TEMPLATE))
     assert [r.index for r in runs] == [0, 1, 2, 3, 4]
+    import tomllib
+
+    declared = {g["name"] for g in tomllib.loads((TEMPLATE / "template.toml").read_text())["gates"]}
     for run in runs:
         assert run.failing("fail") == [], (run.name, run.failing("fail"))
         info = json.loads((run_dir / run.name / "final_info.json").read_text(encoding="utf-8"))
+        # every gate the template declares was evaluated (none silently missing), the fail ones passed
+        assert {g["name"] for g in info["gates"]} == declared and declared, run.name
         assert all(g["passed"] for g in info["gates"] if g["severity"] == "fail")
     # The method's settings are recorded, the harness measured the SAE's own groups, and each
     # run changed what its description says.

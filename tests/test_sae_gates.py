@@ -85,3 +85,16 @@ def test_per_level_l0_and_explained_variance() -> None:
     assert levels["coarse"]["l0"] == pytest.approx(0.5)
     assert levels["coarse"]["explained_variance"] == pytest.approx(0.0)
     assert levels["fine"]["l0"] == pytest.approx(0.5)
+
+
+def test_a_named_manifest_that_cannot_be_read_writes_no_record_without_gates(tmp_path: Path) -> None:
+    """The loop names the template's manifest; if the evaluator cannot read it (missing, or
+    out of its sandbox's view), the record is refused, never written with no gates at all."""
+    from harness.results import write_final_info
+
+    with pytest.raises(ValueError, match="cannot be read"):
+        write_final_info(tmp_path / "run_1", {"l0": 1.0}, {}, manifest=tmp_path / "nowhere" / "template.toml")
+    assert not (tmp_path / "run_1" / "final_info.json").exists()
+    manifest = Path(__file__).resolve().parents[1] / "templates" / "sae_variants" / "template.toml"
+    record = write_final_info(tmp_path / "run_1", {"l0": 1.0}, {"d_in": 128, "d_sae": 1024}, manifest=manifest)
+    assert record["gates"], "the template's gates were evaluated"

@@ -68,6 +68,9 @@ def write_final_info(
 ) -> dict[str, Any]:
     """Evaluate the gates and write `out_dir/final_info.json` atomically; return the record."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if manifest is not None and not manifest.is_file():  # named, so its gates are expected
+        raise ValueError(f"the template manifest {manifest} with the gates cannot be read (missing, "
+                         "or outside what this process may see): no record is written without its gates")
     manifest = manifest or Path.cwd() / "template.toml"
     gate_results = gates_mod.evaluate(load_gates(manifest), metrics, config)
     record: dict[str, Any] = {
