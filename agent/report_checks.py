@@ -32,7 +32,7 @@ class Check:
 
 def checks(data: ReportData) -> list[Check]:
     found = [_ending(data), _sandbox(data), _gates(data), _grounding(data), _paper(data),
-             _reproduction(data), _rebuild(data), _secrets(data), _too_large(data), _git_refused(data), _seeds(data),
+             _reproduction(data), _rebuild(data), _secrets(data), _too_large(data), _tex_refused(data), _git_refused(data), _seeds(data),
              _hypotheses(data)]
     rank = {"problem": 0, "warning": 1}
     return sorted((c for c in found if c is not None), key=lambda c: rank.get(c.level, 2))
@@ -171,6 +171,15 @@ def _too_large(data: ReportData) -> Check | None:
                  "(TRUSTED_SCIENTIST_MAX_FILE_MB): left on disk, not in the history, so a clone lacks them.",
                  tuple((f"{d.get('path')} ({int(d.get('bytes') or 0) / 2**20:,.1f} MB)", f"step {d.get('step')}")
                        for d in data.too_large[:20]))
+
+
+def _tex_refused(data: ReportData) -> Check | None:
+    if not data.tex_refused:
+        return None
+    return Check("warning", f"The paper's LaTeX tried {len(data.tex_refused)} thing(s) TeX refuses (reading or "
+                 "writing outside latex/, running a command): refused, in a sandbox that held nothing "
+                 "else to read. A paper has no reason to; read what it tried.",
+                 tuple((r, "") for r in data.tex_refused[:20]))
 
 
 def _git_refused(data: ReportData) -> Check | None:

@@ -110,6 +110,8 @@ class ReportData:
     secrets: list[dict[str, Any]]
     too_large: list[dict[str, Any]]
     """Files kept out of the history for their size (`file.too_large`)."""
+    tex_refused: list[str]
+    """What the paper's TeX tried and TeX's fences refused (`writeup.compiled`'s `refused`)."""
     git_refused: list[str]
     """git metadata the run's code wrote (nested repositories, attributes), deleted."""
     steps: list[StepView]
@@ -172,6 +174,8 @@ def gather(hist: History) -> ReportData:
         verify=_last(events, "verify.finished"), rebuild=_last(events, "rebuild.finished"),
         secrets=[e.data for e in events if e.kind == "secret.blocked"],
         too_large=[e.data for e in events if e.kind == "file.too_large"],
+        tex_refused=list(dict.fromkeys(r for e in events if e.kind == "writeup.compiled"
+                                       for r in e.data.get("refused") or [])),
         git_refused=[str(p) for e in events if e.kind == "git.refused" for p in e.data.get("paths") or []],
         steps=[report_steps.view(hist, s, template) for s in hist.steps],
         pending=report_steps.pending(hist),

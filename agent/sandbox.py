@@ -147,7 +147,9 @@ def scratch_env(scratch: Path) -> dict[str, str]:
     """Where a sandboxed child keeps temporary files and caches: its private scratch folder
     (HOME is empty and read-only)."""
     return {"TMPDIR": str(scratch), "XDG_CACHE_HOME": str(scratch / ".cache"),
-            "MPLCONFIGDIR": str(scratch / ".matplotlib")}
+            "MPLCONFIGDIR": str(scratch / ".matplotlib"),
+            # fonts TeX makes on the fly (a paper in T1 encoding without cm-super)
+            "TEXMFVAR": str(scratch / "texmf-var")}
 
 
 def tool(*, write: Path | None = None, read: tuple[Path, ...] = ()) -> Sandbox | None:

@@ -119,6 +119,7 @@ def test_a_paper_reading_credentials_typesets_none_of_them(planted: dict[str, Pa
     assert result.ok, result.feedback()
     text = _pdf_text(result.pdf_path)  # type: ignore[arg-type]
     _assert_nothing_leaked(text, planted["run"])
+    assert {"read /etc/shadow", f"read {planted['home']}/.pgpass", "read ../secret.txt"} <= set(result.refused)
     assert f"GRAB[{planted['home']}/.pgpass] unreadable" in " ".join(text.split())
 
 
@@ -128,6 +129,7 @@ def _attack_writes(planted: dict[str, Path]) -> None:
     for attack in _writes(planted):
         _paper(planted["latex"], attack + "\nWRITES DONE.")
         result = compile_mod.compile_paper(planted["latex"], timeout_s=120, chktex=False)
+        assert result.refused, attack  # each attempt is named in what TeX refused
         if not result.ok:
             assert "I can't write on file" in result.feedback(), (attack, result.feedback())
         else:
@@ -219,3 +221,8 @@ def test_a_writeup_reply_attacking_through_tex_leaks_nothing_into_any_committed_
     for value in [*SECRET_ENV.values(), HOME_SECRET]:
         assert value not in text.replace(" ", ""), value
         assert value not in history and value not in files, value
+    # the integrity panel says what the paper tried
+    from agent import report
+
+    html = report.write(run_dir).read_text()
+    assert "tried" in html and f"read {home}/.pgpass" in html and f"run touch {home}/pwned-write18" in html

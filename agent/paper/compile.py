@@ -76,6 +76,8 @@ class CompileResult:
     """Undefined citations and references after the last pass."""
     chktex: tuple[str, ...] = ()
     """chktex warnings, `line:column: [number] message`, noise filtered out."""
+    refused: tuple[str, ...] = ()
+    """What TeX's fences refused the paper: `read PATH`, `write PATH`, `run COMMAND`."""
 
     @property
     def ok(self) -> bool:
@@ -134,6 +136,15 @@ def log_warnings(log: str) -> list[str]:
     text = re.sub(r"\n\((?:natbib|hyperref|cleveref)\)\s*", " ", log).replace("\n", "")
     found = re.findall(r"(?:LaTeX|Package natbib) Warning: ((?:Citation|Reference) `[^']*' on page \d+ undefined"
                        r"(?: on input line \d+)?)", text)
+    return list(dict.fromkeys(found))
+
+
+def refused_access(stderr: str, log: str) -> list[str]:
+    """What the paper tried and TeX refused (see TEX_ENV): kpathsea says so on stderr, and the
+    log names each `\\write18` it did not run."""
+    found = [f"read {m}" for m in re.findall(r"Not reading from (.+?) \(openin_any = p\)", stderr)]
+    found += [f"write {m}" for m in re.findall(r"Not writing to (.+?) \(openout_any = p\)", stderr)]
+    found += [f"run {m}" for m in re.findall(r"runsystem\((.*?)\)\.\.\.disabled", log.replace("\n", ""))]
     return list(dict.fromkeys(found))
 
 
@@ -220,27 +231,30 @@ def compile_paper(latex_dir: Path, timeout_s: float = 120.0, main: str = "templa
         (latex_dir / (stem + suffix)).unlink(missing_ok=True)
     lint = tuple(run_chktex(latex_dir, main, log_dir, timeout_s, on_start)) if chktex else ()
     bib_errors: list[str] = []
+    refused: list[str] = []
     log = ""
     for n in (1, 2, 3, 4):
         if n == 4 and "Rerun to get" not in log:
             break  # a fourth pass only when LaTeX asks for it (floats moved on the third)
         outcome = _pdflatex(latex_dir, main, log_dir, timeout_s, n, on_start)
         log = _read(latex_dir / f"{stem}.log")
+        refused = list(dict.fromkeys(refused + refused_access(_read(outcome.stderr_path), log)))
         if not outcome.ok:
             status: CompileStatus = "timed_out" if outcome.status == "timed_out" else "failed"
             errors = tuple(log_errors(log)) or (LatexError(f"pdflatex {outcome.describe()}", 0, ""),)
             return CompileResult(status, f"pdflatex pass {n} {outcome.describe()}: {errors[0].message}",
-                                 None, errors, tuple(bib_errors), (), lint)
+                                 None, errors, tuple(bib_errors), (), lint, tuple(refused))
         aux = _read(latex_dir / f"{stem}.aux")
         if n == 1 and "\\citation" in aux and "\\bibdata" in aux:
             bib = _tex(["bibtex", stem], latex_dir, log_dir, timeout_s, "bibtex", on_start)
+            refused = list(dict.fromkeys(refused + refused_access(_read(bib.stderr_path), "")))
             bib_errors = bibtex_problems(_read(latex_dir / f"{stem}.blg"))
             if bib.status == "timed_out":
                 bib_errors.append(f"bibtex {bib.describe()}")
     pdf = latex_dir / f"{stem}.pdf"
     if not pdf.is_file():
         return CompileResult("failed", "pdflatex finished but wrote no PDF (is the document empty?)",
-                             None, (), tuple(bib_errors), (), lint)
+                             None, (), tuple(bib_errors), (), lint, tuple(refused))
     if pdf_out is not None:
         pdf_out.parent.mkdir(parents=True, exist_ok=True)
         pdf_out.unlink(missing_ok=True)  # never write through a link planted in its place
@@ -248,8 +262,8 @@ def compile_paper(latex_dir: Path, timeout_s: float = 120.0, main: str = "templa
             pdf_out.write_bytes(runfiles.read_bytes(pdf, root=latex_dir))
         except OSError as exc:
             return CompileResult("failed", f"the PDF is not a plain file of latex/ ({exc})", None, (),
-                                 tuple(bib_errors), (), lint)
+                                 tuple(bib_errors), (), lint, tuple(refused))
         pdf = pdf_out
     warnings = tuple(log_warnings(log))
     summary = f"compiled to {pdf.name}" + (f" with {len(warnings)} undefined citation(s)/reference(s)" if warnings else "")
-    return CompileResult("ok", summary, pdf, (), tuple(bib_errors), warnings, lint)
+    return CompileResult("ok", summary, pdf, (), tuple(bib_errors), warnings, lint, tuple(refused))

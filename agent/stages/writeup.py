@@ -185,7 +185,11 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
                                        on_start=ctx.process_started("latex"))
         if ctx.find("writeup.compiled", attempt=attempt) is None:
             ctx.record("writeup.compiled", attempt=attempt, status=result.status, errors=len(result.errors),
-                       chktex=len(result.chktex), problems=[p.describe() for p in problems])
+                       chktex=len(result.chktex), problems=[p.describe() for p in problems],
+                       refused=list(result.refused))
+            if result.refused:
+                ctx.console.warn(f"the paper tried what TeX refuses ({len(result.refused)}): "
+                                 + "; ".join(result.refused[:3]))
         if result.status == "skipped" or (result.ok and not problems and not result.chktex) or attempt > LATEX_FIXES:
             break
         fix = [system, {"role": "user", "content": prompting.render(
