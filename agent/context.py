@@ -54,6 +54,9 @@ class RunContext:
     devices: DevicePool = field(default_factory=lambda: DevicePool(()))
     """The GPUs (none: the CPU) that experiment, evaluation and plot processes take one each."""
     slurm: Any = None
+    only_seeds: tuple[int, ...] | None = None
+    """A verification of some seeds (`agent.replay --verify --seeds`): run only these, with
+    the threads each had when all the launch's seeds ran together."""
     """`agent.executors.slurm.SlurmExecutor` with `--executor slurm`: experiments and
     evaluations become SLURM jobs (their devices are SLURM's); None: local processes."""
     _llm: Any = None
@@ -90,9 +93,14 @@ class RunContext:
                           + (f" and {len(paths) - 5} more" if len(paths) > 5 else ""))
 
     @property
-    def seeds(self) -> list[int]:
+    def all_seeds(self) -> list[int]:
         """The seeds every run of this launch is trained with: 0 .. S-1."""
         return list(range(self.template.seeds_for(self.preset, self.config.seeds)))
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds to run now: all of them, or those a verification names."""
+        return [s for s in self.all_seeds if self.only_seeds is None or s in self.only_seeds]
 
     # --- journal as memory ----------------------------------------------------------------
     def find(self, kind: str, **match: Any) -> Event | None:

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--rebuild", metavar="DIR",
                       help="replay the recorded LLM replies into a new run directory under DIR "
                       "and compare the two histories commit by commit")
+    p.add_argument("--seeds", type=_seed_list, default=None, metavar="LIST",
+                   help="--verify: re-execute only these seeds of each run (e.g. 1 or 0,2), each "
+                   "with the threads it had, and compare their own values (the means need every seed)")
     p.add_argument("--rtol", type=float, default=DEFAULT_RTOL,
                    help=f"relative tolerance of a metric's agreement (default {DEFAULT_RTOL:g})")
     p.add_argument("--atol", type=float, default=DEFAULT_ATOL,
@@ -54,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of seed numbers: {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"no seed numbers in {text!r}")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agent import history
@@ -61,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     from agent.progress import Console
 
     console = Console()
+    if args.seeds is not None and args.verify is None:
+        build_parser().error("--seeds goes with --verify")
     try:
         root = Path(args.run_dir)
         if args.verify is not None:
             from agent import verify
 
             report = verify.verify(root, args.verify, rtol=args.rtol, atol=args.atol,
-                                   console=console, sandbox=args.sandbox)
+                                   console=console, sandbox=args.sandbox, seeds=args.seeds)
             print(report.text())
             return 0 if report.ok else 5
         if args.rebuild is not None:

@@ -123,6 +123,8 @@ def _reproduction(data: ReportData) -> Check:
     runs = [r for r in v.get("runs") or [] if isinstance(r, dict)]
     bad = [r for r in runs if r.get("status") != "reproduced"]
     tol = f"rtol {v.get('rtol')}, atol {v.get('atol')}"
+    if v.get("seeds"):
+        tol += f"; seeds {', '.join(map(str, v['seeds']))} only, their own values: the means were not re-computed"
     if not bad and v.get("ok"):
         return Check("ok", f"Reproduced: {len(runs)} run(s) re-executed at their commits gave the recorded "
                      f"metrics ({tol}).")

@@ -189,7 +189,8 @@ def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: 
                timeout: float) -> dict[int, dict[str, Any]]:
     """Each seed as an independent process (`EXPERIMENT_SEED=k`, `--out_dir=run_i/seed_k`,
     sandboxed to that folder), up to `--seed-jobs` at once; outcome per seed as a dict."""
-    jobs = min(len(seeds), ctx.config.seed_jobs or len(seeds))
+    # as many at once as the launch ran (a verification of fewer seeds keeps their threads)
+    jobs = min(len(ctx.all_seeds), ctx.config.seed_jobs or len(ctx.all_seeds))
     env = _harness_env(ctx)
     if ctx.template.evaluator:
         env[provenance.MODE_ENV] = "orchestrator"  # finish() exports; the loop evaluates

@@ -83,10 +83,10 @@ ETC = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "te
        "ssl/certs", "ssl/openssl.cnf", "ca-certificates", "ca-certificates.conf", "passwd",
        "group", "nsswitch.conf", "host.conf", "hosts", "localtime", "timezone", "mime.types",
        "os-release", "debian_version", "papersize", "paperspecs", "matplotlibrc", "magic",
-       "protocols", "services", "python3")
-"""The part of `/etc` a sandbox sees (plus `python3.*`): the loader's cache, fonts, TeX's
-configuration, certificates, names of users and zones. Not the rest (`shadow`, `ssh/`,
-`ssl/private`, whatever a machine keeps there)."""
+       "protocols", "services", "python3", "chktexrc")
+"""The part of `/etc` a sandbox sees (plus `python3.*`): the loader's cache, fonts, TeX's and
+chktex's configuration, certificates, names of users and zones. Not the rest (`shadow`,
+`ssh/`, `ssl/private`, whatever a machine keeps there)."""
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,10 @@ class VerifyReport:
 
 
 def verify(root: Path, which: list[str], *, rtol: float, atol: float, console: Console,
-           sandbox: bool = True) -> VerifyReport:
-    """Re-execute the runs named in `which` (all when empty) and journal the outcome."""
+           sandbox: bool = True, seeds: list[int] | None = None) -> VerifyReport:
+    """Re-execute the runs named in `which` (all when empty) and journal the outcome. With
+    `seeds`, only those seeds of each run are re-executed (each with the threads it had) and
+    only their own values compared: the means need every seed."""
     hist = history.load(root)
     root = hist.root
     runs = _select(hist, which)
@@ -85,15 +87,15 @@ def verify(root: Path, which: list[str], *, rtol: float, atol: float, console: C
     journal = Journal(root / JOURNAL_NAME)
     config = replace(LaunchConfig.from_dict(launch["config"]), sandbox=sandbox, quiet=True)
     box, note = _sandbox(config, console)
-    journal.append("verify.started", runs=runs, rtol=rtol, atol=atol, sandbox=note)
+    journal.append("verify.started", runs=runs, rtol=rtol, atol=atol, sandbox=note, seeds=seeds)
     checks = []
     for run in runs:
-        console.info(f"verify: re-executing run_{run} ...")
-        check = _verify_run(hist, run, config, launch, box, rtol, atol)
+        console.info(f"verify: re-executing run_{run}" + (f" (seeds {_listed(seeds)})" if seeds else "") + " ...")
+        check = _verify_run(hist, run, config, launch, box, rtol, atol, seeds)
         journal.append("verify.run", **asdict(check))
         checks.append(check)
     report = VerifyReport(root, checks, rtol, atol)
-    journal.append("verify.finished", ok=report.ok, rtol=rtol, atol=atol,
+    journal.append("verify.finished", ok=report.ok, rtol=rtol, atol=atol, seeds=seeds,
                    runs=[asdict(c) for c in checks])
     summary = "all reproduced" if report.ok else "some differ"
     ws.commit_journal(f"replay: verify {', '.join(f'run_{r}' for r in runs)}: {summary}")
@@ -122,8 +124,12 @@ def _sandbox(config: LaunchConfig, console: Console) -> tuple[Any, str]:
     return orchestrator._sandbox(config, console)
 
 
+def _listed(seeds: list[int] | None) -> str:
+    return ", ".join(map(str, seeds or []))
+
+
 def _verify_run(hist: history.History, run: int, config: LaunchConfig, launch: dict[str, Any],
-                box: Any, rtol: float, atol: float) -> RunCheck:
+                box: Any, rtol: float, atol: float, seeds: list[int] | None = None) -> RunCheck:
     recorded = hist.final_info(run)
     if recorded is None:
         return RunCheck(run, None, "failed", None, message="its final_info.json is unreadable")
@@ -139,14 +145,14 @@ def _verify_run(hist: history.History, run: int, config: LaunchConfig, launch: d
         if added.returncode:
             return RunCheck(run, commit, "failed", None, message=f"git worktree add failed: {added.stderr.strip()}")
         try:
-            reproduced, problem = _execute(tree, run, config, launch, box)
+            reproduced, problem = _execute(tree, run, config, launch, box, seeds)
         except AgentError as exc:  # e.g. the harness cannot prepare the preset
             reproduced, problem = None, str(exc)
         if reproduced is None:
             return RunCheck(run, commit, "failed", None, message=problem)
-        same_weights = bool(_weights(hist.root / f"run_{run}")) and \
-            _weights(hist.root / f"run_{run}") == _weights(tree / f"run_{run}")
-        return _compare(run, commit, recorded, reproduced, rtol, atol, same_weights)
+        same_weights = bool(_weights(tree / f"run_{run}")) and \
+            _weights(hist.root / f"run_{run}", seeds) == _weights(tree / f"run_{run}")
+        return _compare(run, commit, recorded, reproduced, rtol, atol, same_weights, seeds)
     finally:
         _git(hist.root, "worktree", "remove", "--force", str(tree))
         _git(hist.root, "worktree", "prune")
@@ -154,7 +160,7 @@ def _verify_run(hist: history.History, run: int, config: LaunchConfig, launch: d
 
 
 def _execute(tree: Path, run: int, config: LaunchConfig, launch: dict[str, Any],
-             box: Any) -> tuple[dict[str, Any] | None, str]:
+             box: Any, seeds: list[int] | None = None) -> tuple[dict[str, Any] | None, str]:
     """Run `run_{run}` in the worktree the way the loop did; its final_info or why not."""
     from agent import baseline, ideas, runs
     from agent import template as template_mod
@@ -166,7 +172,10 @@ def _execute(tree: Path, run: int, config: LaunchConfig, launch: dict[str, Any],
     idea = ideas.Idea(str(launch.get("idea", "idea")), tree / "idea.json", template.name, fields, {})
     ctx = RunContext(Workspace(tree), Journal(tree / JOURNAL_NAME), template, idea, config,
                      Console(quiet=True), "verify", launch.get("preset"),
-                     sandbox=_with_run_dir(box, tree, template.root), devices=_devices(config))
+                     sandbox=_with_run_dir(box, tree, template.root), devices=_devices(config),
+                     only_seeds=tuple(seeds) if seeds else None)
+    if seeds and not ctx.seeds:
+        return None, f"none of seeds {_listed(seeds)} is a seed of this launch (seeds {_listed(ctx.all_seeds)})"
     if template.evaluator:
         baseline.prepare(ctx)
     finished = runs._run_process(ctx, run, 1, "verify", f"run_{run}")
@@ -177,10 +186,16 @@ def _execute(tree: Path, run: int, config: LaunchConfig, launch: dict[str, Any],
 
 
 def _compare(run: int, commit: str, recorded: dict[str, Any], reproduced: dict[str, Any],
-             rtol: float, atol: float, same_weights: bool = False) -> RunCheck:
-    """Every numeric metric (the means and each seed's value) within the tolerance."""
+             rtol: float, atol: float, same_weights: bool = False,
+             seeds: list[int] | None = None) -> RunCheck:
+    """Every numeric metric (the means and each seed's value) within the tolerance; with
+    `seeds`, those seeds' own values only."""
     pairs = _values(recorded)
     again = _values(reproduced)
+    if seeds:
+        wanted = tuple(f"[seed {s}]" for s in seeds)
+        pairs = {k: v for k, v in pairs.items() if k.endswith(wanted)}
+        again = {k: v for k, v in again.items() if k.endswith(wanted)}
     differences: list[dict[str, Any]] = []
     worst = 0.0
     for key in sorted(set(pairs) | set(again)):
@@ -197,7 +212,8 @@ def _compare(run: int, commit: str, recorded: dict[str, Any], reproduced: dict[s
     if differences:
         return RunCheck(run, commit, "differs", worst, differences,
                         f"{len(differences)} value(s) beyond the tolerance")
-    how = f"{len(pairs)} values compared" + ("; identical weights" if same_weights else "")
+    how = f"{len(pairs)} values compared" + (f" (seeds {_listed(seeds)} only)" if seeds else "") \
+        + ("; identical weights" if same_weights else "")
     return RunCheck(run, commit, "reproduced", worst, [], how)
 
 
@@ -221,10 +237,13 @@ def _values(info: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _weights(run_dir: Path) -> list[str | None]:
-    """The evaluated weights' hash of each seed (the evaluator's provenance), in seed order."""
+def _weights(run_dir: Path, seeds: list[int] | None = None) -> list[str | None]:
+    """The evaluated weights' hash of each seed (the evaluator's provenance), in seed order;
+    with `seeds`, of those seeds only."""
     found = []
     for path in sorted(run_dir.glob("seed_*/final_info.json")):
+        if seeds and int(path.parent.name.removeprefix("seed_")) not in seeds:
+            continue
         try:
             found.append(json.loads(path.read_text(encoding="utf-8"))["provenance"].get("weights_sha256"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -260,6 +260,7 @@ def test_resume_of_a_folder_that_is_no_run_directory_exits_2(
 
 # --- a broken template -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_failing_baseline_exits_3_with_the_error_tail_and_asks_no_llm(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     # A machine with no git identity, as a fresh GPU box would be.

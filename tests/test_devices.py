@@ -47,6 +47,7 @@ def _seed_envs(run_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((run_dir / "run_0").glob("seed_*/env.json"))]
 
 
+@pytest.mark.slow
 def test_each_seed_gets_one_declared_gpu_and_waits_while_both_are_busy(tmp_path):
     templates = _recording_templates(tmp_path)
     proc = cli("--idea", "toy_idea", "--templates-dir", str(templates), "--stages", "experiment",
@@ -67,6 +68,7 @@ def test_each_seed_gets_one_declared_gpu_and_waits_while_both_are_busy(tmp_path)
     assert started.data["devices"] == ["0", "1"] and started.data["config"]["devices"] == "0,1"
 
 
+@pytest.mark.slow
 def test_without_gpus_children_see_none_and_split_the_cores(tmp_path):
     templates = _recording_templates(tmp_path)
     proc = cli("--idea", "toy_idea", "--templates-dir", str(templates), "--stages", "experiment",
@@ -77,6 +79,7 @@ def test_without_gpus_children_see_none_and_split_the_cores(tmp_path):
     assert {e["omp"] for e in envs} == {str(max(1, (os.cpu_count() or 1) // 2))}
 
 
+@pytest.mark.slow
 def test_a_command_running_several_ideas_gives_each_its_share_of_the_cores(tmp_path):
     templates = _recording_templates(tmp_path)
     proc = cli("--idea", "toy_idea", "--templates-dir", str(templates), "--stages", "experiment",

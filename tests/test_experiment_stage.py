@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agent.journal import read
 from agent.workspace import Workspace
 from tests.e2e_helpers import TOY_SESSION, TOY_TEMPLATES, block, cli, only_run_dir
 from tests.fakellm import FakeLLM, Reply
 
 
+@pytest.mark.slow
 def test_experiment_stage_with_failed_edit_crash_retry_and_all_completed(tmp_path):
     # The first request is the launch's one-token credentials check.
     with FakeLLM([Reply("ok"), *(Reply(t) for t in TOY_SESSION)], error_status=400) as srv:
@@ -66,6 +69,7 @@ def _replay(tmp_path, replies, kinds, *extra):
                "--runs-dir", str(tmp_path / "runs"), "--stages", "experiment", "--quiet", *extra)
 
 
+@pytest.mark.slow
 def test_all_completed_before_any_successful_run_fails_the_stage(tmp_path):
     proc = _replay(tmp_path, ["Nothing to do.\nALL_COMPLETED"], ["experiment.plan"])
     assert proc.returncode == 6
@@ -75,6 +79,7 @@ def test_all_completed_before_any_successful_run_fails_the_stage(tmp_path):
     assert "stage.finished" not in kinds and "launch.stopped" in kinds
 
 
+@pytest.mark.slow
 def test_a_run_failing_all_attempts_keeps_the_runs_that_succeeded(tmp_path):
     from tests.e2e_helpers import block
 
@@ -95,6 +100,7 @@ def test_a_run_failing_all_attempts_keeps_the_runs_that_succeeded(tmp_path):
     assert any(e.kind == "experiment.gave_up" for e in events)
 
 
+@pytest.mark.slow
 def test_a_reply_without_code_changes_is_not_run(tmp_path):
     notes_only = "Run 1: nothing yet\n" + block("notes.txt", "", "thinking\n")
     replies = [notes_only, *TOY_SESSION[:2], "ALL_COMPLETED"]
@@ -107,6 +113,7 @@ def test_a_reply_without_code_changes_is_not_run(tmp_path):
     assert [(e.data["run"], e.data["attempt"]) for e in events if e.kind == "run.started"] == [(0, 1), (1, 2)]
 
 
+@pytest.mark.slow
 def test_a_reply_rewriting_the_orchestrators_notes_is_refused_and_told(tmp_path):
     """notes.txt is the model's to append to, but each run's section the orchestrator wrote
     from the run's files is not: a block that rewrites one (here run 1's heading and its
@@ -170,6 +177,7 @@ def _run2_fault_then_fixed(tmp_path, anchor: str, fault: str, env: dict[str, str
     return run_dir, events, told[0].data["messages"][-1]["content"]
 
 
+@pytest.mark.slow
 def test_an_experiment_past_its_memory_limit_fails_in_plain_words_and_is_fixed(tmp_path):
     """Run 2 allocates 1.5 GB under a 0.5 GB limit per child: the seed fails alone, the model
     is told it ran out of memory and what its limit was, fixes it, and the run then succeeds."""
@@ -179,6 +187,7 @@ def test_an_experiment_past_its_memory_limit_fails_in_plain_words_and_is_fixed(t
     assert "ran out of memory, past its limit of 0.5 GB" in told
 
 
+@pytest.mark.slow
 def test_a_run_over_its_folder_quota_fails_its_files_deleted_and_the_model_told(tmp_path):
     """Run 2 writes 40 files of 1 MB under a 10 MB quota (each file under the size limit, so
     only the quota catches it): its output is deleted but the logs, nothing of it is committed,

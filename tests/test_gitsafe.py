@@ -133,6 +133,7 @@ def _plants(marker: Path) -> str:
                  "    (out_dir / '.gitattributes').write_text('* working-tree-encoding=UTF-16\\n')\n")
 
 
+@pytest.mark.slow
 def test_an_experiment_that_plants_a_repository_is_committed_as_files_and_said(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(TOY_TEMPLATES, templates)

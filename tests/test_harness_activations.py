@@ -201,6 +201,7 @@ print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_freed_step_memory_is_reused_instead_of_faulted_in_again() -> None:
     """40 steps touch 40 x 24 MB, about 246k pages. By default glibc unmaps or trims what a step

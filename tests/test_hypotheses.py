@@ -308,6 +308,7 @@ TOY_H1 = {"id": "H1", "statement": "Momentum lowers the final loss.", "metric": 
           "expected": "decrease", "smallest_effect": 1e-9}
 
 
+@pytest.mark.slow
 def test_hypotheses_are_fixed_committed_before_run_1_amended_and_judged(tmp_path) -> None:
     from agent.journal import read
     from agent.workspace import Workspace
@@ -362,6 +363,7 @@ def test_hypotheses_are_fixed_committed_before_run_1_amended_and_judged(tmp_path
     assert [e.data["verdicts"] for e in events if e.kind == "hypotheses.judged"] == [{"H1": "inconclusive"}]
 
 
+@pytest.mark.slow
 def test_a_recording_without_hypotheses_registers_the_problem_and_a_resume_does_not_ask_again(tmp_path) -> None:
     import signal
 

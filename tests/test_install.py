@@ -190,6 +190,7 @@ def _installed(python: Path, name: str) -> str | None:
     return None if out == "-" else out
 
 
+@pytest.mark.slow
 def test_the_readme_install_takes_the_locked_release_when_the_index_has_a_newer_one(moved_index, tmp_path):
     app, lib, speedups = moved_index["app"], moved_index["lib"], moved_index["speedups"]
     proc, python = _install_like_the_readme(tmp_path / "readme", moved_index["root"], [app], [lib, speedups])
@@ -205,6 +206,7 @@ def test_the_readme_install_takes_the_locked_release_when_the_index_has_a_newer_
     assert "lockdemo-lib" in proc.stderr and "1.1" in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 def test_the_readme_install_fails_on_an_incomplete_or_inconsistent_lock(moved_index, tmp_path):
     app, lib, speedups = moved_index["app"], moved_index["lib"], moved_index["speedups"]
     cases = {

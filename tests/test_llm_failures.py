@@ -53,6 +53,7 @@ def test_every_exception_litellm_exports_is_classified() -> None:
         "Add each to EXCEPTION_KINDS in agent/llm/failures.py.")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "kind"), [
     ("CallerCredentialAuthenticationError", "auth"),
     ("CallerCredentialRateLimitError", "rate_limit"),

@@ -42,6 +42,7 @@ def _run_dirs(runs: Path) -> list[Path]:
     return sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_two_ideas_at_once_each_get_a_run_directory_and_one_failing_stops_not_the_other(tmp_path):
     templates = _templates(tmp_path)
     proc = cli("--idea", "toy_idea", "--idea", "toy_short", "--idea", "toy_idea", "--jobs", "2",
@@ -77,6 +78,7 @@ def test_an_unknown_idea_among_several_starts_nothing(tmp_path):
     assert not (tmp_path / "runs").exists() or not _run_dirs(tmp_path / "runs")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_idea_cleanly_and_each_resumes_on_its_own(tmp_path):
     templates = _templates(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}

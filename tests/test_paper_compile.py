@@ -40,6 +40,7 @@ def run_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 @needs_tex
 def test_the_filled_in_skeleton_compiles_with_citations_and_the_results_table(run_dir: Path) -> None:
     shutil.copy(FIXTURES / "paper_planted.tex", run_dir / "latex" / "template.tex")

@@ -23,6 +23,7 @@ def settings_for(srv: FakeLLM, **overrides: Any) -> LLMSettings:
     return LLMSettings("openai/test-model", api_base=srv.base_url, **overrides)
 
 
+@pytest.mark.slow
 def test_a_rejected_key_exits_2_naming_the_key_and_creating_nothing(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     with FakeLLM([Status(401)]) as srv:
@@ -36,6 +37,7 @@ def test_a_rejected_key_exits_2_naming_the_key_and_creating_nothing(tmp_path: Pa
     assert len(requests) == 1 and requests[0]["max_tokens"] == 1
 
 
+@pytest.mark.slow
 def test_a_good_key_passes_and_the_check_request_is_the_first_the_server_sees(tmp_path: Path) -> None:
     script = [Reply("ok"), *[Reply(t) for t in TOY_SESSION]]
     with FakeLLM(script, error_status=400) as srv:

@@ -52,6 +52,7 @@ def clone(toy_run, tmp_path):
     return dest
 
 
+@pytest.mark.slow
 def test_the_history_carries_every_journal_event_with_its_commit(toy_run, clone):
     run_dir, events = toy_run
     assert not git(run_dir, "status", "--porcelain"), "a finished run leaves nothing uncommitted"
@@ -127,6 +128,19 @@ def test_verify_catches_a_tampered_final_info(clone):
     assert unknown.returncode == 2 and "run_9" in unknown.stderr and "run_0, run_1, run_2" in unknown.stderr
 
 
+def test_verify_of_named_seeds_compares_their_own_values_and_refuses_a_seed_the_run_lacks(clone):
+    proc = replay(str(clone), "--verify", "run_1", "--seeds", "0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "run_1: reproduced" in proc.stdout and "(seeds 0 only)" in proc.stdout
+    absent = replay(str(clone), "--verify", "run_1", "--seeds", "5")
+    assert absent.returncode == 5 and "none of seeds 5 is a seed of this launch (seeds 0)" in absent.stdout
+    bad = replay(str(clone), "--verify", "run_1", "--seeds", "one")
+    assert bad.returncode == 2 and "not a comma-separated list of seed numbers" in bad.stderr
+    alone = replay(str(clone), "--seeds", "0")
+    assert alone.returncode == 2 and "--seeds goes with --verify" in alone.stderr
+
+
+@pytest.mark.slow
 def test_rebuild_replays_the_replies_into_the_same_history(clone, tmp_path):
     proc = replay(str(clone), "--rebuild", str(tmp_path / "rebuilt"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -138,6 +152,7 @@ def test_rebuild_replays_the_replies_into_the_same_history(clone, tmp_path):
     assert last.data["same"] is True and last.data["dir"] == str(rebuilt)
 
 
+@pytest.mark.slow
 def test_rebuild_names_the_first_step_where_the_histories_part(clone, tmp_path):
     # a history rewritten by hand: the run 2 fix commit now also adds a file no reply wrote
     timeline = replay(str(clone)).stdout
@@ -161,9 +176,11 @@ def test_replay_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_tiny_preset_run_reproduces_exactly_and_a_tampered_record_is_caught(tiny_main_job, tmp_path):
-    """The real template: each seed of run 1 re-trained and re-evaluated at the run's commit,
-    with no tolerance at all. One seed's recorded value was raised by hand: that value, and
-    only that one, differs; every other mean and per-seed value is reproduced bit for bit."""
+    """The real template: seed 1 of run 1 re-trained and re-evaluated at the run's commit (with
+    the thread count it had beside its two siblings), with no tolerance at all. Its recorded
+    value was raised by hand: that value, and only that one, differs; every other value of
+    the seed is reproduced bit for bit, with the same weights. (All seeds and the means are
+    re-executed on the toy template in test_replay_cli.)"""
     _, run_dir = tiny_main_job
     dest = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(run_dir), str(dest))
@@ -173,13 +190,17 @@ def test_a_tiny_preset_run_reproduces_exactly_and_a_tampered_record_is_caught(ti
     info["seeds"]["values"]["explained_variance"][1] = recorded + 0.01
     path.write_text(json.dumps(info, indent=2))
     git(dest, "commit", "-qam", "experiment: run 1 results (a better seed)")
-    proc = replay(str(dest), "--verify", "run_1", "--rtol", "0", "--atol", "0", timeout=1200)
+    proc = replay(str(dest), "--verify", "run_1", "--seeds", "1", "--rtol", "0", "--atol", "0", timeout=1200)
     assert proc.returncode == 5, proc.stdout + proc.stderr
     (line,) = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("run_1: ")]
     assert line.startswith("run_1: DIFFERS: ") and line.count(" -> ") == 1, line
     assert "explained_variance[seed 1]" in line and f"-> {recorded!r}" in line, line
+    finished = [json.loads(x) for x in (dest / "journal.jsonl").read_text().splitlines()
+                if '"verify.finished"' in x][-1]["data"]
+    assert finished["seeds"] == [1] and finished["runs"][0]["max_abs_diff"] == pytest.approx(0.01)
 
 
+@pytest.mark.slow
 def test_a_stopped_launch_commits_its_last_events_too(tmp_path):
     """A launch that stops (here: the recording runs out) ends with a journal commit: a clone
     shows why it stopped, and --resume continues from there."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from agent.journal import read
 from tests.e2e_helpers import (
     TOY_KINDS,
@@ -34,6 +36,7 @@ def _metrics(run_dir):
     return {p.parent.name: json.loads(p.read_text())["metrics"] for p in sorted(run_dir.glob("run_*/final_info.json"))}
 
 
+@pytest.mark.slow
 def test_replaying_a_previous_runs_journal_reproduces_its_results(tmp_path):
     # The first request is the launch's one-token credentials check.
     with FakeLLM([Reply("ok"), *(Reply(t) for t in TOY_SESSION)], error_status=400) as srv:
@@ -53,6 +56,7 @@ def test_replaying_a_previous_runs_journal_reproduces_its_results(tmp_path):
     assert len(responses) == len(TOY_SESSION) and all(e.data["replay"] for e in responses)
 
 
+@pytest.mark.slow
 def test_without_credentials_the_reference_session_is_replayed_with_a_banner(tmp_path):
     templates = _toy_templates(tmp_path, TOY_SESSION)
     proc = cli(*ARGS, "--templates-dir", str(templates), "--runs-dir", str(tmp_path / "runs"))
@@ -74,6 +78,7 @@ def test_without_credentials_or_reference_session_exits_2_listing_the_options(tm
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_agent_model_variable_beats_the_reference_session(tmp_path):
     templates = _toy_templates(tmp_path, TOY_SESSION)
     with FakeLLM([Reply("ok"), *(Reply(t) for t in TOY_SESSION)], error_status=400) as srv:
@@ -87,6 +92,7 @@ def test_agent_model_variable_beats_the_reference_session(tmp_path):
     assert started.data["model_source"] == "AGENT_MODEL"
 
 
+@pytest.mark.slow
 def test_replay_whose_prompt_kinds_diverge_stops_naming_the_step(tmp_path):
     kinds = ["experiment.plan", "experiment.results", *TOY_KINDS[2:]]  # step 2 recorded as another kind
     session = write_session(tmp_path / "s.jsonl", TOY_SESSION, kinds)
@@ -97,6 +103,7 @@ def test_replay_whose_prompt_kinds_diverge_stops_naming_the_step(tmp_path):
     assert "--resume" in proc.stderr or "run directory" in proc.stderr
 
 
+@pytest.mark.slow
 def test_replay_whose_edit_no_longer_applies_stops_with_a_clear_message(tmp_path):
     stale = block("experiment.py", "    lr: float = 0.3  # step size\n", "    lr: float = 0.2  # step size\n")
     session = write_session(tmp_path / "s.jsonl", ["Run 1: lr 0.2\n" + stale, *TOY_SESSION[2:]],

@@ -94,6 +94,7 @@ def run_copy(toy_run: Path, tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.slow
 def test_the_cli_writes_one_page_with_every_section_and_prints_its_size(run_copy):
     proc, html = make_report(run_copy)
     assert proc.returncode == 0, proc.stderr
@@ -117,6 +118,7 @@ def test_the_cli_writes_one_page_with_every_section_and_prints_its_size(run_copy
     assert "<link" not in html and 'src="http' not in html
 
 
+@pytest.mark.slow
 def test_a_planted_script_in_a_reply_is_escaped(run_copy):
     _, html = make_report(run_copy)
     assert "&lt;script&gt;document.title=" in html
@@ -143,6 +145,7 @@ def test_a_folder_that_is_not_a_run_directory_exits_2(tmp_path):
     assert not html and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_launch_stopped_by_a_diverging_replay_gets_a_report_that_says_so(tmp_path):
     kinds = ["experiment.plan", "experiment.results", *TOY_KINDS[2:]]  # step 2 recorded as another kind
     session = write_session(tmp_path / "s.jsonl", TOY_SESSION, kinds)
@@ -159,6 +162,7 @@ def test_a_launch_stopped_by_a_diverging_replay_gets_a_report_that_says_so(tmp_p
     assert set(page.links) <= page.ids
 
 
+@pytest.mark.slow
 def test_a_killed_launch_gets_a_report_with_its_uncommitted_events(tmp_path):
     session = write_session(tmp_path / "s.jsonl")
     proc = cli(*ARGS, "--stages", "experiment", "--model", f"replay:{session}", "--runs-dir", str(tmp_path / "runs"),

@@ -84,6 +84,7 @@ def check_in_browser(browser: Any, page_path: Path, name: str) -> dict[str, Any]
     return seen
 
 
+@pytest.mark.slow
 def test_the_toy_report_works_in_a_browser(browser, toy_run, tmp_path):  # noqa: F811
     run_dir = tmp_path / toy_run.name
     shutil.copytree(toy_run, run_dir, symlinks=True)
@@ -109,6 +110,7 @@ def test_the_tiny_main_jobs_report_works_in_a_browser_from_a_clone(browser, tiny
 HOSTILE = "javascript:document.title='pwned'"
 
 
+@pytest.mark.slow
 def test_hostile_figure_names_link_nowhere_and_the_policy_blocks_a_missed_script(browser, toy_run, tmp_path):  # noqa: F811
     """A figure named like a script URL (too large to inline, so it would be linked; and declared
     but missing) is not linked; a script the escaping had missed would be refused by the policy."""

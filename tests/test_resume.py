@@ -129,6 +129,7 @@ def _launch_during_run_1(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     return proc, run_dir
 
 
+@pytest.mark.slow
 def test_resume_after_kill_during_an_llm_call(tmp_path, reference):
     script = [Reply("ok"),  # the launch's one-token credentials check
               Reply(TOY_SESSION[0]), Reply(TOY_SESSION[1]), Slow(30, Reply(TOY_SESSION[2])),
@@ -156,6 +157,7 @@ def test_resume_after_kill_during_an_llm_call(tmp_path, reference):
     _check_consistent(run_dir)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_during_an_experiment(tmp_path, reference):
     proc, run_dir = _launch_during_run_1(tmp_path)
     time.sleep(0.3)
@@ -168,6 +170,7 @@ def test_resume_after_kill_during_an_experiment(tmp_path, reference):
     assert any(e.kind == "launch.resumed" for e in events)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["edit_applied:1", "edit_applied:3", "stage_finished:1", "run_started:3"])
 def test_resume_after_kill_at_a_named_point(tmp_path, reference, point):
     run_dir = _killed_at(tmp_path, point)
@@ -199,6 +202,7 @@ def _count_runs_executed(run_dir: Path) -> list[tuple[int, int]]:
             if e.kind == "run.started"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", WINDOWS)
 def test_a_crash_between_a_side_effect_and_its_record_neither_loses_nor_repeats_it(tmp_path, reference, point):
     run_dir = _killed_at(tmp_path, point)
@@ -237,6 +241,7 @@ def _group_alive(pgid: int) -> bool:
     return any(_alive(pid) for pid in _group_members(pgid))
 
 
+@pytest.mark.slow
 def test_resume_stops_a_plot_left_running_by_a_killed_orchestrator(tmp_path, reference):
     # Unsandboxed: a sandboxed child dies with its orchestrator (bubblewrap's
     # --die-with-parent) unless the kill comes before bubblewrap has set that up, a window
@@ -259,6 +264,7 @@ def test_resume_stops_a_plot_left_running_by_a_killed_orchestrator(tmp_path, ref
 
 # --- one orchestrator per run directory -------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_second_resume_of_a_busy_run_directory_exits_2_naming_the_live_process(tmp_path, reference):
     proc, run_dir = _launch_during_run_1(tmp_path)
     journal_before = (run_dir / "journal.jsonl").read_bytes()
@@ -275,6 +281,7 @@ def test_a_second_resume_of_a_busy_run_directory_exits_2_naming_the_live_process
     _check_consistent(run_dir)
 
 
+@pytest.mark.slow
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, reference):
     run_dir = _killed_at(tmp_path, "run_started:2")
     lock = run_dir / ".git" / "agent.lock"

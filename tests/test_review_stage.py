@@ -205,6 +205,7 @@ def _git(run_dir: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=run_dir, capture_output=True, text=True, check=True).stdout
 
 
+@pytest.mark.slow
 @needs_pdflatex
 def test_a_valid_review_is_added_to_review_json_and_committed(written: Path, tmp_path: Path) -> None:
     run_dir = _copy(written, tmp_path)
@@ -233,6 +234,7 @@ def test_a_valid_review_is_added_to_review_json_and_committed(written: Path, tmp
     assert "No integrity findings" in prompt and "not re-executed" in prompt
 
 
+@pytest.mark.slow
 @needs_pdflatex
 def test_a_malformed_review_goes_back_with_its_validation_errors(written: Path, tmp_path: Path) -> None:
     run_dir = _copy(written, tmp_path)
@@ -250,6 +252,7 @@ def test_a_malformed_review_goes_back_with_its_validation_errors(written: Path, 
     assert json.loads((run_dir / "review.json").read_text())["llm_review"]["Overall"] == 2
 
 
+@pytest.mark.slow
 @needs_pdflatex
 def test_a_differing_reproduction_is_a_finding_the_review_must_address(written: Path, tmp_path: Path) -> None:
     run_dir = _copy(written, tmp_path)
@@ -267,6 +270,7 @@ def test_a_differing_reproduction_is_a_finding_the_review_must_address(written: 
     assert llm["Integrity"] == ADDRESSED
 
 
+@pytest.mark.slow
 @needs_pdflatex
 def test_a_verify_after_the_review_makes_the_next_resume_review_again_with_its_results(
         written: Path, tmp_path: Path) -> None:
@@ -286,6 +290,7 @@ def test_a_verify_after_the_review_makes_the_next_resume_review_again_with_its_r
     assert again.returncode == 0 and "(already done)" in again.stdout  # nothing new: not asked again
 
 
+@pytest.mark.slow
 @needs_pdflatex
 def test_a_review_that_ignores_a_finding_is_sent_back_naming_it(written: Path, tmp_path: Path) -> None:
     run_dir = _copy(written, tmp_path)
@@ -297,6 +302,7 @@ def test_a_review_that_ignores_a_finding_is_sent_back_naming_it(written: Path, t
     assert "exactly these findings, each once: F1" in fix
 
 
+@pytest.mark.slow
 @needs_pdflatex
 def test_replies_invalid_beyond_the_bound_fail_clearly_lose_nothing_and_resume(written: Path, tmp_path: Path) -> None:
     run_dir = _copy(written, tmp_path)
@@ -325,6 +331,7 @@ def test_replies_invalid_beyond_the_bound_fail_clearly_lose_nothing_and_resume(w
     assert _requests(run_dir, "review/round2/paper")[1]["content"] == _requests(run_dir, "review/paper")[1]["content"]
 
 
+@pytest.mark.slow
 @needs_pdflatex
 def test_a_kill_after_the_review_commit_resumes_without_asking_or_committing_again(
         written: Path, tmp_path: Path) -> None:
@@ -340,6 +347,7 @@ def test_a_kill_after_the_review_commit_resumes_without_asking_or_committing_aga
     assert sum(s.startswith("review: NeurIPS-form review") for s in subjects) == 1
 
 
+@pytest.mark.slow
 def test_without_a_paper_the_review_says_what_to_run(tmp_path: Path) -> None:
     session = write_session(tmp_path / "empty.jsonl", [], [])
     proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--stages", "review", "--quiet",

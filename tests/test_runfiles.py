@@ -64,6 +64,7 @@ def test_a_hard_link_a_fifo_and_a_folder_leading_out_are_refused(run: Path) -> N
         runfiles.read_text(run / "run_2" / "netrc", run)
 
 
+@pytest.mark.slow
 def test_an_experiment_that_links_its_log_to_a_hidden_credential_leaks_nothing(tmp_path: Path) -> None:
     """Through the loop: the sandbox shows ~/.netrc empty to the experiment; the experiment
     replaces its stderr.txt with a link to it and fails, so the orchestrator reads its log."""

@@ -40,6 +40,7 @@ class DenseSAE(torch.nn.Module):
         return f @ self.W_dec
 
 
+@pytest.mark.slow
 def test_dense_sae_fails_the_sparsity_and_width_gates(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copy(TEMPLATE / "template.toml", tmp_path / "template.toml")

@@ -185,6 +185,15 @@ def test_baseline_runs_as_typed_in_a_run_directory_and_passes_the_gates(tmp_path
     assert info["evaluation"]["dead_dense_window_tokens"] > 0
     assert (run_dir / "run_0" / "sae.safetensors").exists()
     assert "sae.safetensors" not in _git(run_dir, "status", "--porcelain", "--untracked-files=all")
+    # typed by hand, finish() started the evaluator itself: the record is verifiable
+    from harness import provenance
+
+    out, prov = run_dir / "run_0", info["provenance"]
+    assert prov["evaluator"] == "harness.evaluator"
+    assert prov["encode_sha256"] == provenance.sha256_file(out / provenance.ENCODE)
+    assert prov["decode_sha256"] == provenance.sha256_file(out / provenance.DECODE)
+    assert prov["meta_sha256"] == provenance.sha256_file(out / provenance.META)
+    assert prov["harness_sha256"] == provenance.harness_sha256()
 
     plotted = subprocess.run(["python", "plot.py"], cwd=run_dir, env=env, capture_output=True,
                              text=True, timeout=120)

@@ -165,6 +165,7 @@ def test_the_network_is_unreachable_even_on_loopback(tmp_path: Path) -> None:
     assert listener.accepted == 0
 
 
+@pytest.mark.slow
 def test_a_timeout_still_kills_the_sandboxed_process_and_its_children(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -186,6 +187,7 @@ def _cwd_in(proc: Path, root: Path) -> bool:
 
 # --- through the whole loop -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_an_experiment_attacking_the_machine_through_the_loop_changes_nothing_outside(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(TOY_TEMPLATES, templates)

@@ -224,6 +224,7 @@ LEAK = block("experiment.py", "    out_dir.mkdir(parents=True, exist_ok=True)\n"
              "    (out_dir / 'env.b64').write_bytes(__import__('base64').b64encode(dump.encode()))\n")
 
 
+@pytest.mark.slow
 def test_a_replayed_experiment_that_dumps_its_environment_commits_no_secret(tmp_path: Path) -> None:
     # GH_PAT is kept from the child by the runner; the other two pass its environment allowlist
     # (by prefix), one under a credential's name, one under an innocuous name with a key's shape.
@@ -302,6 +303,7 @@ def test_a_secret_in_a_journal_segment_is_redacted_and_the_segment_kept(tmp_path
     assert blocked.path == rel and blocked.redacted and not blocked.restored
 
 
+@pytest.mark.slow
 def test_a_key_shaped_example_in_a_reply_costs_no_event_of_the_history(tmp_path: Path) -> None:
     """A model that writes what a key looks like in its plan: the reply is committed with the
     example redacted, and a clone of the run directory holds every event the live journal has
@@ -348,6 +350,7 @@ def test_a_file_over_the_size_limit_stays_on_disk_out_of_the_history(tmp_path: P
     assert "over the 1 MB limit" in blocked.fate()
 
 
+@pytest.mark.slow
 def test_an_experiment_writing_a_large_file_through_the_loop_is_reported_and_resumable(tmp_path: Path) -> None:
     big = block("experiment.py", "    out_dir.mkdir(parents=True, exist_ok=True)\n",
                 "    out_dir.mkdir(parents=True, exist_ok=True)\n"

@@ -33,6 +33,7 @@ from tests.test_resume import (  # noqa: F401 - `reference` is a fixture used he
 )
 
 
+@pytest.mark.slow
 def test_a_git_failure_mid_run_is_journaled_with_its_traceback_and_resumes(tmp_path, reference):  # noqa: F811
     """A real git failure: another process's `index.lock` appears while run 1 executes, so
     committing its results fails. Exit 1, the traceback saved, nothing lost after --resume."""
@@ -70,6 +71,7 @@ SYMLINK_NOTES = block(
 )
 
 
+@pytest.mark.slow
 def test_an_experiment_that_links_notes_outside_stops_resumably_and_resume_recovers(tmp_path):
     replies = [PLAN + SYMLINK_NOTES, *TOY_SESSION_WITH_PLOT[1:]]
     session = write_session(tmp_path / "session.jsonl", replies, TOY_KINDS_WITH_PLOT)
@@ -91,6 +93,7 @@ def test_an_experiment_that_links_notes_outside_stops_resumably_and_resume_recov
     _check_consistent(run_dir)
 
 
+@pytest.mark.slow
 def test_a_launch_killed_while_creating_its_run_directory_leaves_none_behind(tmp_path):
     """The directory appears under runs/ whole (with its journal) or not at all."""
     session = write_session(tmp_path / "session.jsonl", TOY_SESSION_WITH_PLOT, TOY_KINDS_WITH_PLOT)
@@ -127,6 +130,7 @@ def test_a_final_info_of_any_malformed_shape_is_a_readable_error(tmp_path: Path,
 
 
 
+@pytest.mark.slow
 def test_a_key_rejected_mid_run_exits_2_and_says_how_to_resume(tmp_path, reference):  # noqa: F811
     """The check request passed, then the provider rejects the key at the third turn: exit 2
     (the user must fix something), not retried, with the run directory kept and the way on."""

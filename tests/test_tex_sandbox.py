@@ -178,6 +178,7 @@ def test_the_tools_sandbox_shows_only_the_system_and_latex(planted: dict[str, Pa
 
 # --- through the whole loop -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_writeup_reply_attacking_through_tex_leaks_nothing_into_any_committed_byte(tmp_path: Path) -> None:
     """A replayed writeup reply whose Introduction reads the orchestrator's environment (its PID
     parsed from /proc/self/stat), a home credential file and files above latex/, and runs a
@@ -226,3 +227,18 @@ def test_a_writeup_reply_attacking_through_tex_leaks_nothing_into_any_committed_
 
     html = report.write(run_dir).read_text()
     assert "tried" in html and f"read {home}/.pgpass" in html and f"run touch {home}/pwned-write18" in html
+
+
+def test_the_tools_see_their_configuration_in_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """chktex confined says what chktex unconfined says (its /etc/chktexrc is in view): a
+    missing configuration would turn on warnings the loop then asks the model to fix."""
+    if shutil.which("chktex") is None or sandbox.tool(write=tmp_path) is None:
+        pytest.skip("chktex or bubblewrap missing")
+    repo = Path(__file__).resolve().parents[1]
+    latex = tmp_path / "latex"
+    shutil.copytree(repo / "templates" / "sae_variants" / "latex", latex)
+    paper = (repo / "tests" / "fixtures" / "paper" / "paper_planted.tex").read_text()
+    (latex / "template.tex").write_text(paper.replace("\\section{Method}", "\\section{Method}\nA \\textbf{bold) claim."))
+    confined = compile_mod.run_chktex(latex, "template.tex", tmp_path / "a", 60)
+    monkeypatch.setattr(sandbox, "tool", lambda **kwargs: None)
+    assert confined == compile_mod.run_chktex(latex, "template.tex", tmp_path / "b", 60) and confined

@@ -32,6 +32,7 @@ def _session(tmp_path, experiment=TOY_SESSION_WITH_PLOT, kinds=TOY_KINDS_WITH_PL
                          [*kinds, *wkinds, "review.paper"])
 
 
+@pytest.mark.slow
 @needs_pdflatex
 def test_writeup_builds_a_grounded_paper_from_the_runs(tmp_path):
     proc = cli(*ARGS, "--model", f"replay:{_session(tmp_path)}", "--runs-dir", str(tmp_path / "runs"))
@@ -59,6 +60,7 @@ def test_writeup_builds_a_grounded_paper_from_the_runs(tmp_path):
     assert "Momentum on a Quadratic Bowl" in text
 
 
+@pytest.mark.slow
 def test_failing_gates_block_the_paper_unless_allowed(tmp_path):
     # Run 1 diverges (lr 1.5): it fails the toy template's "converged" gate.
     diverge = ("Run 1: step size 1.5\n" + block("experiment.py", "    lr: float = 0.1  # step size\n",
@@ -76,6 +78,7 @@ def test_failing_gates_block_the_paper_unless_allowed(tmp_path):
     assert not (run_dir / "paper.pdf").exists()
 
 
+@pytest.mark.slow
 @needs_pdflatex
 def test_a_kill_during_the_paper_compile_resumes_to_the_same_paper(tmp_path):
     """kill -9 right after pdflatex started: resume stops whatever it left, compiles again,
