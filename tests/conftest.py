@@ -49,7 +49,7 @@ def tiny_main_job(tmp_path_factory: pytest.TempPathFactory):
 # --- the suite on several workers (pytest-xdist, `-n auto --dist loadgroup` in pyproject) -----
 # Each test goes to whichever worker is free, except the tests that share an expensive
 # session-wide resource: they form one group, run by one worker, so the resource is made once.
-# The groups are collected first, so the longest of them starts at once instead of last.
+# The main job's group is collected first, so the longest of them starts at once (see `_order`).
 SHARED_RESOURCES = {
     "tiny_main_job": "tiny_main_job",  # the README's main job on the tiny preset (minutes)
     "cluster": "slurm",  # the one-node SLURM cluster: its 2 CPUs are shared by every job
@@ -71,9 +71,27 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.slow)  # whoever reads the main job waits for it: minutes
 
 
+# Modules whose tests read the harness's caches for the tiny presets: a fresh machine's first
+# launch (the main job's) fills them, and they would wait on its lock for minutes. They run
+# after the rest, so the other worker spends that time on tests that need no harvest.
+AFTER_THE_HARVEST = {"test_evaluator", "test_sae_template", "test_sae_gates", "test_harness_activations",
+                     "test_baseline"}
+
+
+def _order(item: pytest.Item) -> int:
+    """The main job first (the longest), then what needs no harvest, then the groups and
+    modules that read the harness's caches."""
+    group = _group(item)
+    if group == "tiny_main_job":
+        return 0
+    if group is not None:
+        return 2
+    module = getattr(item, "module", None)
+    return 3 if module is not None and module.__name__.rpartition(".")[2] in AFTER_THE_HARVEST else 1
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    order = list(SHARED_RESOURCES.values())
-    items.sort(key=lambda item: order.index(g) if (g := _group(item)) else len(order))
+    items.sort(key=_order)
 
 
 @pytest.hookimpl(trylast=True)  # after xdist's hook, which names each test's group in its id
