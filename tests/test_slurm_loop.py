@@ -44,6 +44,7 @@ def _squeue(job_id: str) -> str:
     return subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip()
 
 
+@pytest.mark.slow
 def test_a_killed_orchestrator_reattaches_to_its_job_and_never_submits_it_twice(tmp_path):
     templates = _toy(tmp_path)
     args = ["--idea", "toy_idea", "--templates-dir", str(templates), "--max-runs", "3",
@@ -74,6 +75,7 @@ def test_a_killed_orchestrator_reattaches_to_its_job_and_never_submits_it_twice(
     assert (run_dir / "run_2" / "final_info.json").is_file()
 
 
+@pytest.mark.slow
 def test_a_job_past_the_runs_timeout_is_cancelled_and_said_so(tmp_path):
     templates = _toy(tmp_path)
     proc = cli("--idea", "toy_idea", "--templates-dir", str(templates), "--stages", "experiment",
