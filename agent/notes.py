@@ -87,7 +87,7 @@ def recorded_sections(ctx: RunContext) -> tuple[tuple[str, str, str], ...]:
     """(path, text, whose) of every section the orchestrator wrote into notes.txt, as the
     journal holds it: what no edit may change (`EditPolicy.kept`)."""
     return tuple(("notes.txt", e.data["text"], f"the orchestrator's record of run {e.data['run']}")
-                 for e in ctx.journal.events() if e.kind == "notes.appending" and e.data.get("text"))
+                 for e in ctx.journal.of_kind("notes.appending") if e.data.get("text"))
 
 
 def _append(ctx: RunContext, text: str) -> None:

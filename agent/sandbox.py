@@ -186,10 +186,12 @@ def system_view() -> tuple[str, ...]:
     return tuple(args)
 
 
+@functools.lru_cache(maxsize=1)
 def python_view() -> tuple[Path, ...]:
     """What a Python child needs to see: this interpreter's prefixes and site-packages (a
     virtual environment and its base, wherever they are), and the project's own packages
-    (`harness` and `agent`, imported from the source tree by an editable install)."""
+    (`harness` and `agent`, imported from the source tree by an editable install). The same
+    for every child of this process, so found once."""
     import agent
 
     found = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
