@@ -1,5 +1,5 @@
 """The evaluator trust boundary: exported graphs, the safe graph interpreter, the evaluator
-process, and attacks by an edited experiment.py through the real loop on the tiny preset."""
+process, and attacks by an edited experiment.py through the real loop on the tiny-deep preset."""
 
 from __future__ import annotations
 
@@ -398,6 +398,10 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared
 
 
+# The attacks' preset: the tiny model's other layer, a quarter of the tiny preset's training steps
+# (its baseline trains in seconds; it is denser than the gates allow, which no attack here reads).
+# What is attacked is the evaluation, the same on every preset.
+PRESET = "tiny-deep"
 ONE_EPOCH = block("experiment.py", "    epochs: int | None = None      # passes over the cached training activations; None: the\n",
                   "    epochs: int | None = 1         # passes over the cached training activations; None: the\n")
 
@@ -409,12 +413,12 @@ def _launch(runs: Path, tmp: Path, reply: str | None, exit_code: int = 0, seeds:
     tmp.mkdir(parents=True, exist_ok=True)
     # No reply: the model ends the stage at once, so the launch is its baseline (and exits 6:
     # no result beyond it).
-    # Run 1 trains one epoch instead of the preset's four: what is attacked is the evaluation.
+    # Run 1 trains one epoch instead of the preset's two: what is attacked is the evaluation.
     text = (f"Run 1: attack\n\n{block('experiment.py', search or FINISH, reply)}{ONE_EPOCH}" if reply
             else "ALL_COMPLETED")
     session = write_session(tmp / "session.jsonl", [text], ["experiment.plan"])
     before = set(runs.iterdir())
-    proc = cli("--idea", "orthogonal_sae", "--preset", "tiny", "--runs-dir", str(runs), "--quiet",
+    proc = cli("--idea", "orthogonal_sae", "--preset", PRESET, "--runs-dir", str(runs), "--quiet",
                "--model", f"replay:{session}", "--max-runs", "1", "--max-attempts", "1",
                "--stages", "experiment", "--seeds", str(seeds), timeout=900)
     assert proc.returncode == exit_code, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -629,7 +633,7 @@ def test_the_harness_cache_is_read_only_to_the_experiment(runs_dir: Path, tmp_pa
 
     if not _sandboxed():
         pytest.skip("without bubblewrap the cache is writable (said at launch)")
-    prepared = subprocess.run(provenance.prepare_command("tiny"), capture_output=True, text=True,
+    prepared = subprocess.run(provenance.prepare_command(PRESET), capture_output=True, text=True,
                               timeout=600)
     assert prepared.returncode == 0, prepared.stderr[-2000:]
     files = sorted(p for p in Path(cache.root()).rglob("*") if p.is_file()

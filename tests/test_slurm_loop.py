@@ -103,9 +103,10 @@ def test_the_real_template_runs_its_seeds_and_evaluation_as_slurm_jobs(tmp_path)
     (the seeds' aggregation and intervals), each seed and the evaluation a job of the cluster,
     the results recorded and committed. The model then ends the stage (so the launch exits 6:
     no run beyond the baseline); a run after it takes the same path, and the stages after the
-    experiment run no process through the executor, so they are left to the local tests."""
+    experiment run no process through the executor, so they are left to the local tests. On the
+    tiny-deep preset: the tiny model's other layer, a quarter of the tiny preset's training steps."""
     session = write_session(tmp_path / "session.jsonl", ["ALL_COMPLETED"], ["experiment.plan"])
-    proc = cli("--idea", "orthogonal_sae", "--preset", "tiny", "--executor", "slurm",
+    proc = cli("--idea", "orthogonal_sae", "--preset", "tiny-deep", "--executor", "slurm",
                "--model", f"replay:{session}", "--max-runs", "1", "--seeds", "2",
                "--stages", "experiment", "--runs-dir", str(tmp_path / "runs"), "--quiet", timeout=1200)
     assert proc.returncode == 6, proc.stdout[-3000:] + proc.stderr[-3000:]
