@@ -57,15 +57,15 @@ def machine_facts() -> dict[str, str]:
     switch. Read without importing torch where possible (`harness.presets.cuda_present`)."""
     from importlib import metadata
 
+    from harness import DENSE_MATMUL_ENV
     from harness.presets import cuda_present
-    from harness.sparse import DISABLE_ENV
 
     try:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
         torch_version = "absent"
     return {"device": "cuda" if cuda_present() else "cpu", "torch": torch_version,
-            DISABLE_ENV: os.environ.get(DISABLE_ENV, "")}
+            DENSE_MATMUL_ENV: os.environ.get(DENSE_MATMUL_ENV, "")}
 
 
 HUB_TOKENS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")

@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             result = orchestrator.resume(Path(args.resume), config_from_args(args), console,
                                          explicit=set(_explicit_flags(argv)))
         else:
-            templates_dir = Path(args.templates_dir) if args.templates_dir else None
+            # Resolved here: the sandbox binds it by path, from another working directory.
+            templates_dir = Path(args.templates_dir).resolve() if args.templates_dir else None
             result = orchestrator.launch(config_from_args(args), console, templates_dir=templates_dir)
     except AgentError as exc:
         console.error(str(exc))
@@ -222,7 +223,7 @@ def _many(args: argparse.Namespace, argv: list[str] | None, console: object) -> 
     from agent import ideas, multi, paths
     from agent.errors import AgentError
 
-    templates_dir = Path(args.templates_dir) if args.templates_dir else paths.TEMPLATES
+    templates_dir = Path(args.templates_dir).resolve() if args.templates_dir else paths.TEMPLATES
     try:
         for name in args.idea:
             ideas.load(ideas.find(name, templates_dir, args.template))

@@ -20,9 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 
-from scipy import stats
-
-from harness.seeds import LEVEL, interval
+from harness.seeds import LEVEL, interval, t_quantile
 
 Verdict = Literal["better", "worse", "no detectable difference"]
 HypothesisVerdict = Literal["supported", "refuted", "inconclusive"]
@@ -74,7 +72,7 @@ def compare(run: Sequence[float], baseline: Sequence[float], direction: Directio
         ci, df = (diff, diff), float(a.n + b.n - 2)
     else:
         df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))  # Welch-Satterthwaite
-        half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * se
+        half = t_quantile(0.5 + LEVEL / 2, df) * se
         ci = (diff - half, diff + half)
     verdict: Verdict = "no detectable difference"
     if ci[0] > 0 or ci[1] < 0:

@@ -6,6 +6,7 @@ import pytest
 
 from agent.journal import read
 from agent.workspace import Workspace
+from tests.conftest import REPO
 from tests.e2e_helpers import TOY_SESSION, TOY_TEMPLATES, block, cli, only_run_dir
 from tests.fakellm import FakeLLM, Reply
 
@@ -65,8 +66,11 @@ def _replay(tmp_path, replies, kinds, *extra):
     from tests.e2e_helpers import write_session
 
     session = write_session(tmp_path / "session.jsonl", replies, kinds)
-    return cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--model", f"replay:{session}",
-               "--runs-dir", str(tmp_path / "runs"), "--stages", "experiment", "--quiet", *extra)
+    # The templates folder relative to the working directory (the repository), as a user types
+    # it: the sandbox binds it by path, so the launch must resolve it first.
+    relative = str(TOY_TEMPLATES.relative_to(REPO))
+    return cli("--idea", "toy_idea", "--templates-dir", relative, "--model", f"replay:{session}",
+               "--runs-dir", str(tmp_path / "runs"), "--stages", "experiment", "--quiet", *extra, cwd=REPO)
 
 
 @pytest.mark.slow

@@ -287,3 +287,30 @@ def test_the_llm_timeout_flag_bounds_each_request_and_a_timeout_is_retried(journ
     assert isinstance(reply, Completion) and reply.text == "ok" and reply.retries == 1
     (retry,) = [e.data for e in journal.of_kind("llm.retry")]
     assert retry["failure"] == "timeout" and "timeout" in TRANSIENT_KINDS
+
+
+def test_a_replay_counts_tokens_as_gpt4_without_importing_litellm() -> None:
+    """An offline launch pays no litellm import (seconds a process): a replayed call's tokens
+    come from GPT-4's tokenizer read directly, within half a percent of litellm's own count."""
+    import json
+    import subprocess
+    import sys
+
+    from agent.llm.backend import litellm
+    from tests.conftest import REPO
+
+    session = REPO / "templates" / "sae_variants" / "ideas" / "orthogonal_sae.session.jsonl"
+    replies = [json.loads(line)["reply"] for line in session.read_text(encoding="utf-8").splitlines()
+               if line.strip() and not line.startswith("//")]
+    for reply in replies[:8] + [replies[-1]]:
+        messages = [{"role": "system", "content": "You are a careful researcher."},
+                    {"role": "user", "content": reply}, {"role": "assistant", "content": "<|endoftext|>"}]
+        ours = llm_cost.estimate_tokens(messages, "replay:session.jsonl")
+        theirs = litellm().token_counter(model="gpt-4", messages=messages)
+        assert abs(ours - theirs) <= max(2, 0.005 * theirs), (ours, theirs)
+    probe = ("import sys; from agent.llm import cost; "
+             "n = cost.estimate_tokens([{'role': 'user', 'content': 'hello world'}], 'replay:x'); "
+             "print(n, 'litellm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,
+                         check=True).stdout.split()
+    assert out == ["9", "False"]  # reply 3, message 3, 'user' 1, 'hello world' 2; no litellm

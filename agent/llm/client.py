@@ -1,8 +1,10 @@
 """The one call every stage makes: `LLMClient.complete(messages, stage=..., prompt_kind=...)`.
 
 Live models and replays take the same path: the budget check, the tokens-per-minute wait, the
-`llm.request` event, litellm, retries on transient failures, the `llm.response` event. A replay
-differs only in what it hands litellm: the recorded reply as `mock_response`.
+`llm.request` event, the `llm.response` event. A replay differs only in where the reply comes
+from: the recording, instead of litellm (and retries on transient failures), which it never
+imports: importing litellm takes seconds of CPU in every process, and an offline launch or a
+test starts many (the live path is tested against a loopback OpenAI-compatible server).
 """
 
 from __future__ import annotations
@@ -158,25 +160,23 @@ class LLMClient:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _request(self, messages: list[Message], recorded: RecordedReply | None) -> dict[str, Any]:
+    def _request(self, messages: list[Message]) -> dict[str, Any]:
         s = self.settings
         _, model_max = cost.model_limits(s.model)
         max_tokens = min(s.max_output_tokens, model_max or s.max_output_tokens)
-        args = request_args(s, messages, max_tokens, self._env)
-        if recorded is not None:
-            args = {k: v for k, v in args.items() if k not in ("api_base", "api_key")}
-            return {**args, "model": "openai/replay", "mock_response": recorded.text}
-        return args
+        return request_args(s, messages, max_tokens, self._env)
 
     def _send(self, messages: list[Message], estimated: int, recorded: RecordedReply | None,
               where: dict[str, Any]) -> Completion | ContextOverflow:
         s = self.settings
+        if recorded is not None:  # a replay: the recorded reply, as a model that stopped
+            return self._record((recorded.text, "stop", None, None), estimated, recorded, 0.0, 0, where)
         retries, waited = 0, 0.0
         while True:
             started = self._clock()
             error: Exception | None = None
             try:
-                response = litellm().completion(**self._request(messages, recorded))
+                response = litellm().completion(**self._request(messages))
                 parsed = _parse(response)
             except Exception as exc:  # every provider failure; classified below
                 error, parsed = exc, None

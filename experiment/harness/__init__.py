@@ -31,6 +31,10 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
+DENSE_MATMUL_ENV = "HARNESS_DENSE_MATMUL"
+"""Set to 1 to always multiply densely (`harness.sparse`; to compare, or to rule the sparse path
+out). Here, not in `harness.sparse`, so that reading it imports no torch."""
+
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:

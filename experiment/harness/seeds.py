@@ -62,6 +62,14 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile: `scipy.stats.t.ppf(p, df)`, which is `scipy.special.stdtrit(df, p)`,
+    called directly (importing scipy.special takes a third of the time of scipy.stats)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, p))
+
+
 def interval(values: Sequence[float]) -> tuple[float, float, tuple[float, float] | None]:
     """(mean, sample sd, 95% t interval of the mean or None when n < 2)."""
     n = len(values)
@@ -69,9 +77,7 @@ def interval(values: Sequence[float]) -> tuple[float, float, tuple[float, float]
     if n < 2:
         return mean, 0.0, None
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / math.sqrt(n)
+    half = t_quantile(0.5 + LEVEL / 2, n - 1) * sd / math.sqrt(n)
     return mean, sd, (mean - half, mean + half)
 
 

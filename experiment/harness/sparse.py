@@ -30,13 +30,15 @@ from typing import Any
 
 import torch
 
+from harness import DENSE_MATMUL_ENV
+
 MAX_DENSITY = 1 / 32
 """Skip zeros only when at most this fraction of the entries is non-zero."""
 MIN_WIDTH = 256
 """...and the product's other dimension (d_in for an SAE) is at least this wide."""
 ESTIMATE_ROWS = 64
 """Rows whose density decides whether the whole matrix is searched for its non-zeros."""
-DISABLE_ENV = "HARNESS_DENSE_MATMUL"
+DISABLE_ENV = DENSE_MATMUL_ENV
 """Set to 1 to always multiply densely (to compare, or to rule the sparse path out)."""
 
 calls = {"sparse": 0, "dense": 0}
