@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from agent import notes, runner, runs
+from agent import notes, runs
 from agent.context import RunContext
 from agent.errors import TemplateError
+from agent.executors import Process
 from agent.sandbox import Sandbox, hub_cache
 
 CACHE_DIR = ".baseline-cache"
@@ -160,10 +161,11 @@ def prepare(ctx: RunContext) -> None:
                                                                          ctx.config.timeout_s))
         cwd = cache.root() if sandbox is not None else ctx.ws.root  # the run is not in its view
         cwd.mkdir(parents=True, exist_ok=True)
-        outcome = runner.run(provenance.prepare_command(ctx.preset), cwd=cwd,
-                             log_dir=Path(logs), name="prepare", timeout_s=timeout_s,
-                             on_start=ctx.process_started("prepare"), sandbox=sandbox,
-                             pass_env=HUB_TOKENS if hub else ())
+        process = Process(tuple(provenance.prepare_command(ctx.preset)), cwd=cwd, log_dir=Path(logs),
+                          timeout_s=timeout_s, name="prepare", sandbox=sandbox,
+                          pass_env=HUB_TOKENS if hub else ())
+        outcome = ctx.execute(process, label="harness.prepare", on_start=ctx.process_started("prepare"),
+                              gpu="all")
         stdout = (Path(logs) / "prepare_stdout.txt").read_text(encoding="utf-8", errors="replace")
     if not outcome.ok:
         bound = ""

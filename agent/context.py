@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent.config import LaunchConfig
 from agent.devices import DevicePool
+from agent.executors import LOCAL, OnStart, Process
 from agent.ideas import Idea
 from agent.journal import Event, Journal
 from agent.progress import Console
@@ -129,22 +130,25 @@ class RunContext:
             return replace(self.sandbox, readonly=(*self.sandbox.readonly, *existing))
         return self.sandbox
 
-    def execute(self, argv: list[str], *, label: str, log_dir: Path, timeout_s: float, name: str = "",
-                env_extra: Mapping[str, str] | None = None, threads: int | None = None,
-                on_start: Callable[[int], object] | None = None, sandbox: Sandbox | None = None,
-                pass_env: Iterable[str] = (), job_key: str | None = None,
-                memory_bytes: int | None = None, file_bytes: int | None = None) -> RunOutcome:
-        """Run an experiment, evaluation or plot process in the run directory with one device
-        of its own (`CUDA_VISIBLE_DEVICES`, waiting while every GPU is busy; on the CPU its
-        share of the cores as `threads`). `name` prefixes its log files as in `runner.run`;
-        `label` names it in the journal and the status line."""
-        from agent import runner
-
+    def execute(self, process: Process, *, label: str, threads: int | None = None,
+                on_start: OnStart = None, job_key: str | None = None,
+                gpu: Literal["one", "none", "all"] = "one") -> RunOutcome:
+        """Run `process` through its executor: as a SLURM job with `--executor slurm` and a
+        `job_key` (experiments and evaluations), else here. `gpu`: "one" takes a device of
+        its own from the pool (`CUDA_VISIBLE_DEVICES`, waiting while every GPU is busy; on the
+        CPU its share of the cores as `threads`, and its memory limit); "none" sees no GPU (a
+        process that needs none); "all" sees the GPUs the launch sees and waits for none
+        (`harness.prepare`: a cached preparation must not wait for a GPU an experiment
+        holds). `label` names it in the journal and the status line."""
         if self.slurm is not None and job_key is not None:
             cores = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}
-            return self._as_job(argv, job_key=job_key, label=label, log_dir=log_dir, timeout_s=timeout_s,
-                                name=name, env_extra={**(env_extra or {}), **cores}, sandbox=sandbox,
-                                pass_env=tuple(pass_env))
+            return self._as_job(replace(process, env_extra={**process.env_extra, **cores}),
+                                job_key=job_key, label=label)
+        if gpu == "all":
+            return LOCAL.run(process, on_start=on_start)
+        if gpu == "none":
+            return LOCAL.run(replace(process, env_extra={**process.env_extra, "CUDA_VISIBLE_DEVICES": ""}),
+                             on_start=on_start)
 
         def waiting(message: str) -> None:
             self.record("device.waiting", process=label, message=message)
@@ -153,12 +157,9 @@ class RunContext:
         with self.devices.hold(threads=threads, on_wait=waiting) as held:
             if held.device != "cpu":
                 self.record("device.held", process=label, device=held.device, waited_s=held.waited_s)
-            return runner.run(argv, cwd=self.ws.root, log_dir=log_dir, timeout_s=timeout_s,
-                              name=name,
-                              env_extra={**(env_extra or {}), **held.env}, on_start=on_start,
-                              sandbox=sandbox, pass_env=pass_env,
-                              memory_bytes=memory_bytes if held.device == "cpu" else None,
-                              file_bytes=file_bytes)
+            return LOCAL.run(replace(process, env_extra={**process.env_extra, **held.env},
+                                     memory_bytes=process.memory_bytes if held.device == "cpu" else None),
+                             on_start=on_start)
 
     def jobs(self, prefix: str = "") -> list[Event]:
         """Every `slurm.submitted` event whose key starts with `prefix`."""
@@ -171,14 +172,13 @@ class RunContext:
         return [e for e in self.journal.of_kind("slurm.submitted")
                 if str(e.data.get("key", "")).startswith(prefix) and e.data.get("job_id") not in finished]
 
-    def _as_job(self, argv: list[str], *, job_key: str, label: str, log_dir: Path, timeout_s: float,
-                name: str, env_extra: dict[str, str], sandbox: Sandbox | None,
-                pass_env: tuple[str, ...]) -> RunOutcome:
+    def _as_job(self, process: Process, *, job_key: str, label: str) -> RunOutcome:
         """One process as a SLURM job: reattached when a job for `job_key` is still queued or
         running (never submitted twice), else submitted; a job lost with its node or preempted
         is submitted once more; how it ended is journaled."""
         from agent import runner
 
+        log_dir, name, timeout_s = process.log_dir, process.name, process.timeout_s
         ended = [e for e in self.journal.of_kind("slurm.finished") if e.data.get("key") == job_key]
         tries = sum(1 for e in self.journal.of_kind("slurm.submitted") if e.data.get("key") == job_key)
         if ended and not (ended[-1].data.get("retryable") and tries < 2):
@@ -199,13 +199,11 @@ class RunContext:
                 def submitted_as(job_id: str, job: dict[str, str] = job) -> None:
                     job["id"] = job_id
                     self.record("slurm.submitted", key=job_key, job_id=job_id, process=label,
-                                argv=list(argv))
+                                argv=list(process.argv))
                     self.status(f"{label}: SLURM job {job_id}")
                     self.crashpoint("slurm_submitted")
 
-                outcome = self.slurm.run(argv, cwd=self.ws.root, log_dir=log_dir, timeout_s=timeout_s,
-                                         name=name, env_extra=env_extra, sandbox=sandbox,
-                                         pass_env=pass_env, on_submit=submitted_as)
+                outcome = self.slurm.run(process, on_submit=submitted_as)
             self.record("slurm.finished", key=job_key, job_id=job.get("id"), process=label,
                         status=outcome.status, returncode=outcome.returncode,
                         infrastructure=outcome.infrastructure, retryable=outcome.retryable,

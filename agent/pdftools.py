@@ -12,7 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import runfiles, runner, sandbox
+from agent import runfiles, sandbox
+from agent.executors import LOCAL, Process
 
 TEXT_TIMEOUT_S = 60.0
 PAGE_TIMEOUT_S = 30.0
@@ -36,8 +37,9 @@ def text(pdf: Path, timeout_s: float = TEXT_TIMEOUT_S) -> PdfText:
         copy = _copy(pdf, Path(tmp))
         if isinstance(copy, str):
             return PdfText("", copy)
-        outcome = runner.run(["pdftotext", "-layout", copy.name, "-"], cwd=Path(tmp), log_dir=Path(tmp) / "logs",
-                             timeout_s=timeout_s, name="pdftotext", sandbox=sandbox.tool(write=Path(tmp)))
+        outcome = LOCAL.run(Process(("pdftotext", "-layout", copy.name, "-"), cwd=Path(tmp),
+                                    log_dir=Path(tmp) / "logs", timeout_s=timeout_s, name="pdftotext",
+                                    sandbox=sandbox.tool(write=Path(tmp))))
         if not outcome.ok:
             return PdfText("", outcome.stderr_tail.strip() or outcome.describe())
         return PdfText(outcome.stdout_path.read_text(encoding="utf-8", errors="replace"))
@@ -51,9 +53,9 @@ def first_page_png(pdf: Path, dpi: int = 60, timeout_s: float = PAGE_TIMEOUT_S) 
         copy = _copy(pdf, Path(tmp))
         if isinstance(copy, str):
             return None
-        outcome = runner.run(["pdftoppm", "-png", "-r", str(dpi), "-f", "1", "-l", "1", "-singlefile",
-                              copy.name, "page"], cwd=Path(tmp), log_dir=Path(tmp) / "logs",
-                             timeout_s=timeout_s, name="pdftoppm", sandbox=sandbox.tool(write=Path(tmp)))
+        outcome = LOCAL.run(Process(("pdftoppm", "-png", "-r", str(dpi), "-f", "1", "-l", "1", "-singlefile",
+                                     copy.name, "page"), cwd=Path(tmp), log_dir=Path(tmp) / "logs",
+                                    timeout_s=timeout_s, name="pdftoppm", sandbox=sandbox.tool(write=Path(tmp))))
         try:
             return runfiles.read_bytes(Path(tmp) / "page.png", root=Path(tmp)) if outcome.ok else None
         except OSError:

@@ -20,6 +20,7 @@ from typing import Any
 
 from agent import devices, runfiles, runner
 from agent.context import RunContext
+from agent.executors import Process
 from agent.journal import Event
 from agent.results import (
     load_run,
@@ -202,14 +203,15 @@ def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: 
     def one(seed: int) -> dict[str, Any]:
         rel = f"{out_name}/seed_{seed}"
         seed_dir = ctx.ws.resolve(rel)
+        process = Process(tuple(ctx.template.command_for(rel)), cwd=ctx.ws.root, log_dir=seed_dir,
+                          timeout_s=timeout, env_extra={**env, seeds_mod.SEED_ENV: str(seed)},
+                          sandbox=ctx.sandbox_for(write=seed_dir), pass_env=tuple(ctx.template.pass_env),
+                          memory_bytes=memory, file_bytes=run_quota())
         outcome = ctx.execute(
-            ctx.template.command_for(rel), label=f"run {index} seed {seed}", log_dir=seed_dir,
-            timeout_s=timeout, env_extra={**env, seeds_mod.SEED_ENV: str(seed)}, threads=threads,
+            process, label=f"run {index} seed {seed}", threads=threads,
             job_key=f"run{index}/attempt{attempt}/seed{seed}",
             on_start=lambda pid: ctx.record("run.process", run=index, attempt=attempt, seed=seed,
-                                            pgid=pid),
-            sandbox=ctx.sandbox_for(write=seed_dir), pass_env=ctx.template.pass_env, memory_bytes=memory,
-            file_bytes=run_quota())
+                                            pgid=pid))
         describe = outcome.describe()
         if memory is not None and runner.out_of_memory(outcome):
             describe += (f": it ran out of memory, past its limit of {memory / 2**30:.1f} GB (90% of the "
@@ -248,8 +250,9 @@ def _combine(ctx: RunContext, out_dir: Path, timeout: float, describe: str, stde
     (`harness.seeds`, means and intervals as for evaluated runs)."""
     argv = provenance.seeds_command(Path(out_dir.name), seeds,
                                     manifest=ctx.template.root / "template.toml")
-    outcome = runner.run(argv, cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="seeds",
-                         sandbox=ctx.sandbox_for(write=out_dir), env_extra={"CUDA_VISIBLE_DEVICES": ""})
+    process = Process(tuple(argv), cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="seeds",
+                      sandbox=ctx.sandbox_for(write=out_dir))
+    outcome = ctx.execute(process, label=f"{out_dir.name} seeds", gpu="none")
     if not outcome.ok:
         return (outcome.status, f"{describe}; combining its seeds {outcome.describe()}",
                 outcome.stderr_tail)
@@ -282,10 +285,10 @@ def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout:
     argv = provenance.evaluator_command(Path(f"run_{index}"), ctx.preset,
                                         manifest=ctx.template.root / "template.toml", seeds=seeds)
     ctx.record("run.evaluating", run=index, attempt=attempt, harness_sha256=now)
-    outcome = ctx.execute(argv, log_dir=out_dir, timeout_s=timeout, name="evaluator", label=f"run {index} evaluator",
-                          job_key=f"run{index}/attempt{attempt}/evaluator",
-                          env_extra=_harness_env(ctx), on_start=ctx.process_started("evaluator"),
-                          sandbox=ctx.sandbox_for(write=out_dir))
+    process = Process(tuple(argv), cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="evaluator",
+                      env_extra=_harness_env(ctx), sandbox=ctx.sandbox_for(write=out_dir))
+    outcome = ctx.execute(process, label=f"run {index} evaluator", job_key=f"run{index}/attempt{attempt}/evaluator",
+                          on_start=ctx.process_started("evaluator"))
     fields["evaluator_duration_s"] = round(outcome.duration_s, 3)
     if not outcome.ok:
         return (outcome.status, f"{describe}; its evaluation {outcome.describe()}",

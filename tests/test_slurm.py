@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import UsageError
-from agent.executors import slurm_endings
+from agent.executors import Process, slurm_endings
 from agent.executors.slurm import SlurmExecutor, SlurmOptions, sbatch_env
 from agent.runner import RunOutcome
 
@@ -98,8 +98,9 @@ def _run(tmp_path: Path, body: str, *, options: SlurmOptions | None = None,
     script.write_text(textwrap.dedent(body), encoding="utf-8")
     submitted: list[str] = []
     executor = SlurmExecutor(options or SlurmOptions(), tmp_path / "slurm")
-    out = executor.run([PY, str(script)], cwd=tmp_path, log_dir=tmp_path / "logs",
-                       timeout_s=timeout_s, name=name, on_submit=submitted.append, **kw)  # type: ignore[arg-type]
+    process = Process((PY, str(script)), cwd=tmp_path, log_dir=tmp_path / "logs", timeout_s=timeout_s,
+                      name=name, **kw)  # type: ignore[arg-type]
+    out = executor.run(process, on_submit=submitted.append)
     return out, submitted
 
 
@@ -153,6 +154,17 @@ def test_a_timeout_cancels_the_job_and_its_processes(cluster: Path, tmp_path: Pa
     assert out.stdout_path.read_text() == "started\n"
 
 
+def test_a_jobs_file_limit_holds_on_the_node(cluster: Path, tmp_path: Path) -> None:
+    """The same `Process` runs locally or as a job: its limits travel with it (a run folder's
+    quota is a file size limit on each child, local or on the cluster)."""
+    out, _ = _run(tmp_path, """
+        open("big.dat", "wb").write(bytes(3 * 2**20))
+        print("WROTE IT ALL")
+    """, file_bytes=2**20)
+    assert out.status != "ok" and "WROTE IT ALL" not in out.stdout_path.read_text()
+    assert (tmp_path / "big.dat").stat().st_size <= 2**20
+
+
 def test_a_job_over_its_memory_is_reported_as_out_of_memory(cluster: Path, tmp_path: Path) -> None:
     out, _ = _run(tmp_path, """
         import time
@@ -200,8 +212,8 @@ def _sleeping_job(tmp_path: Path, on_submit: Callable[[str], None]) -> RunOutcom
         threads[-1].start()
 
     executor = SlurmExecutor(SlurmOptions(), tmp_path / "slurm")
-    out = executor.run([PY, "-c", "import time; time.sleep(60)"], cwd=tmp_path,
-                       log_dir=tmp_path / "logs", timeout_s=90, name="node", on_submit=submitted)
+    out = executor.run(Process((PY, "-c", "import time; time.sleep(60)"), cwd=tmp_path,
+                               log_dir=tmp_path / "logs", timeout_s=90, name="node"), on_submit=submitted)
     for thread in threads:
         thread.join(timeout=30)
     return out
@@ -224,11 +236,12 @@ def _node_back(node: str) -> None:
 SUBMITTER = """
 import sys
 from pathlib import Path
+from agent.executors import Process
 from agent.executors.slurm import SlurmExecutor, SlurmOptions, sbatch_env
 tmp = Path(sys.argv[1])
 executor = SlurmExecutor(SlurmOptions(), tmp / "slurm")
-executor.run(["python", "-c", "import time; time.sleep(4); print('finished')"], cwd=tmp,
-             log_dir=tmp / "logs", timeout_s=60, name=sys.argv[2],
+executor.run(Process(("python", "-c", "import time; time.sleep(4); print('finished')"), cwd=tmp,
+                     log_dir=tmp / "logs", timeout_s=60, name=sys.argv[2]),
              on_submit=lambda job_id: print(job_id, flush=True))
 """
 

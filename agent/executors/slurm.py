@@ -29,18 +29,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from agent.errors import UsageError
-from agent.executors import slurm_endings
+from agent.executors import LOCAL, OnStart, Process, slurm_endings
 from agent.executors.slurm_options import SlurmOptions
 from agent.runner import TAIL_CHARS, RunOutcome, log_paths, read_tail
-from agent.runner import run as run_locally
-from agent.sandbox import Sandbox, child_env
+from agent.sandbox import child_env
 from agent.secrets import is_credential_name
 
 log = logging.getLogger(__name__)
@@ -56,28 +55,11 @@ POLL_S = 0.2  # how often the result pickle and the job's log are looked at
 RESULT_WAIT_S = 15  # a completed job's result pickle may show up late on a shared filesystem
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """What the job does on the node: `runner.run` with these arguments."""
-
-    argv: tuple[str, ...]
-    cwd: Path
-    log_dir: Path
-    name: str
-    timeout_s: float
-    env_extra: dict[str, str] = field(default_factory=dict)
-    tail_chars: int = TAIL_CHARS
-    sandbox: Sandbox | None = None
-    pass_env: tuple[str, ...] = ()
-
-
-def run_job(spec: JobSpec) -> RunOutcome:
-    """Runs inside the SLURM job (unpickled by submitit): the runner, as it runs locally.
-    SLURM's GPU assignment on the node wins over the orchestrator's device pool."""
-    extra = {k: v for k, v in spec.env_extra.items() if k not in NODE_ENV or k not in os.environ}
-    return run_locally(list(spec.argv), cwd=spec.cwd, log_dir=spec.log_dir,
-                       timeout_s=spec.timeout_s, name=spec.name, env_extra=extra,
-                       tail_chars=spec.tail_chars, sandbox=spec.sandbox, pass_env=spec.pass_env)
+def run_job(process: Process) -> RunOutcome:
+    """Runs inside the SLURM job (unpickled by submitit): the process, as `Local` runs it.
+    SLURM's GPU assignment and scratch on the node win over the orchestrator's."""
+    extra = {k: v for k, v in process.env_extra.items() if k not in NODE_ENV or k not in os.environ}
+    return LOCAL.run(replace(process, env_extra=extra))
 
 
 def sbatch_env(base: Mapping[str, str], pass_env: Iterable[str] = ()) -> dict[str, str]:
@@ -134,40 +116,38 @@ class SlurmExecutor:
             return f"sacct failed ({said}): SLURM accounting (slurmdbd) is needed to follow jobs"
         return None
 
-    def run(self, argv: Sequence[str], *, cwd: Path, log_dir: Path, timeout_s: float,
-            name: str = "", env_extra: Mapping[str, str] | None = None,
-            tail_chars: int = TAIL_CHARS, on_start: Callable[[int], object] | None = None,
-            sandbox: Sandbox | None = None, pass_env: Iterable[str] = (),
+    def run(self, process: Process, *, on_start: OnStart = None,
             on_submit: Callable[[str], object] | None = None) -> RunOutcome:
-        """`runner.run`'s contract as a SLURM job. `on_submit(job_id)` is called as soon as
-        SLURM has accepted the job (journal it: `reattach` collects it after a crash of ours).
-        `on_start` is accepted for the same signature and never called: there is no local
-        process. A job SLURM refuses comes back as a failed outcome saying why."""
+        """`process` as a SLURM job. `on_submit(job_id)` is called as soon as SLURM has
+        accepted the job (journal it: `reattach` collects it after a crash of ours). `on_start`
+        is never called: there is no local process. Its memory is bounded by SLURM (`--mem`,
+        the job's cgroup), not by a limit computed from this machine's memory; its file size
+        limit holds on the node. A job SLURM refuses comes back as a failed outcome saying why."""
         del on_start
+        log_dir, name, timeout_s = process.log_dir, process.name, process.timeout_s
         log_dir.mkdir(parents=True, exist_ok=True)
         self.folder.mkdir(parents=True, exist_ok=True)
-        passed = tuple(pass_env)
-        spec = JobSpec(argv=tuple(argv), cwd=cwd.resolve(), log_dir=log_dir.resolve(),
-                       name=name, timeout_s=timeout_s + BACKSTOP_S, env_extra=dict(env_extra or {}),
-                       tail_chars=tail_chars, sandbox=sandbox, pass_env=passed)
+        spec = replace(process, cwd=process.cwd.resolve(), log_dir=log_dir.resolve(),
+                       timeout_s=timeout_s + BACKSTOP_S, env_extra=dict(process.env_extra),
+                       memory_bytes=None)
         env_file = self.folder / f".sbatch-env-{uuid.uuid4().hex}.json"
         fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(sbatch_env(os.environ, passed), f)
+            json.dump(sbatch_env(os.environ, process.pass_env), f)
         try:
             executor = _submitit_executor(self.folder, env_file)
             executor.update_parameters(**self.options.sbatch(name=name or "trusted-scientist",
                                                              cwd=spec.cwd, timeout_s=timeout_s))
             job = executor.submit(run_job, spec)
         except Exception as exc:  # sbatch refused (bad partition, no such gres, controller down)
-            return self._refused(exc, log_dir, name, tail_chars)
+            return self._refused(exc, log_dir, name, process.tail_chars)
         finally:
             env_file.unlink(missing_ok=True)
-        log.info("SLURM job %s submitted: %s", job.job_id, " ".join(argv))
+        log.info("SLURM job %s submitted: %s", job.job_id, " ".join(process.argv))
         if on_submit is not None:
             on_submit(job.job_id)
         return self._wait(job.job_id, log_dir=log_dir, name=name, timeout_s=timeout_s,
-                          tail_chars=tail_chars, submitted=time.time())
+                          tail_chars=process.tail_chars, submitted=time.time())
 
     def reattach(self, job_id: str, *, log_dir: Path, timeout_s: float, name: str = "",
                  tail_chars: int = TAIL_CHARS) -> RunOutcome:

@@ -1,4 +1,5 @@
-r"""Compiling the paper: pdflatex, bibtex, pdflatex twice, and chktex, through agent.runner.
+r"""Compiling the paper: pdflatex, bibtex, pdflatex twice, and chktex, each a `Process` run by
+the local executor (`agent.executors`).
 
 The LaTeX is LLM-written, so every TeX process runs in a sandbox of its own (`agent.sandbox.tool`:
 the system read-only, `latex/` the one folder it sees and writes, an empty HOME, no network, no
@@ -17,15 +18,14 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from agent import runfiles, runner, sandbox
+from agent.executors import LOCAL, OnStart, Process
 
 CompileStatus = Literal["ok", "failed", "timed_out", "skipped"]
-OnStart = Callable[[int], object] | None
 SHARED_LATEX_DIR = Path(__file__).resolve().parents[2] / "latex"
 SHARED_STYLE_FILES = ("trustedpaper.sty",)
 STALE_SUFFIXES = (".aux", ".bbl", ".blg", ".out", ".toc", ".log", ".pdf")
@@ -164,8 +164,8 @@ def _tex(argv: list[str], latex_dir: Path, log_dir: Path, timeout_s: float, name
          on_start: OnStart = None, write: bool = True) -> runner.RunOutcome:
     """One TeX tool on `latex_dir`, confined (see the module's docstring)."""
     box = sandbox.tool(write=latex_dir) if write else sandbox.tool(read=(latex_dir,))
-    return runner.run(argv, cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name=name,
-                      on_start=on_start, sandbox=box, env_extra=TEX_ENV)
+    return LOCAL.run(Process(tuple(argv), cwd=latex_dir, log_dir=log_dir, timeout_s=timeout_s, name=name,
+                             sandbox=box, env_extra=TEX_ENV), on_start=on_start)
 
 
 def _pdflatex(latex_dir: Path, main: str, log_dir: Path, timeout_s: float, n: int,

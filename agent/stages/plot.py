@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agent import prompting, runfiles
 from agent.context import RunContext
+from agent.executors import Process
 from agent.results import finished_runs, full_table, run_summaries
 from agent.stages.common import StageFailed, edit_session
 
@@ -67,10 +68,10 @@ def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
         ctx.status(f"python plot.py (attempt {attempt})")
         log_dir = ctx.ws.resolve(f"logs/plot_attempt{attempt}")
         figures = expected_figures(ctx)
-        outcome = ctx.execute(list(ctx.template.plot_command), label="plot.py", log_dir=log_dir,
-                              timeout_s=PLOT_TIMEOUT_S, on_start=ctx.process_started("plot"),
-                              sandbox=ctx.sandbox_for(new_files_only_except=figures),
-                              pass_env=ctx.template.pass_env)
+        process = Process(tuple(ctx.template.plot_command), cwd=ctx.ws.root, log_dir=log_dir,
+                          timeout_s=PLOT_TIMEOUT_S, sandbox=ctx.sandbox_for(new_files_only_except=figures),
+                          pass_env=tuple(ctx.template.pass_env))
+        outcome = ctx.execute(process, label="plot.py", on_start=ctx.process_started("plot"))
         _remove_strays(ctx, keep=[*figures, f"logs/plot_attempt{attempt}"])
         bad = {f: p for f in figures if (p := figure_problem(ctx.ws.resolve(f)))}
         ok = outcome.ok and not bad and bool(figures)
