@@ -32,7 +32,8 @@ class Check:
 
 def checks(data: ReportData) -> list[Check]:
     found = [_ending(data), _sandbox(data), _gates(data), _grounding(data), _paper(data),
-             _reproduction(data), _rebuild(data), _secrets(data), _too_large(data), _tex_refused(data), _git_refused(data), _seeds(data),
+             _reproduction(data), _rebuild(data), _secrets(data), _too_large(data), _tex_refused(data), _outside_allowlist(data),
+             _git_refused(data), _seeds(data),
              _hypotheses(data)]
     rank = {"problem": 0, "warning": 1}
     return sorted((c for c in found if c is not None), key=lambda c: rank.get(c.level, 2))
@@ -182,6 +183,16 @@ def _tex_refused(data: ReportData) -> Check | None:
                  "writing outside latex/, running a command): refused, in a sandbox that held nothing "
                  "else to read. A paper has no reason to; read what it tried.",
                  tuple((r, "") for r in data.tex_refused[:20]))
+
+
+def _outside_allowlist(data: ReportData) -> Check | None:
+    if not data.outside_allowlist:
+        return None
+    return Check("warning", f"The paper's LaTeX used {len(data.outside_allowlist)} command(s) outside the "
+                 "allowlist (definitions, category codes, primitives, file access, verbatim, a file it did "
+                 "not make as a figure): refused before compiling and sent back to the model. What TeX "
+                 "would run was not what the checker reads; read what it tried.",
+                 tuple((r, "") for r in data.outside_allowlist[:20]))
 
 
 def _git_refused(data: ReportData) -> Check | None:

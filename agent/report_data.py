@@ -114,6 +114,8 @@ class ReportData:
     """What the paper's TeX tried and TeX's fences refused (`writeup.compiled`'s `refused`)."""
     git_refused: list[str]
     """git metadata the run's code wrote (nested repositories, attributes), deleted."""
+    outside_allowlist: list[str]
+    """LaTeX the model wrote outside the allowlist, refused before compiling (any attempt)."""
     steps: list[StepView]
     pending: StepView | None
     """Events no commit carries yet, as a step of their own."""
@@ -177,6 +179,8 @@ def gather(hist: History) -> ReportData:
         tex_refused=list(dict.fromkeys(r for e in events if e.kind == "writeup.compiled"
                                        for r in e.data.get("refused") or [])),
         git_refused=[str(p) for e in events if e.kind == "git.refused" for p in e.data.get("paths") or []],
+        outside_allowlist=list(dict.fromkeys(str(r) for e in events if e.kind == "writeup.compiled"
+                                             for r in e.data.get("outside_allowlist") or [])),
         steps=[report_steps.view(hist, s, template) for s in hist.steps],
         pending=report_steps.pending(hist),
     )

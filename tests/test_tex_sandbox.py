@@ -11,6 +11,7 @@ the sandbox off and a permissive TeX configuration in the environment).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -179,17 +180,21 @@ def test_the_tools_sandbox_shows_only_the_system_and_latex(planted: dict[str, Pa
 # --- through the whole loop -------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_writeup_reply_attacking_through_tex_leaks_nothing_into_any_committed_byte(tmp_path: Path) -> None:
+def test_a_writeup_reply_attacking_through_tex_is_refused_before_tex_runs(tmp_path: Path) -> None:
     """A replayed writeup reply whose Introduction reads the orchestrator's environment (its PID
     parsed from /proc/self/stat), a home credential file and files above latex/, and runs a
-    command with \\write18: the paper compiles, typesets that it read nothing, and no secret
-    reaches the PDF, the run directory or its history; nothing outside ran."""
+    command with \\write18: the LaTeX allowlist refuses it before any TeX runs, the refusal goes
+    back to the model like a compile error (naming each command), the fixed paper compiles, and
+    no secret reaches the PDF, the run directory or its history; nothing outside ran. (TeX's own
+    fences and its sandbox, for what an allowlist might miss, are attacked directly above.)"""
     from tests.e2e_helpers import (
         PARTS,
         REVIEW,
+        TEX,
         TOY_KINDS_WITH_PLOT,
         TOY_SESSION_WITH_PLOT,
         TOY_TEMPLATES,
+        block,
         cli,
         only_run_dir,
         write_session,
@@ -205,16 +210,25 @@ def test_a_writeup_reply_attacking_through_tex_leaks_nothing_into_any_committed_
               + f"\n\\immediate\\write18{{touch {home}/pwned-write18}}\n")
     parts = {**PARTS, "Introduction": [("\\writeupstub{Introduction}", attack)]}
     replies, kinds = writeup_replies(parts)
-    session = write_session(tmp_path / "session.jsonl", [*TOY_SESSION_WITH_PLOT, *replies, REVIEW],
-                            [*TOY_KINDS_WITH_PLOT, *kinds, "review.paper"])
+    fix = block(TEX, attack + "\n", "Gradient descent converges slowly on ill-conditioned problems.\n")
+    session = write_session(tmp_path / "session.jsonl", [*TOY_SESSION_WITH_PLOT, *replies, fix, REVIEW],
+                            [*TOY_KINDS_WITH_PLOT, *kinds, "writeup.latex_fix", "review.paper"])
     proc = cli("--idea", "toy_idea", "--templates-dir", str(TOY_TEMPLATES), "--max-runs", "3", "--quiet",
                "--model", f"replay:{session}", "--runs-dir", str(tmp_path / "runs"),
                env={**SECRET_ENV, "HOME": str(home)})
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
     run_dir = only_run_dir(tmp_path / "runs")
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    compiled = [e["data"] for e in events if e["kind"] == "writeup.compiled"]
+    assert [c["status"] for c in compiled] == ["refused", "ok"]
+    outside = " ".join(compiled[0]["outside_allowlist"])
+    for command in ("\\newread", "\\openin", "\\readline", "\\immediate", "\\write", "\\expandafter"):
+        assert f"{command} is not allowed" in outside, command
+    asked = [e["data"] for e in events if e["kind"] == "llm.request"
+             and e["data"]["prompt_kind"] == "writeup.latex_fix"]
+    assert len(asked) == 1 and "\\openin is not allowed" in json.dumps(asked[0]["messages"])
     text = " ".join(_pdf_text(run_dir / "paper.pdf").split())
-    assert "ATTACK RAN" in text and f"GRAB[{home}/.pgpass] unreadable" in text
-    assert "GRAB[/proc/self/environ] unreadable" in text
+    assert "Gradient descent converges slowly" in text and "ATTACK RAN" not in text and "GRAB" not in text
     assert not (home / "pwned-write18").exists()
     history = subprocess.run(["git", "log", "-p", "--all", "--binary"], cwd=run_dir, capture_output=True,
                              text=True, errors="replace", check=True).stdout
@@ -226,7 +240,7 @@ def test_a_writeup_reply_attacking_through_tex_leaks_nothing_into_any_committed_
     from agent import report
 
     html = report.write(run_dir).read_text()
-    assert "tried" in html and f"read {home}/.pgpass" in html and f"run touch {home}/pwned-write18" in html
+    assert "outside the allowlist" in html and "\\openin is not allowed" in html
 
 
 def test_the_tools_see_their_configuration_in_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from agent.paper import allowlist
 from agent.paper.prose import group_end, section_at, section_marks, strip_comments
 
 ProblemKind = Literal["missing_citation", "missing_bib", "missing_figure", "figure_outside_results",
                       "duplicate_section", "duplicate_label", "duplicate_command", "placeholder",
-                      "undefined_reference", "unknown_macro", "missing_input", "environment"]
+                      "undefined_reference", "unknown_macro", "missing_input", "environment",
+                      "refused_command"]
 
 IMAGE_EXTENSIONS = (".pdf", ".png", ".jpg", ".jpeg", ".eps")
 DEFAULT_GRAPHICS_PATHS = ("", "figures/", "./")  # as trustedpaper.sty sets them
@@ -213,15 +215,23 @@ def _inputs_and_refs(tex: str, latex_dir: Path, macro_names: Iterable[str] | Non
     return problems
 
 
-def check_tex(tex: str, latex_dir: Path, macro_names: Iterable[str] | None = None) -> list[Problem]:
+def check_tex(tex: str, latex_dir: Path, macro_names: Iterable[str] | None = None, *,
+              skeleton: str | None = None, figures: Iterable[str] | None = None) -> list[Problem]:
     """Every problem of the paper source `tex` (whose folder is `latex_dir`), in line order.
 
     `macro_names`: the names results.tex defines (without backslash); when given, uses of
-    `\\Baseline...` / `\\Run...` macros that do not exist are reported.
+    `\\Baseline...` / `\\Run...` macros that do not exist are reported. `skeleton`: the
+    template's own .tex; when given, everything outside the LaTeX allowlist is refused
+    (`agent.paper.allowlist`; `figures`: what plot.py made, the only files it may include).
     """
     clean = strip_comments(tex)
     problems = (_citations(clean, latex_dir) + _figures(clean, latex_dir) + _duplicates(clean)
                 + _placeholders(clean) + _environments(clean) + _inputs_and_refs(clean, latex_dir, macro_names))
+    if skeleton is not None:
+        results = latex_dir / "results.tex"  # generated from the runs: every macro it defines
+        defined = allowlist.defined_in(results.read_text(encoding="utf-8")) if results.is_file() else set()
+        problems += [Problem("refused_command", message, line) for line, message
+                     in allowlist.refused(tex, skeleton, {*(macro_names or ()), *defined}, figures)]
     return sorted(problems, key=lambda p: p.line)
 
 

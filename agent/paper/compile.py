@@ -25,7 +25,7 @@ from typing import Literal
 from agent import runfiles, runner, sandbox
 from agent.executors import LOCAL, OnStart, Process
 
-CompileStatus = Literal["ok", "failed", "timed_out", "skipped"]
+CompileStatus = Literal["ok", "failed", "timed_out", "skipped", "refused"]
 SHARED_LATEX_DIR = Path(__file__).resolve().parents[2] / "latex"
 SHARED_STYLE_FILES = ("trustedpaper.sty",)
 STALE_SUFFIXES = (".aux", ".bbl", ".blg", ".out", ".toc", ".log", ".pdf")
@@ -63,7 +63,8 @@ class CompileResult:
     """What compiling the paper produced."""
 
     status: CompileStatus
-    """ok: a PDF was built; failed / timed_out: a pdflatex pass did not finish; skipped: no pdflatex."""
+    """ok: a PDF was built; failed / timed_out: a pdflatex pass did not finish; skipped: no
+    pdflatex; refused: not compiled, the source leaves the LaTeX allowlist."""
     message: str
     """One line for people and prompts."""
     pdf_path: Path | None = None

@@ -113,7 +113,8 @@ def run_stage(ctx: RunContext) -> str:
     if compiled.status == "skipped":
         return f"paper written to {TEX} but not compiled: {compiled.message}"
     if not compiled.ok:
-        raise StageFailed(f"writeup: the paper does not compile after {LATEX_FIXES} fixes:\n{compiled.feedback()}")
+        what = "leaves the LaTeX allowlist" if compiled.status == "refused" else "does not compile"
+        raise StageFailed(f"writeup: the paper {what} after {LATEX_FIXES} fixes:\n{compiled.feedback()}")
     flagged = f"; {len(remaining)} grounding finding(s) remain (see review.json)" if remaining else "; grounding check clean"
     return f"paper.pdf built{flagged}"
 
@@ -173,20 +174,26 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
     from agent.paper import checks, compile
 
     tex_path, latex_dir = ctx.ws.resolve(TEX), ctx.ws.resolve("latex")
-    compile.copy_figures(latex_dir, ctx.ws.root, _figures(ctx))  # TeX reads nothing outside latex/
+    figures = _figures(ctx)
+    compile.copy_figures(latex_dir, ctx.ws.root, figures)  # TeX reads nothing outside latex/
+    skeleton = (ctx.template.root / TEX).read_text(encoding="utf-8")  # the template's: not editable
     result, problems = None, []
     for attempt in range(1, LATEX_FIXES + 2):
         ctx.status(f"compiling the paper (attempt {attempt})")
-        problems = checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names())
+        problems = checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names(),
+                                    skeleton=skeleton, figures=figures)
         # Compiling again after a crash makes the same PDF from the same source, so it is
         # redone rather than memoized; its journal line is written once per attempt.
-        result = compile.compile_paper(latex_dir, log_dir=ctx.ws.resolve("logs/latex"),
-                                       pdf_out=ctx.ws.resolve("paper.pdf"),
-                                       on_start=ctx.process_started("latex"))
+        result = _refused(problems) or compile.compile_paper(
+            latex_dir, log_dir=ctx.ws.resolve("logs/latex"), pdf_out=ctx.ws.resolve("paper.pdf"),
+            on_start=ctx.process_started("latex"))
+        if result.status == "refused":
+            ctx.ws.resolve("paper.pdf").unlink(missing_ok=True)  # an earlier source's PDF
         if ctx.find("writeup.compiled", attempt=attempt) is None:
             ctx.record("writeup.compiled", attempt=attempt, status=result.status, errors=len(result.errors),
                        chktex=len(result.chktex), problems=[p.describe() for p in problems],
-                       refused=list(result.refused))
+                       refused=list(result.refused),
+                       outside_allowlist=[p.describe() for p in problems if p.kind == "refused_command"])
             if result.refused:
                 ctx.console.warn(f"the paper tried what TeX refuses ({len(result.refused)}): "
                                  + "; ".join(result.refused[:3]))
@@ -201,6 +208,19 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
     paths = ["latex", "logs/latex"] + (["paper.pdf"] if ctx.ws.resolve("paper.pdf").is_file() else [])
     ctx.ws.commit(paths, f"writeup: paper compiled ({result.status if result else 'not run'})")
     return result, problems
+
+
+def _refused(problems: list[Any]) -> Any:
+    """Not compiled: what TeX would run is not what the checker reads when the paper leaves the
+    LaTeX allowlist (`agent.paper.allowlist`). Each use is an error, fed back like TeX's own."""
+    from agent.paper import compile
+
+    outside = [p for p in problems if p.kind == "refused_command"]
+    if not outside:
+        return None
+    return compile.CompileResult(
+        "refused", f"not compiled: the paper uses LaTeX outside the allowlist ({outside[0].describe()})",
+        errors=tuple(compile.LatexError(p.message, p.line, "") for p in outside))
 
 
 def _write_review(ctx: RunContext, *, gates: list[str], findings: list[dict[str, Any]], problems: list[str],
