@@ -20,7 +20,7 @@ from agent.paper.prose import group_end, section_at, section_marks, strip_commen
 ProblemKind = Literal["missing_citation", "missing_bib", "missing_figure", "figure_outside_results",
                       "duplicate_section", "duplicate_label", "duplicate_command", "placeholder",
                       "undefined_reference", "unknown_macro", "missing_input", "environment",
-                      "refused_command"]
+                      "refused_command", "typeset"]
 
 IMAGE_EXTENSIONS = (".pdf", ".png", ".jpg", ".jpeg", ".eps")
 DEFAULT_GRAPHICS_PATHS = ("", "figures/", "./")  # as trustedpaper.sty sets them

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 FindingKind = Literal["number", "setting", "attribution", "macro", "run", "count", "ablation", "comparison",
-                      "baseline", "direction", "no_difference", "hypothesis", "interval"]
+                      "baseline", "direction", "no_difference", "hypothesis", "interval", "typeset"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class Finding:
     detectable difference, or no interval); no_difference: no effect / no change claimed where
     the difference is detectable; hypothesis: a verdict on a pre-registered hypothesis that is
     not its verdict; interval: a difference stated without its interval where there is no
-    detectable difference."""
+    detectable difference; typeset: a number the compiled PDF shows that neither the source nor
+    results.tex holds (`agent.paper.typeset`)."""
     text: str
     """The offending number or phrase, as written."""
     context: str

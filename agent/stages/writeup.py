@@ -103,7 +103,7 @@ def run_stage(ctx: RunContext) -> str:
             edit_session(ctx, fix, stage=STAGE, prompt_kind="writeup.grounding",
                          call_id=f"writeup/{slug}/grounding{attempt}", label=f"ground {part}", editable=(TEX,))
     compiled, problems = _compile(ctx, system, rt)
-    remaining = grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev, cited)
+    remaining = grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev, cited) + _typeset(ctx, compiled)
     _write_review(ctx, gates=failing, findings=[f.to_dict() for f in remaining],
                   problems=[p.describe() for p in problems], compiled=compiled, blocked=False)
     for f in remaining:
@@ -189,6 +189,7 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
             on_start=ctx.process_started("latex"))
         if result.status == "refused":
             ctx.ws.resolve("paper.pdf").unlink(missing_ok=True)  # an earlier source's PDF
+        problems += [checks.Problem("typeset", f.describe(), f.line) for f in _typeset(ctx, result)]
         if ctx.find("writeup.compiled", attempt=attempt) is None:
             ctx.record("writeup.compiled", attempt=attempt, status=result.status, errors=len(result.errors),
                        chktex=len(result.chktex), problems=[p.describe() for p in problems],
@@ -208,6 +209,24 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
     paths = ["latex", "logs/latex"] + (["paper.pdf"] if ctx.ws.resolve("paper.pdf").is_file() else [])
     ctx.ws.commit(paths, f"writeup: paper compiled ({result.status if result else 'not run'})")
     return result, problems
+
+
+def _typeset(ctx: RunContext, compiled: Any) -> list[Any]:
+    """Numbers the compiled PDF shows that neither the source nor results.tex holds
+    (`agent.paper.typeset`); none when there is no PDF or its text cannot be read."""
+    from agent import pdftools
+    from agent.paper import typeset
+
+    if compiled is None or not compiled.ok or compiled.pdf_path is None:
+        return []
+    shown = pdftools.text(compiled.pdf_path)
+    if shown.problem:
+        ctx.console.warn(f"the PDF's text could not be read, so its numbers are not checked: {shown.problem}")
+        return []
+    latex = ctx.ws.resolve("latex")
+    trusted = [(latex / name).read_text(encoding="utf-8", errors="replace")
+               for name in ("results.tex", "template.bbl", "references.bib") if (latex / name).is_file()]
+    return typeset.untraced(shown.text, ctx.ws.resolve(TEX).read_text(encoding="utf-8"), trusted)
 
 
 def _refused(problems: list[Any]) -> Any:
