@@ -202,3 +202,29 @@ def test_a_passive_comparison_is_read_the_other_way_round(evidence) -> None:
     assert _found("The baseline is outperformed by Run 1 on explained variance.", evidence) == set()
     assert _kinds("Run 1 is outperformed by the baseline on explained variance.", evidence) == {"direction"}
 
+
+
+@pytest.mark.parametrize(("wrong", "right"), [
+    ("Of the 4 pre-registered hypotheses, H1 is supported.", "Of the 3 pre-registered hypotheses, H1 is supported."),
+    ("We registered two hypotheses before run 1.", "We registered three hypotheses before run 1."),
+    ("Of the three hypotheses, the intervals support 2, refute 1 and leave 0 inconclusive.",
+     "Of the three hypotheses, the intervals support 1, refute 1 and leave 1 inconclusive."),
+    ("Two of them were supported and the hypotheses were otherwise refuted.",
+     "One of the hypotheses was supported; H2 was refuted."),
+    ("Of our hypotheses, one is refuted and two are inconclusive.",
+     "Of our hypotheses, one is refuted and one is inconclusive."),
+])
+def test_how_many_hypotheses_and_verdicts_a_sentence_counts_must_be_the_records(evidence, wrong: str,
+                                                                                 right: str) -> None:
+    """The reader sees the tallies (3 registered: one supported, one refuted, one inconclusive):
+    a sentence that miscounts them is a hypothesis finding naming the true count; its twin is not."""
+    found = check_grounding(wrong, evidence, "Results")
+    assert [f.kind for f in found if f.kind == "hypothesis"], wrong
+    assert any("3 hypotheses were registered" in f.reason or "of the 3 registered hypotheses" in f.reason
+               for f in found), [f.reason for f in found]
+    assert [f for f in check_grounding(right, evidence, "Results") if f.kind == "hypothesis"] == [], right
+
+
+def test_a_tally_in_a_conditional_or_of_something_else_is_not_read(evidence) -> None:
+    assert _found("If the data support 2 of the hypotheses, the method would be useful.", evidence) == set()
+    assert _found("The decoder has 512 latents and supports 512 dimensions.", evidence) - {("number", "512")} == set()
