@@ -5,12 +5,18 @@ with `agent.stats` (Welch interval of the difference over the seeds) and gives i
 with `stats.hypothesis_verdict`: supported, refuted or inconclusive, with the reason;
 `provisional` is the same for the prompts while runs remain; `verdicts_json` is the content of
 `hypotheses_verdicts.json`.
+
+A pre-registration is judged as it was registered: an amended hypothesis's verdict, the one
+every count and the paper's verdict macros use, is that of its registered form; the amended
+form is judged too and reported beside it (`amended` in its record), marked post hoc and
+counted nowhere. A hypothesis added after results were seen has no registered form: it is
+reported, marked, with its own verdict, and not counted among the pre-registered ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agent import stats
@@ -28,13 +34,29 @@ class Judged:
     ci: tuple[float, float] | None = None
     n_run: int = 0
     n_against: int = 0
+    registered: Judged | None = None
+    """For an amended hypothesis: its registered form, judged; that verdict is the one that counts."""
+
+    def _result(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "diff": self.diff, "ci": list(self.ci) if self.ci else None,
+                "n_run": self.n_run, "n_against": self.n_against, "why": self.why}
 
     def to_json(self) -> dict[str, Any]:
+        """The record that counts (the registered form, judged), and for an amended hypothesis
+        its amended form beside it (`amended`: its fields, when and why, and its own verdict)."""
         e = self.effective
-        return {**e.hypothesis.to_json(), "amended_after_run": e.amended_after_run,
-                "added_after_results": e.added_after_results, "verdict": self.verdict, "diff": self.diff,
-                "ci": list(self.ci) if self.ci else None, "n_run": self.n_run, "n_against": self.n_against,
-                "why": self.why}
+        marks = {"amended_after_run": e.amended_after_run, "added_after_results": e.added_after_results}
+        if self.registered is None:
+            return {**e.hypothesis.to_json(), **marks, **self._result(), "amended": None}
+        amended = {**e.hypothesis.to_json(), "after_run": e.amended_after_run, "reason": e.reason,
+                   **self._result()}
+        return {**self.registered.effective.hypothesis.to_json(), **marks, **self.registered._result(),
+                "amended": amended}
+
+    @property
+    def counted(self) -> Judged:
+        """The verdict that counts: the registered form's."""
+        return self.registered or self
 
     def head(self) -> str:
         """`H1 (l0, run 1 vs run 0, expected decrease >= 2; amended after run 2)`."""
@@ -48,7 +70,11 @@ class Judged:
                 f">= {h.smallest_effect:g}{mark})")
 
     def line(self) -> str:
-        """The head, the verdict and why: one console line."""
+        """The head, the verdict and why: one console line (an amended hypothesis: its
+        registered form's, then the amended form's verdict, which does not count)."""
+        if self.registered is not None:
+            return (f"{self.registered.head()}: {self.registered.verdict}: {self.registered.why}; as amended "
+                    f"after run {self.effective.amended_after_run} (post hoc, not counted): {self.verdict}")
         return f"{self.head()}: {self.verdict}: {self.why}"
 
 
@@ -101,8 +127,17 @@ def judge_one(e: Effective, final_infos: Mapping[str, Mapping[str, Any]], metric
 
 
 def judge(doc: HypothesesDoc, final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any]) -> list[Judged]:
-    """Every effective hypothesis against the runs' records ({"run_i": final_info})."""
-    return [judge_one(e, final_infos, metrics) for e in doc.effective()]
+    """Every effective hypothesis against the runs' records ({"run_i": final_info}); an amended
+    one with its registered form judged too (`Judged.registered`)."""
+    registered = {h.id: h for h in doc.hypotheses}
+    out = []
+    for e in doc.effective():
+        judged = judge_one(e, final_infos, metrics)
+        if e.amended_after_run is not None and not e.added_after_results and e.hypothesis.id in registered:
+            original = Effective(registered[e.hypothesis.id], None, False)
+            judged = replace(judged, registered=judge_one(original, final_infos, metrics))
+        out.append(judged)
+    return out
 
 
 def provisional(doc: HypothesesDoc, final_infos: Mapping[str, Mapping[str, Any]],

@@ -218,7 +218,7 @@ def test_supported_when_the_interval_is_on_the_expected_side_and_big_enough() ->
     entry = j.to_json()
     assert entry == {**H1, "smallest_effect": 2.0, "amended_after_run": None, "added_after_results": False,
                      "verdict": "supported", "diff": j.diff, "ci": list(j.ci), "n_run": 3, "n_against": 3,
-                     "why": j.why}
+                     "why": j.why, "amended": None}
 
 
 def test_refuted_when_the_metric_moves_the_other_way() -> None:
@@ -262,9 +262,11 @@ def test_one_seed_gives_no_interval() -> None:
     assert j.verdict == "inconclusive" and "produced identical weights" in j.why
 
 
-def test_the_verdicts_file_lists_the_effective_versions_with_their_marks(tmp_path) -> None:
+def test_the_verdicts_file_judges_the_registered_versions_and_keeps_the_amended_beside_them(tmp_path) -> None:
+    """H1 as registered (smallest effect 2) is supported; amended after run 1 to a smallest
+    effect of 20 it would be refuted: the registered verdict counts, the amended one is kept."""
     doc = _doc(H1, H2)
-    doc = hyp.amend(doc, [{"id": "H1", "reason": "noisy", "smallest_effect": 1.0},
+    doc = hyp.amend(doc, [{"id": "H1", "reason": "noisy", "smallest_effect": 20.0},
                           {**H2, "id": "H3", "run": 1, "reason": "seen in run 1"}], METRICS, 3, after_run=1)[0]
     run1 = _info({"l0": [30.0, 31.0, 29.0], "explained_variance": [0.70, 0.71, 0.69]})
     data = judging.verdicts_json(doc, judging.judge(doc, {"run_0": BASE, "run_1": run1}, METRICS))
@@ -273,7 +275,12 @@ def test_the_verdicts_file_lists_the_effective_versions_with_their_marks(tmp_pat
     assert data is not None and data["level"] == 0.95 and data["problem"] is None
     by_id = {v["id"]: v for v in data["verdicts"]}
     assert list(by_id) == ["H1", "H2", "H3"]
-    assert by_id["H1"]["smallest_effect"] == 1.0 and by_id["H1"]["amended_after_run"] == 1
+    assert by_id["H1"]["smallest_effect"] == 2.0 and by_id["H1"]["amended_after_run"] == 1
+    assert by_id["H1"]["verdict"] == "supported"  # as registered: this is the verdict that counts
+    amended = by_id["H1"]["amended"]
+    assert amended["smallest_effect"] == 20.0 and amended["verdict"] == "refuted"
+    assert amended["after_run"] == 1 and amended["reason"] == "noisy"
+    assert by_id["H2"]["amended"] is None and by_id["H3"]["amended"] is None
     assert by_id["H2"]["verdict"] == "inconclusive" and "run_2 was never executed" in by_id["H2"]["why"]
     assert by_id["H3"]["added_after_results"] and by_id["H3"]["verdict"] == "supported"
     lines = judging.provisional(doc, {"run_0": BASE, "run_1": run1}, METRICS)

@@ -315,7 +315,8 @@ def test_a_record_that_disagrees_with_its_own_seeds_is_reported() -> None:
 def test_hypotheses_get_macros_and_a_table_with_marks() -> None:
     result = build_results_tex(SEEDED, SPECS, hypotheses=VERDICTS)
     got = _by_name(result)
-    assert got["NumHypotheses"].value == "3" and got["NumHypothesesSupported"].value == "1"
+    # H3 was added after the results: listed and marked, not counted among the pre-registered
+    assert got["NumHypotheses"].value == "2" and got["NumHypothesesSupported"].value == "1"
     assert got["HypothesisOneVerdict"].value == "supported" and got["HypothesisOneVerdict"].kind == "hypothesis_verdict"
     assert got["HypothesisOneDiff"].value == "$-$5.3" and got["HypothesisOneDiff"].number == -5.333
     assert got["HypothesisOneLow"].number == -7.144 and got["HypothesisOneHigh"].value == "$-$3.5"
@@ -333,9 +334,24 @@ def test_hypotheses_get_macros_and_a_table_with_marks() -> None:
     text = result.text
     assert r"H2$^{\ast}$&EV rises&" in text and r"H3$^{\dagger}$&" in text and "&not run&" in text
     assert r"amended after results were seen (H2 after run 1)" in text
-    assert r"added after results were seen, so not pre-registered (H3 after run 2)" in text
+    assert r"added after results were seen, so not pre-registered and not counted (H3 after run 2)" in text
     assert r"\label{tab:hypotheses}" in text and {"HypothesesTable", "HypothesesTabular"} <= result.names()
     assert "H1: " in result.hypotheses[0] and "SUPPORTED" in result.hypotheses[0]
+
+
+def test_an_amended_hypothesis_shows_its_registered_and_its_amended_form_and_only_the_first_counts() -> None:
+    registered = {**VERDICTS["verdicts"][0], "amended_after_run": 1, "verdict": "supported"}
+    amended = {**registered, "statement": "Orthogonality lowers L0 by 20", "smallest_effect": 20.0,
+               "after_run": 1, "reason": "noisier than planned", "verdict": "refuted"}
+    result = build_results_tex(SEEDED, SPECS, hypotheses={"verdicts": [{**registered, "amended": amended}]})
+    got = _by_name(result)
+    assert got["HypothesisOneVerdict"].value == "supported" and got["NumHypothesesSupported"].value == "1"
+    assert got["NumHypothesesRefuted"].value == "0"
+    text = result.text
+    rows = [line for line in text.splitlines() if line.startswith("H1") or "amended after run 1&" in line]
+    assert len(rows) == 2 and r"&supported\\" in rows[0] and r"&refuted (post hoc)\\" in rows[1]
+    assert "Orthogonality lowers L0 by 20" in rows[1] and "whose verdict is the one that counts" in text
+    assert "post hoc, REFUTED" in result.hypotheses[1] and "counts nowhere" in result.hypotheses[1]
 
 
 @pytest.mark.parametrize("doc, sentence", [
@@ -368,7 +384,11 @@ def test_results_tex_with_seeds_and_hypotheses_compiles(tmp_path: Path) -> None:
 
     latex = tmp_path / "latex"
     shutil.copytree(Path(__file__).parents[1] / "templates" / "sae_variants" / "latex", latex)
-    result = write_results_tex(latex, SEEDED, SPECS, {"run_1": "orthogonal & 50% wider"}, VERDICTS)
+    h2 = VERDICTS["verdicts"][1]  # amended after run 1: its post hoc form is a row of its own
+    amended = {**h2, "statement": "EV rises by 5% & more", "after_run": 1, "reason": "noisy", "verdict": "refuted"}
+    doc = {**VERDICTS, "verdicts": [VERDICTS["verdicts"][0], {**h2, "amended": amended}, *VERDICTS["verdicts"][2:]]}
+    result = write_results_tex(latex, SEEDED, SPECS, {"run_1": "orthogonal & 50% wider"}, doc)
+    assert "(post hoc)" in result.text
     cited = " ".join(f"\\{m.name}{{}}" for m in result.macros)
     (latex / "template.tex").write_text(
         "\\documentclass{article}\\usepackage{trustedpaper}\\input{results.tex}\\begin{document}\n"

@@ -90,6 +90,8 @@ class HypothesisRecord:
     why: str = ""
     diff: float | None = None
     ci: tuple[float, float] | None = None
+    added: bool = False
+    """Added after results were seen: not pre-registered, counted nowhere."""
 
 
 @dataclass(frozen=True)
@@ -251,12 +253,19 @@ def _hypotheses(doc: Mapping[str, Any] | None) -> tuple[tuple[HypothesisRecord, 
         run, against = f"run_{raw.get('run')}", f"run_{raw.get('against', 0)}"
         records.append(HypothesisRecord(str(raw["id"]).upper(), str(raw.get("statement", "")), str(raw.get("metric", "")),
                                         run, against, str(raw.get("expected", "")), str(raw.get("verdict", "")),
-                                        str(raw.get("why", "")), diff, ci))
+                                        str(raw.get("why", "")), diff, ci, bool(raw.get("added_after_results"))))
         metric = str(raw.get("metric", ""))
         numbers: list[tuple[str, Any]] = [("diff", diff), ("smallest_effect", raw.get("smallest_effect"))]
         numbers += [("ci.low", ci[0]), ("ci.high", ci[1])] if ci else []
         values += [EvidenceValue(run, f"hypotheses.{raw['id']}.{k}", float(v), "statistics", metric, 0.0)
                    for k, v in numbers if _finite(v)]
+        amended = raw.get("amended")  # the post hoc form: its numbers are printed beside the registered
+        if isinstance(amended, Mapping):
+            for k in ("diff", "smallest_effect"):
+                v = amended.get(k)
+                if isinstance(v, (int, float)) and _finite(v):
+                    values.append(EvidenceValue(f"run_{amended.get('run')}", f"hypotheses.{raw['id']}.amended.{k}",
+                                                float(v), "statistics", str(amended.get("metric", "")), 0.0))
     if _finite(doc.get("level")):
         values.append(EvidenceValue("", "hypotheses.level", float(doc["level"]), "statistics", "", 0.0))
     return tuple(records), values

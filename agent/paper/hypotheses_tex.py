@@ -11,8 +11,11 @@ Macros, hypothesis i in the document's order spelled in words: `\\HypothesisOneI
 `\\HypothesisOneDiff` (run minus compared run), `\\HypothesisOneLow`, `\\HypothesisOneHigh` (its
 95% Welch interval, where there is one), `\\HypothesisOneCI` (`95\\% CI [...]`, or `no interval (1
 seed)`: Diff and CI are always defined); `\\NumHypotheses` and how many are
-supported, refuted, inconclusive. `\\HypothesesTable` (a float) and `\\HypothesesTabular` always
-exist: with no hypotheses they print a sentence saying none were pre-registered, and why.
+supported, refuted, inconclusive (of the registered hypotheses, each judged as registered: an
+amendment made after results were seen is shown under its hypothesis, post hoc, and counts
+nowhere; a hypothesis added after the results is marked and not counted). `\\HypothesesTable` (a
+float) and `\\HypothesesTabular` always exist: with no hypotheses they print a sentence saying none
+were pre-registered, and why.
 """
 
 from __future__ import annotations
@@ -62,9 +65,10 @@ def _ci_phrase(ci: tuple[float, float], spec: MetricSpec) -> str:
 def hypothesis_macros(doc: Mapping[str, Any] | None, specs: Mapping[str, MetricSpec]) -> list[Macro]:
     """`\\NumHypotheses...` and the macros of every hypothesis (see the module docstring)."""
     found = entries(doc)
-    out = [Macro("NumHypotheses", str(len(found)), "", "", "count", float(len(found)))]
+    registered = [e for e in found if not e.get("added_after_results")]  # the counts: as registered
+    out = [Macro("NumHypotheses", str(len(registered)), "", "", "count", float(len(registered)))]
     for verdict in VERDICTS:
-        count = sum(e.get("verdict") == verdict for e in found)
+        count = sum(e.get("verdict") == verdict for e in registered)
         out.append(Macro(f"NumHypotheses{verdict.capitalize()}", str(count), "", "", "count", float(count)))
     for i, entry in enumerate(found, start=1):
         name, metric = "Hypothesis" + number_word(i), str(entry.get("metric", ""))
@@ -121,18 +125,23 @@ def _tabular(found: list[Mapping[str, Any]], specs: Mapping[str, MetricSpec]) ->
     table.add_row([NoEscape(h) for h in ("ID", "Hypothesis", "Metric", "Runs", "Expected", r"Min.\ effect",
                                          f"Difference [{round(LEVEL * 100)}\\% CI]", "Verdict")])
     table.add_hline()
-    for entry in found:
-        metric = str(entry.get("metric", ""))
-        spec = _spec(metric, specs)
-        mark = ADDED if entry.get("added_after_results") else AMENDED if entry.get("amended_after_run") is not None else ""
+    def row(entry: Mapping[str, Any], head: str, verdict_note: str = "") -> None:
+        spec = _spec(str(entry.get("metric", "")), specs)
         diff, ci, effect = finite(entry.get("diff")), _ci(entry), finite(entry.get("smallest_effect"))
         difference = "not run" if diff is None else signed(diff, spec) + (
             f" [{bound(ci[0], spec, difference=True)}, {bound(ci[1], spec, difference=True)}]" if ci else " (no interval)")
-        table.add_row([NoEscape(latex_text(str(entry["id"])) + mark), NoEscape(_short(str(entry.get("statement", "")))),
+        table.add_row([NoEscape(head), NoEscape(_short(str(entry.get("statement", "")))),
                        NoEscape(latex_text(spec.label)), NoEscape(_runs(entry)),
                        NoEscape(latex_text(str(entry.get("expected", "")))),
                        NoEscape("--" if effect is None else bound(effect, spec, difference=True)),
-                       NoEscape(difference), NoEscape(latex_text(str(entry.get("verdict", ""))))])
+                       NoEscape(difference), NoEscape(latex_text(str(entry.get("verdict", ""))) + verdict_note)])
+
+    for entry in found:
+        mark = ADDED if entry.get("added_after_results") else AMENDED if entry.get("amended_after_run") is not None else ""
+        row(entry, latex_text(str(entry["id"])) + mark)
+        amended = entry.get("amended")
+        if isinstance(amended, Mapping):  # the post hoc form, under the registered one
+            row(amended, f"\\quad amended after run {latex_text(str(amended.get('after_run')))}", " (post hoc)")
     return table.dumps().rstrip("\n%")
 
 
@@ -152,9 +161,12 @@ def _caption(doc: Mapping[str, Any], found: list[Mapping[str, Any]]) -> str:
         return "; ".join(latex_text(str(e["id"])) + (f" after run {latex_text(str(e['amended_after_run']))}"
                                                      if e.get("amended_after_run") is not None else "") for e in group)
     if amended:
-        text += f" {AMENDED}: amended after results were seen ({which(amended)})."
+        text += (f" {AMENDED}: amended after results were seen ({which(amended)}); its row gives the "
+                 "hypothesis as registered, whose verdict is the one that counts, and the row under it the "
+                 "amended form, judged post hoc and counted nowhere.")
     if added:
-        text += f" {ADDED}: added after results were seen, so not pre-registered ({which(added)})."
+        text += (f" {ADDED}: added after results were seen, so not pre-registered and not counted "
+                 f"({which(added)}).")
     return text
 
 
@@ -193,12 +205,23 @@ def prompt_lines(doc: Mapping[str, Any] | None, specs: Mapping[str, MetricSpec])
         numbers = "not run" if diff is None else (
             f"diff {diff:+.4g}" + (f" [95% CI {ci[0]:.4g}, {ci[1]:.4g}]" if ci else " (no interval)"))
         cited = [f"\\{word}{m}" for m in ("Verdict", "Diff", "CI")]
-        marks = (" (added after results were seen: not pre-registered)" if e.get("added_after_results") else
-                 f" (amended after run {e['amended_after_run']})" if e.get("amended_after_run") is not None else "")
+        marks = (" (added after results were seen: not pre-registered, counted nowhere)" if e.get("added_after_results")
+                 else f" (as registered; amended after run {e['amended_after_run']}, see below: this verdict counts)"
+                 if e.get("amended_after_run") is not None else "")
         lines.append(f"{e['id']}{marks}: \"{' '.join(str(e.get('statement', '')).split())}\" -- {spec.label} of "
                      f"{_runs(e).replace(chr(92), '')}, expected {e.get('expected')} by at least "
                      f"{e.get('smallest_effect')}: {str(e.get('verdict', '')).upper()}, {numbers}; {e.get('why', '')} "
                      f"({', '.join(cited)})")
+        amended = e.get("amended")
+        if isinstance(amended, Mapping):
+            a_diff, a_ci = finite(amended.get("diff")), _ci(amended)
+            a_numbers = "not run" if a_diff is None else (
+                f"diff {a_diff:+.4g}" + (f" [95% CI {a_ci[0]:.4g}, {a_ci[1]:.4g}]" if a_ci else " (no interval)"))
+            lines.append(f"    {e['id']} as amended after run {amended.get('after_run')} ({amended.get('reason')}): "
+                         f"\"{' '.join(str(amended.get('statement', '')).split())}\", expected "
+                         f"{amended.get('expected')} by at least {amended.get('smallest_effect')}: post hoc, "
+                         f"{str(amended.get('verdict', '')).upper()}, {a_numbers}; it counts nowhere: say so if "
+                         "you mention it")
     return lines
 
 

@@ -272,21 +272,22 @@ def _hypothesis_counts(view: SentenceView, evidence: Evidence, section: str,
             or re.search(r"\b(?:if|would|could|whether|might|may|should)\b", view.text, re.I):
         return []
     out = []
-    ids = ", ".join(h.id for h in records) or "none"
+    registered = [h for h in records if not h.added]  # one added after the results counts nowhere
+    ids = ", ".join(h.id for h in registered) or "none"
     for m in _REGISTERED.finditer(view.text):
-        if _count(m.group(1)) != len(records):
+        if _count(m.group(1)) != len(registered):
             out.append(_finding(view, "hypothesis", m.start(), m.end(),
-                                f"{len(records)} hypotheses were registered before run 1 ({ids}), not "
+                                f"{len(registered)} hypotheses were registered before run 1 ({ids}), not "
                                 f"{m.group(1)}; write \\NumHypotheses", (), section, line_of))
     for pattern, verdict in _TALLY:
         for m in pattern.finditer(view.text):
             said = (verdict or m.group(2)).lower()
-            having = [h.id for h in records if h.verdict == said]
+            having = [h.id for h in registered if h.verdict == said]
             if _count(m.group(1)) != len(having):
                 out.append(_finding(view, "hypothesis", m.start(), m.end(),
-                                    f"{len(having)} of the {len(records)} registered hypotheses are {said} "
-                                    f"({', '.join(having) or 'none'}; hypotheses_verdicts.json, decided by code), "
-                                    f"not {m.group(1)}", (), section, line_of))
+                                    f"{len(having)} of the {len(registered)} registered hypotheses are {said} "
+                                    f"({', '.join(having) or 'none'}; hypotheses_verdicts.json, decided by code "
+                                    f"on each as registered), not {m.group(1)}", (), section, line_of))
     return out
 
 

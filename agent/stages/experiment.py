@@ -294,10 +294,11 @@ def _judge(ctx: RunContext, doc: hyp.HypothesesDoc) -> None:
     sha = ctx.ws.step_commit(step)
     if sha is None:
         hyp.write_verdicts(ctx.ws.root, judging.verdicts_json(doc, judged))
-        counts = ", ".join(f"{sum(j.verdict == v for j in judged)} {v}"
-                           for v in ("supported", "refuted", "inconclusive")) if judged else "no hypotheses"
+        registered = [j.counted for j in judged if not j.effective.added_after_results]
+        counts = ", ".join(f"{sum(j.verdict == v for j in registered)} {v}"
+                           for v in ("supported", "refuted", "inconclusive")) if registered else "no hypotheses"
         sha = ctx.ws.commit([hyp.VERDICTS_FILE], f"{STAGE}: verdicts of the hypotheses ({counts})", step=step)
-    ctx.record("hypotheses.judged", verdicts={j.effective.hypothesis.id: j.verdict for j in judged},
+    ctx.record("hypotheses.judged", verdicts={j.effective.hypothesis.id: j.counted.verdict for j in judged},
                sha=sha, step=step)
     for j in judged:
         ctx.console.info(f"hypothesis {j.line()}")
