@@ -365,8 +365,11 @@ def test_hypotheses_are_fixed_committed_before_run_1_amended_and_judged(tmp_path
     verdicts = hyp.load_verdicts(run_dir)
     assert verdicts is not None and ws.step_commit("experiment/hypotheses/verdicts")
     (h1,) = verdicts["verdicts"]
-    assert h1["id"] == "H1" and h1["amended_after_run"] == 1 and h1["smallest_effect"] == 1e-12
+    # judged as registered (smallest effect 1e-9); the amendment beside it, judged post hoc
+    assert h1["id"] == "H1" and h1["amended_after_run"] == 1 and h1["smallest_effect"] == 1e-9
+    assert h1["amended"]["smallest_effect"] == 1e-12 and h1["amended"]["after_run"] == 1
     assert h1["verdict"] == "inconclusive" and h1["why"].startswith("no interval")
+    assert h1["amended"]["verdict"] == "inconclusive"
     assert [e.data["verdicts"] for e in events if e.kind == "hypotheses.judged"] == [{"H1": "inconclusive"}]
 
 
