@@ -63,13 +63,15 @@ def run_refs(tex: str, view: str | None = None) -> list[RunRef]:
     return [RunRef(tex[r.start:r.end], r.indices, r.start, r.end) for r in run_refs_in(view)]
 
 
+def count_value(word: str) -> int:
+    """`eight` or `8` as a number (a count the prose writes in words or digits)."""
+    word = word.lower()
+    return WORDS[word] if word in WORDS else int(word)
+
+
 def count_claims(tex: str, view: str | None = None) -> list[CountClaim]:
     """`eight runs`, `3 experiments`: how many runs the prose says there were."""
     view = prose_view(tex) if view is None else view
-    out = []
-    for m in _COUNT.finditer(view):
-        word = m.group(1).lower()
-        out.append(CountClaim(m.group(0), WORDS[word] if word in WORDS else int(word), m.start()))
-    return out
+    return [CountClaim(m.group(0), count_value(m.group(1)), m.start()) for m in _COUNT.finditer(view)]
 
 

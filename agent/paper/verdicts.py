@@ -53,7 +53,7 @@ from agent.paper.statements import (
     metric_patterns,
     pairs,
 )
-from agent.paper.texnum import WORDS
+from agent.paper.texnum import WORDS, count_value
 from agent.stats import RunComparison
 
 Stated = Literal["supported", "refuted", "inconclusive", "not_supported", "not_refuted"]
@@ -258,10 +258,6 @@ def _hypotheses(view: SentenceView, evidence: Evidence, section: str, line_of: C
     return out
 
 
-def _count(word: str) -> int:
-    return WORDS[word.lower()] if word.lower() in WORDS else int(word)
-
-
 def _hypothesis_counts(view: SentenceView, evidence: Evidence, section: str,
                        line_of: Callable[[int], int]) -> list[Finding]:
     """How many hypotheses were registered, and how many each verdict has, as a sentence about
@@ -275,7 +271,7 @@ def _hypothesis_counts(view: SentenceView, evidence: Evidence, section: str,
     registered = [h for h in records if not h.added]  # one added after the results counts nowhere
     ids = ", ".join(h.id for h in registered) or "none"
     for m in _REGISTERED.finditer(view.text):
-        if _count(m.group(1)) != len(registered):
+        if count_value(m.group(1)) != len(registered):
             out.append(_finding(view, "hypothesis", m.start(), m.end(),
                                 f"{len(registered)} hypotheses were registered before run 1 ({ids}), not "
                                 f"{m.group(1)}; write \\NumHypotheses", (), section, line_of))
@@ -283,7 +279,7 @@ def _hypothesis_counts(view: SentenceView, evidence: Evidence, section: str,
         for m in pattern.finditer(view.text):
             said = (verdict or m.group(2)).lower()
             having = [h.id for h in registered if h.verdict == said]
-            if _count(m.group(1)) != len(having):
+            if count_value(m.group(1)) != len(having):
                 out.append(_finding(view, "hypothesis", m.start(), m.end(),
                                     f"{len(having)} of the {len(registered)} registered hypotheses are {said} "
                                     f"({', '.join(having) or 'none'}; hypotheses_verdicts.json, decided by code "

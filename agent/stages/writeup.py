@@ -102,8 +102,8 @@ def run_stage(ctx: RunContext) -> str:
                 attempt=attempt, max_attempts=GROUNDING_FIXES)}]
             edit_session(ctx, fix, stage=STAGE, prompt_kind="writeup.grounding",
                          call_id=f"writeup/{slug}/grounding{attempt}", label=f"ground {part}", editable=(TEX,))
-    compiled, problems = _compile(ctx, system, rt)
-    remaining = grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev, cited) + _typeset(ctx, compiled)
+    compiled, problems, shown = _compile(ctx, system, rt)
+    remaining = grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev, cited) + shown
     _write_review(ctx, gates=failing, findings=[f.to_dict() for f in remaining],
                   problems=[p.describe() for p in problems], compiled=compiled, blocked=False)
     for f in remaining:
@@ -169,15 +169,17 @@ def _figures(ctx: RunContext) -> list[str]:
     return [f for f in expected_figures(ctx) if figure_problem(ctx.ws.resolve(f)) is None]
 
 
-def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, list[Any]]:
-    """Pre-compile checks and pdflatex, with the real errors fed back a bounded number of times."""
+def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, list[Any], list[Any]]:
+    """Pre-compile checks and pdflatex, with the real errors fed back a bounded number of times:
+    the last result, its source problems, and the numbers its PDF shows untraced (`_typeset`,
+    fed back as problems too, returned apart for review.json's grounding findings)."""
     from agent.paper import checks, compile
 
     tex_path, latex_dir = ctx.ws.resolve(TEX), ctx.ws.resolve("latex")
     figures = _figures(ctx)
     compile.copy_figures(latex_dir, ctx.ws.root, figures)  # TeX reads nothing outside latex/
     skeleton = (ctx.template.root / TEX).read_text(encoding="utf-8")  # the template's: not editable
-    result, problems = None, []
+    result, problems, shown = None, [], []
     for attempt in range(1, LATEX_FIXES + 2):
         ctx.status(f"compiling the paper (attempt {attempt})")
         problems = checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names(),
@@ -189,7 +191,8 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
             on_start=ctx.process_started("latex"))
         if result.status == "refused":
             ctx.ws.resolve("paper.pdf").unlink(missing_ok=True)  # an earlier source's PDF
-        problems += [checks.Problem("typeset", f.describe(), f.line) for f in _typeset(ctx, result)]
+        shown = _typeset(ctx, result)
+        problems += [checks.Problem("typeset", f.describe(), f.line) for f in shown]
         if ctx.find("writeup.compiled", attempt=attempt) is None:
             ctx.record("writeup.compiled", attempt=attempt, status=result.status, errors=len(result.errors),
                        chktex=len(result.chktex), problems=[p.describe() for p in problems],
@@ -208,7 +211,7 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
                      label="fix LaTeX", editable=(TEX,))
     paths = ["latex", "logs/latex"] + (["paper.pdf"] if ctx.ws.resolve("paper.pdf").is_file() else [])
     ctx.ws.commit(paths, f"writeup: paper compiled ({result.status if result else 'not run'})")
-    return result, problems
+    return result, [p for p in problems if p.kind != "typeset"], shown
 
 
 def _typeset(ctx: RunContext, compiled: Any) -> list[Any]:
