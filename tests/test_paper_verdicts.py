@@ -213,6 +213,9 @@ def test_a_passive_comparison_is_read_the_other_way_round(evidence) -> None:
      "One of the hypotheses was supported; H2 was refuted."),
     ("Of our hypotheses, one is refuted and two are inconclusive.",
      "Of our hypotheses, one is refuted and one is inconclusive."),
+    ("2 of 3 hypotheses were supported.", "1 of 3 hypotheses were supported."),
+    ("Two of the three hypotheses were supported.", "One of the three hypotheses was supported."),
+    ("Of three hypotheses, two were supported.", "Of three hypotheses, one was supported."),
 ])
 def test_how_many_hypotheses_and_verdicts_a_sentence_counts_must_be_the_records(evidence, wrong: str,
                                                                                  right: str) -> None:

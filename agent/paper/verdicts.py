@@ -76,10 +76,16 @@ _TALLY = (
     (re.compile(rf"\bsupport(?:s|ed)?\s+(?:only\s+|just\s+)?{_N}\b(?!\s*(?:%|\\%|percent))", re.I), "supported"),
     (re.compile(rf"\brefut(?:e|es|ed)\s+(?:only\s+|just\s+)?{_N}\b(?!\s*(?:%|\\%|percent))", re.I), "refuted"),
     (re.compile(rf"\bleav(?:e|es|ing)\s+{_N}\s+(?:\w+\s+)?(?:inconclusive|undecided|open)", re.I), "inconclusive"),
-    (re.compile(rf"\b{_N}\s+(?:of\s+them\s+|(?:of\s+the\s+)?hypothes[ie]s\s+)?(?:are|were|is|was|remain|remained)"
-                rf"\s+(?:(?:judged|found|rated|deemed)\s+)?(supported|refuted|inconclusive)\b", re.I), None),
+    (re.compile(rf"\b{_N}\s+of\s+(?:the\s+|our\s+|these\s+)?{_N}\s+(?:\S+\s+)?hypothes[ie]s\s+"
+                rf"(?:are|were|is|was|remain|remained)\s+(?:(?:judged|found|rated|deemed)\s+)?"
+                rf"(supported|refuted|inconclusive)\b", re.I), None),
+    (re.compile(rf"(?<!\bof\s)(?<!\bthe\s)(?<!\bour\s)\b{_N}\s+(?:of\s+them\s+|(?:of\s+the\s+)?hypothes[ie]s\s+)?"
+                rf"(?:are|were|is|was|remain|remained)\s+(?:(?:judged|found|rated|deemed)\s+)?"
+                rf"(supported|refuted|inconclusive)\b", re.I), None),
 )
-"""Tallies of verdicts: "support 3", "refute 0", "leave 1 inconclusive", "two were supported"."""
+"""Tallies of verdicts: "support 3", "refute 0", "leave 1 inconclusive", "two were supported",
+"one of the three hypotheses is supported" (the tally is the first number; the last group is
+the verdict where the pattern names none)."""
 _INTERVAL_SUFFIX = re.compile(r"CI|Low|High|PM|Interval")
 """Results macros that print an interval or its bounds (`...DeltaCI`, `...DeltaLow`, `...PM`)."""
 
@@ -277,7 +283,7 @@ def _hypothesis_counts(view: SentenceView, evidence: Evidence, section: str,
                                 f"{m.group(1)}; write \\NumHypotheses", (), section, line_of))
     for pattern, verdict in _TALLY:
         for m in pattern.finditer(view.text):
-            said = (verdict or m.group(2)).lower()
+            said = (verdict or m.group(m.lastindex or 0)).lower()
             having = [h.id for h in registered if h.verdict == said]
             if count_value(m.group(1)) != len(having):
                 out.append(_finding(view, "hypothesis", m.start(), m.end(),
