@@ -33,7 +33,7 @@ class Check:
 def checks(data: ReportData) -> list[Check]:
     found = [_ending(data), _sandbox(data), _gates(data), _grounding(data), _paper(data),
              _reproduction(data), _rebuild(data), _secrets(data), _too_large(data), _tex_refused(data), _outside_allowlist(data),
-             _git_refused(data), _seeds(data),
+             _figures(data), _git_refused(data), _seeds(data),
              _hypotheses(data)]
     rank = {"problem": 0, "warning": 1}
     return sorted((c for c in found if c is not None), key=lambda c: rank.get(c.level, 2))
@@ -193,6 +193,27 @@ def _outside_allowlist(data: ReportData) -> Check | None:
                  "not make as a figure): refused before compiling and sent back to the model. What TeX "
                  "would run was not what the checker reads; read what it tried.",
                  tuple((r, "") for r in data.outside_allowlist[:20]))
+
+
+def _figures(data: ReportData) -> Check | None:
+    """Who drew the figures: the renderer (from the results, checked) or LLM-edited plot.py
+    (kept out of the paper), and the declarations the renderer refused."""
+    own = [f.name for f in data.figures if f.path is not None and f.drawn_by == "plot.py"]
+    items = [(p, "") for p in data.figures_refused]
+    items += [(f"{name}: drawn by plot.py itself (LLM-edited code): its values are not checked and it is "
+               "kept out of the paper", "") for name in own]
+    if data.figures_refused:
+        return Check("warning", f"The renderer refused {len(data.figures_refused)} figure declaration(s) of "
+                     "plot.py (a value no run has, or a number no setting supports); the refusal went back to "
+                     "the model.", tuple(items), "#figures")
+    if own:
+        return Check("info", f"{len(own)} figure(s) were drawn by LLM-edited code and are not in the paper.",
+                     tuple(items), "#figures")
+    drawn = [f.name for f in data.figures if f.drawn_by == "renderer"]
+    if not drawn:
+        return None
+    return Check("ok", f"The figures ({', '.join(drawn)}) were drawn by the project's renderer from the "
+                 "runs' results.", href="#figures")
 
 
 def _git_refused(data: ReportData) -> Check | None:

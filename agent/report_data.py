@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent import history as history_mod
-from agent import report_runs, report_steps
+from agent import report_runs, report_steps, runfiles
 from agent.errors import UsageError
 from agent.history import History
 from agent.journal import Event
@@ -72,6 +72,10 @@ class Figure:
     name: str
     path: Path | None
     """None when a declared figure is missing."""
+    drawn_by: str = "unknown"
+    """"renderer": drawn by the project's renderer from the results (sha256 as journaled), the
+    only kind the paper may show; "plot.py": drawn by LLM-edited code, not checked, kept out of
+    the paper; "unknown": no plot stage journaled it (or it changed since)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class ReportData:
     """git metadata the run's code wrote (nested repositories, attributes), deleted."""
     outside_allowlist: list[str]
     """LaTeX the model wrote outside the allowlist, refused before compiling (any attempt)."""
+    figures_refused: list[str]
+    """Figure declarations the renderer refused (a value no run has, an unsupported number)."""
     steps: list[StepView]
     pending: StepView | None
     """Events no commit carries yet, as a step of their own."""
@@ -170,7 +176,7 @@ def gather(hist: History) -> ReportData:
         tokens=tokens, cost_usd=cost,
         wall_s=events[-1].ts - events[0].ts if len(events) > 1 else None,
         metrics=list(template.headline) if template else [], runs=runs,
-        figures=_figures(root, template), hypotheses=_hypotheses(_json(root / "hypotheses.json")),
+        figures=_figures(root, template, events), hypotheses=_hypotheses(_json(root / "hypotheses.json")),
         verdicts=_verdicts(_json(root / "hypotheses_verdicts.json")), notes=_text(root / "notes.txt"),
         paper_pdf=(root / "paper.pdf").is_file(), review=_review(_json(root / "review.json")),
         verify=_last(events, "verify.finished"), rebuild=_last(events, "rebuild.finished"),
@@ -181,6 +187,8 @@ def gather(hist: History) -> ReportData:
         git_refused=[str(p) for e in events if e.kind == "git.refused" for p in e.data.get("paths") or []],
         outside_allowlist=list(dict.fromkeys(str(r) for e in events if e.kind == "writeup.compiled"
                                              for r in e.data.get("outside_allowlist") or [])),
+        figures_refused=list(dict.fromkeys(str(p) for e in events if e.kind == "figures.refused"
+                                           for p in e.data.get("problems") or [])),
         steps=[report_steps.view(hist, s, template) for s in hist.steps],
         pending=report_steps.pending(hist),
     )
@@ -266,10 +274,20 @@ def _wall(events: list[Event], starts: list[Event]) -> float:
 
 # --- files ---------------------------------------------------------------------------------------
 
-def _figures(root: Path, template: Template | None) -> list[Figure]:
+def _figures(root: Path, template: Template | None, events: list[Event]) -> list[Figure]:
+    """The template's figures and every image at the top of the run, each with who drew it
+    (the last plot attempt that finished says; a renderer's figure must still match its hash)."""
     declared = list(template.figures) if template else []
-    found = sorted(p.name for p in root.glob("*.png") if p.is_file())
-    return [Figure(name, root / name if (root / name).is_file() else None)
+    found = sorted(p.name for p in [*root.glob("*.png"), *root.glob("*.pdf")] if p.is_file() and p.name != "paper.pdf")
+    finished = [e.data for e in events if e.kind == "plot.finished"]
+    last = finished[-1] if finished else {}
+    rendered, own = last.get("rendered") or {}, set(last.get("by_plot_py") or [])
+
+    def who(name: str) -> str:
+        if name in rendered:
+            return "renderer" if runfiles.sha256(root / name) == rendered[name] else "unknown"
+        return "plot.py" if name in own else "unknown"
+    return [Figure(name, root / name if (root / name).is_file() else None, who(name))
             for name in dict.fromkeys([*declared, *found])]
 
 

@@ -11,6 +11,7 @@ and say so.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -50,3 +51,15 @@ def read_bytes(path: Path, root: Path | None = None) -> bytes:
 def read_text(path: Path, root: Path | None = None) -> str:
     """The file as UTF-8 (undecodable bytes replaced)."""
     return read_bytes(path, root).decode("utf-8", errors="replace")
+
+
+def sha256(path: Path, root: Path | None = None) -> str:
+    """The file's sha256 (hex), or "" when it is absent or not a plain file of the run."""
+    digest = hashlib.sha256()
+    try:
+        with open_file(path, root) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()

@@ -67,8 +67,9 @@ def only_run_dir(runs_dir: Path) -> Path:
     return dirs[0]
 
 
-PLOT_EDIT = block("plot.py", 'ax.set_xlabel("step")\n', 'ax.set_xlabel("gradient step")\n')
-PLOT_DESCRIBE = block("notes.txt", "", "Figure loss.png: loss per step for the baseline and both momentum runs.\n")
+PLOT_EDIT = block("plot.py", '                                {"kind": "bar", "y": "steps_to_tol"}]}]}\n',
+                  '                                {"kind": "bar", "y": "steps_to_tol", "title": "Steps to tolerance"}]}]}\n')
+PLOT_DESCRIBE = block("notes.txt", "", "Figure loss.png: the final loss (log scale) and the steps to tolerance of the baseline and both momentum runs.\n")
 TOY_SESSION_WITH_PLOT = [*TOY_SESSION, PLOT_EDIT, PLOT_DESCRIBE]
 TOY_KINDS_WITH_PLOT = [*TOY_KINDS, "plot.edit", "plot.describe"]
 

@@ -69,7 +69,7 @@ def test_a_figure_pdflatex_wrote_itself_or_any_other_file_is_refused() -> None:
     figures = ["loss.png"]
     for name in ("template.pdf", "figures/template", "../paper.pdf", "notes.png"):
         found = _refused(include % name, figures)
-        assert any("is not a figure plot.py made" in m and "loss" in m for _, m in found), name
+        assert any("is not a figure the renderer drew" in m and "loss" in m for _, m in found), name
     for name in ("loss.png", "loss", "figures/loss.png"):
         assert _refused(include % name, figures) == [], name
 

@@ -145,7 +145,7 @@ def test_plot_script_draws_every_run_unmodified(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "plot.py"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "baseline, run_1, run_2" in done.stdout
+    assert "3 runs: baseline, run_1, run_2" in done.stdout and "\"problems\": []" in done.stdout
     for figure in MANIFEST["figures"]:
         assert (tmp_path / figure).stat().st_size > 10_000, figure
 

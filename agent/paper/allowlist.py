@@ -6,7 +6,8 @@ category code, defines or redefines a macro (globally from inside a group, or th
 in verbatim can make the PDF say what the source does not. So the paper's text may use only
 the commands below (sectioning, citations, references, emphasis, lists, math, figures and
 tables), the results macros of `results.tex`, and the environments below; `\includegraphics`
-only of the figures the run's `plot.py` made. Everything else is refused before compiling,
+only of the figures the project's renderer drew from the results (`harness.figures`, as the
+run's `plot.py` declared them; a figure plot.py drew itself is not one). Everything else is refused before compiling,
 naming the command and its line, and fed back to the model like a compile error.
 
 Lines identical to a line of the template's skeleton (`templates/*/latex/template.tex`, which
@@ -75,7 +76,7 @@ def refused(tex: str, skeleton: str = "", macros: Iterable[str] = (),
             figures: Iterable[str] | None = None) -> list[tuple[int, str]]:
     """(line, what is wrong and what to do) for each use in `tex` outside the allowlist.
     `skeleton`: the template's own .tex (its lines are trusted as they stand); `macros`: the
-    names results.tex defines; `figures`: the file names `plot.py` made (None: not checked)."""
+    names results.tex defines; `figures`: the file names the renderer drew (None: not checked)."""
     trusted = {line.strip() for line in skeleton.splitlines() if line.strip()}
     allowed = TEXT | MATH | set(macros)
     shown = {_stem(f) for f in figures} if figures is not None else None
@@ -104,8 +105,9 @@ def refused(tex: str, skeleton: str = "", macros: Iterable[str] = (),
         for m in re.finditer(r"\\includegraphics\s*(?:\[[^\]]*\])?\s*\{([^}]*)\}", line):
             if _stem(m.group(1)) not in shown:
                 made = ", ".join(sorted(shown)) or "none"
-                found.append((number, f"\\includegraphics{{{m.group(1).strip()}}} is not a figure plot.py "
-                                      f"made (the run's figures: {made}): include only those"))
+                found.append((number, f"\\includegraphics{{{m.group(1).strip()}}} is not a figure the "
+                                      f"renderer drew from the results (the paper's figures: {made}): "
+                                      "include only those"))
     return found
 
 

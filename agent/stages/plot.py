@@ -1,24 +1,36 @@
-"""The plot stage: the model edits plot.py, the runner runs it, the figures are verified.
+"""The plot stage: the model edits plot.py, which declares the figures; a trusted renderer draws them.
 
-Failures go back with the error tail (bounded); figures must exist and be valid PNG or PDF
-files. If no attempt produces them, the template's own plot.py is restored and run. Then
-the model describes each figure in notes.txt from the data behind it.
+plot.py (sandboxed) writes figures.json: what to draw, for which runs, with which labels. Then
+`harness.figures` (project code, sandboxed, never importing LLM-edited code) draws each figure
+from the runs' results and refuses a declaration that states a value no run has or puts an
+unsupported number in its words. Only what it drew (journaled with sha256) may appear in the
+paper; a figure plot.py draws itself is kept and marked in the report as drawn by LLM code.
+Failures and refusals go back with the error tail (bounded); if no attempt succeeds, the
+template's own plot.py is restored and run. Then the model describes each figure in notes.txt
+from the data behind it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
-from agent import prompting, runfiles
+from agent import prompting, runfiles, runner
 from agent.context import RunContext
 from agent.executors import Process
 from agent.results import finished_runs, full_table, run_summaries
 from agent.stages.common import StageFailed, edit_session
+from harness import figures as figures_mod
+from harness import provenance
 
 STAGE = "plot"
 PLOT_TIMEOUT_S = 600
+RENDER_TIMEOUT_S = 300
+SPEC = figures_mod.SPEC
+MAX_SPEC_BYTES = figures_mod.MAX_SPEC_BYTES
 _PNG = b"\x89PNG\r\n\x1a\n"
 _PDF = b"%PDF-"
 
@@ -54,10 +66,11 @@ def expected_figures(ctx: RunContext) -> list[str]:
 
 
 def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
-    """Run plot.py once (memoized); returns (ok, problem, stderr tail).
+    """Run plot.py, then the trusted renderer, once (memoized); returns (ok, problem, stderr tail).
 
-    Journaled like a run: `plot.started`, its process, `plot.finished` with the figures it
-    left (kept by a resume), the commit (found by its step), `plot.recorded`."""
+    Journaled like a run: `plot.started`, its processes, `plot.finished` with the figures the
+    renderer drew (`rendered`: file -> sha256, the only ones the paper may show) and those
+    plot.py drew itself (`by_plot_py`), the commit (found by its step), `plot.recorded`."""
     done = ctx.find("plot.recorded", attempt=attempt)
     if done is not None:
         return done.data["ok"], done.data["problem"], done.data["stderr_tail"]
@@ -67,20 +80,25 @@ def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
         ctx.record("plot.started", attempt=attempt, commit=ctx.ws.head())
         ctx.status(f"python plot.py (attempt {attempt})")
         log_dir = ctx.ws.resolve(f"logs/plot_attempt{attempt}")
-        figures = expected_figures(ctx)
+        own = expected_figures(ctx)
         process = Process(tuple(ctx.template.plot_command), cwd=ctx.ws.root, log_dir=log_dir,
-                          timeout_s=PLOT_TIMEOUT_S, sandbox=ctx.sandbox_for(new_files_only_except=figures),
-                          pass_env=tuple(ctx.template.pass_env))
-        outcome = ctx.execute(process, label="plot.py", on_start=ctx.process_started("plot"))
-        _remove_strays(ctx, keep=[*figures, f"logs/plot_attempt{attempt}"])
-        bad = {f: p for f in figures if (p := figure_problem(ctx.ws.resolve(f)))}
-        ok = outcome.ok and not bad and bool(figures)
-        problem = ("" if ok else f"plot.py {outcome.describe()}" if not outcome.ok
-                   else "; ".join(f"{f}: {p}" for f, p in bad.items()) or "no figures are expected")
+                          timeout_s=PLOT_TIMEOUT_S, sandbox=ctx.sandbox_for(new_files_only_except=[*own, SPEC]),
+                          pass_env=tuple(ctx.template.pass_env), env_extra={"HARNESS_FIGURES": "declare"})
+        outcome = ctx.execute(process, label="plot.py", on_start=ctx.process_started("plot"), gpu="none")
+        _remove_strays(ctx, keep=[*own, SPEC, f"logs/plot_attempt{attempt}"])
+        rendered, refused = _render(ctx, log_dir, attempt) if outcome.ok else ({}, "")
+        figures = list(dict.fromkeys([*ctx.template.figures, *rendered, *own]))
+        missing = [f for f in ctx.template.figures if f not in rendered]
+        problem = (f"plot.py {outcome.describe()}" if not outcome.ok
+                   else f"the figure renderer refused figures.json: {refused}" if refused
+                   else "; ".join(f"{f}: not drawn by the renderer (declare it in figures.json: the paper shows "
+                                  "only figures the renderer draws from the results)" for f in missing))
         existing = [f for f in figures if ctx.ws.resolve(f).is_file()]
-        finished = ctx.record("plot.finished", attempt=attempt, ok=ok, problem=problem,
-                              stderr_tail=outcome.stderr_tail, figures=figures, step=step,
-                              outputs=[*existing, f"logs/plot_attempt{attempt}"])
+        spec = [SPEC] if ctx.ws.resolve(SPEC).is_file() else []
+        by_plot_py = [f for f in existing if f not in rendered and figure_problem(ctx.ws.resolve(f)) is None]
+        finished = ctx.record("plot.finished", attempt=attempt, ok=not problem, problem=problem,
+                              stderr_tail=outcome.stderr_tail, figures=figures, step=step, rendered=rendered,
+                              by_plot_py=by_plot_py, outputs=[*existing, *spec, f"logs/plot_attempt{attempt}"])
     ctx.crashpoint("plot_finished")
     d = finished.data
     sha = ctx.ws.step_commit(step) or ctx.ws.commit(
@@ -89,6 +107,58 @@ def _execute(ctx: RunContext, attempt: int | str) -> tuple[bool, str, str]:
     ctx.record("plot.recorded", attempt=attempt, ok=d["ok"], problem=d["problem"],
                stderr_tail=d["stderr_tail"], figures=d["figures"], sha=sha, step=step)
     return d["ok"], d["problem"], d["stderr_tail"]
+
+
+def _render(ctx: RunContext, log_dir: Path, attempt: int | str) -> tuple[dict[str, str], str]:
+    """Run the trusted renderer on figures.json: ({file: sha256} of what it drew, its refusal).
+
+    It may write only the files the declaration names (every other entry of the run directory
+    is read-only to it); a refusal is journaled as `figures.refused` for the report."""
+    declared = declared_files(ctx.ws.resolve(SPEC))
+    argv = provenance.figures_command(Path("."), manifest=ctx.template.root / "template.toml")
+    process = Process(tuple(argv), cwd=ctx.ws.root, log_dir=log_dir, timeout_s=RENDER_TIMEOUT_S, name="render",
+                      sandbox=ctx.sandbox_for(new_files_only_except=declared))
+    outcome = ctx.execute(process, label="figure renderer", gpu="none")
+    receipt = _receipt(runner.log_paths(log_dir, "render")[0])
+    problems = [str(p) for p in receipt.get("problems") or []]
+    if not outcome.ok and not problems:
+        problems = [f"the renderer {outcome.describe()}: {outcome.stderr_tail[-300:]}"]
+    if problems:
+        ctx.record("figures.refused", attempt=attempt, problems=problems[:5])
+        return {}, "; ".join(problems[:3])
+    drawn = [f for f in receipt.get("rendered") or [] if f in declared and figure_problem(ctx.ws.resolve(f)) is None]
+    rendered = {f: runfiles.sha256(ctx.ws.resolve(f)) for f in drawn}
+    ctx.record("figures.rendered", attempt=attempt, figures=rendered,
+               values_checked=receipt.get("values_checked", 0))
+    return rendered, ""
+
+
+def declared_files(spec: Path) -> list[str]:
+    """The figure files a figures.json names (what the renderer may write); [] if unreadable."""
+    try:
+        data = json.loads(runfiles.read_bytes(spec)[:MAX_SPEC_BYTES].decode("utf-8"))
+    except (OSError, ValueError, runfiles.UnsafeFile):
+        return []
+    return figures_mod.figure_files(data)
+
+
+def _receipt(stdout: Path) -> dict[str, Any]:
+    """The renderer's last stdout line, a JSON object; {} if there is none."""
+    try:
+        lines = stdout.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        found = json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def trusted_figures(ctx: RunContext) -> list[str]:
+    """The figures the renderer drew in the last successful plot attempt and that are still
+    what it drew (same sha256): the only figures the paper may show."""
+    done = [e for e in ctx.journal.events() if e.kind == "plot.finished" and e.data.get("ok")]
+    rendered = done[-1].data.get("rendered") or {} if done else {}
+    return [f for f, sha in rendered.items()
+            if figure_problem(ctx.ws.resolve(f)) is None and runfiles.sha256(ctx.ws.resolve(f)) == sha]
 
 
 def _remove_strays(ctx: RunContext, keep: list[str]) -> None:
@@ -140,13 +210,15 @@ def run_stage(ctx: RunContext) -> str:
         ok, problem, tail = _execute(ctx, "default")
         if not ok:
             raise StageFailed(f"plot stage: even the template's default plot.py failed: {problem}\n{tail}")
-    figures = [f for f in expected_figures(ctx) if figure_problem(ctx.ws.resolve(f)) is None]
-    _describe(ctx, system, runs, figures)
+    figures = trusted_figures(ctx)
+    last = [e for e in ctx.journal.events() if e.kind == "plot.finished"][-1].data
+    _describe(ctx, system, runs, figures, last.get("by_plot_py") or [])
     how = "the template's default plot.py (the model's attempts failed)" if fallback else f"attempt {attempt}"
-    return f"{len(figures)} figure(s) ({', '.join(figures)}) from {how}"
+    return f"{len(figures)} figure(s) ({', '.join(figures)}) drawn by the renderer from {how}'s declaration"
 
 
-def _describe(ctx: RunContext, system: dict[str, str], runs: list, figures: list[str]) -> None:  # type: ignore[type-arg]
+def _describe(ctx: RunContext, system: dict[str, str], runs: list, figures: list[str],  # type: ignore[type-arg]
+              own: list[str]) -> None:
     notes = ctx.ws.resolve("notes.txt").read_text(encoding="utf-8")
     user = prompting.render("plot_describe", figures=[{"path": f, "caption_hint": ""} for f in figures],
                             data_table=full_table(ctx.template, runs), notes_tail=notes[-1500:])
@@ -157,7 +229,8 @@ def _describe(ctx: RunContext, system: dict[str, str], runs: list, figures: list
     if ctx.find("notes.figures_listed") is None:
         path = ctx.ws.resolve("notes.txt")
         text = path.read_text(encoding="utf-8").rstrip("\n")
-        listing = "\n".join(f"- {f}" for f in figures)
+        listing = "\n".join([*(f"- {f}" for f in figures),
+                             *(f"- {f} (drawn by plot.py itself: not for the paper)" for f in own)])
         path.write_text(f"{text}\n\n## Figures (listed by the orchestrator)\n{listing}\n", encoding="utf-8")
         sha = ctx.ws.commit(["notes.txt"], "notes: list of figure files (orchestrator)")
-        ctx.record("notes.figures_listed", figures=figures, sha=sha, described=session.ok)
+        ctx.record("notes.figures_listed", figures=figures, by_plot_py=own, sha=sha, described=session.ok)

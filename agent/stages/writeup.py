@@ -55,7 +55,8 @@ def run_stage(ctx: RunContext) -> str:
     # every macro results.tex defines, those of a run's metric with their run and metric
     cited = {**{n: ("", "") for n in rt.names()}, **{m.name: (m.run, m.metric) for m in rt.macros}}
     bib = (latex_dir / "references.bib").read_text(encoding="utf-8") if (latex_dir / "references.bib").is_file() else ""
-    figures = [{"name": f, "description": "made by plot.py; described in notes.txt"}
+    figures = [{"name": f, "description": "drawn by the project's renderer from the results (as plot.py declared it); "
+                                                "described in notes.txt"}
                for f in _figures(ctx)]
     run_list = [{"name": r.name, "description": descriptions[r.name]} for r in runs]
     system = {"role": "system", "content": prompting.render(
@@ -164,9 +165,10 @@ def _literature(ctx: RunContext, bib: str) -> str:
 
 
 def _figures(ctx: RunContext) -> list[str]:
-    from agent.stages.plot import expected_figures, figure_problem
+    """The figures the trusted renderer drew (unchanged since): the only ones the paper may show."""
+    from agent.stages.plot import trusted_figures
 
-    return [f for f in expected_figures(ctx) if figure_problem(ctx.ws.resolve(f)) is None]
+    return trusted_figures(ctx)
 
 
 def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, list[Any], list[Any]]:

@@ -78,6 +78,11 @@ def seeds_command(run_dir: Path, seeds: list[int], manifest: Path | None = None,
     return _isolated("seeds", args, python)
 
 
+def figures_command(root: Path, manifest: Path | None = None, python: str = sys.executable) -> list[str]:
+    """argv of `harness.figures`, which draws the figures `root/figures.json` declares."""
+    return _isolated("figures", [str(root), *(["--manifest", str(manifest)] if manifest else [])], python)
+
+
 def prepare_command(preset: str | None, python: str = sys.executable) -> list[str]:
     """argv of `harness.prepare`, which fills the caches before any experiment runs."""
     return _isolated("prepare", ["--preset", preset] if preset else [], python)

@@ -1,0 +1,410 @@
+"""The trusted figure renderer: draws what `figures.json` declares from the runs' results.
+
+A template's `plot.py` (which the LLM may edit) does not draw the paper's figures: it writes
+`figures.json`, a declaration of what to draw: which quantities, for which runs, with which
+labels. This module, which never imports LLM-edited code, reads that declaration and every
+`run_<i>/final_info.json`, draws each figure with values it reads from the results itself, and
+refuses a declaration it cannot ground:
+
+- a quantity is a metric of `final_info.json["metrics"]` or a numeric setting of its `config`;
+- a value the declaration states (`values: {run: {quantity: number}}`) must equal the result
+  (relative 1e-4): a stated value that differs is refused, naming the run, the quantity, the
+  value stated and the result;
+- every number in a title, axis label or run label must be a setting of a plotted run (within
+  half a unit of its last written digit), or part of a name (run, metric, model): no other
+  number can reach the picture except those the renderer writes from the results;
+- error bars are the 95% intervals the harness recorded over a run's seeds.
+
+    figures.json = {"figures": [
+      {"file": "metrics.png", "title": "...", "runs": ["run_0", "run_1"],   # default: all runs
+       "labels": {"run_1": "run_1: alpha=0.1"},
+       "values": {"run_1": {"explained_variance": 0.78}},                    # optional, checked
+       "panels": [{"kind": "bar", "y": "explained_variance"},
+                  {"kind": "scatter", "x": "l0", "y": "explained_variance", "xscale": "log"},
+                  {"kind": "line", "x": "l1_penalty", "y": "l0", "title": "...",
+                   "xlabel": "...", "ylabel": "..."}]}]}
+
+    python -m harness.figures RUN_DIR [--spec figures.json] [--manifest template.toml]
+
+prints one JSON line: {"rendered": [files], "values_checked": n, "problems": [...]}; exit 0
+when every figure was drawn, 2 when the declaration was refused (nothing is drawn), 1 on bad
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+SPEC = "figures.json"
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,60}\.(png|pdf)")
+KINDS = ("bar", "scatter", "line")
+MAX_FIGURES, MAX_PANELS, MAX_TEXT, MAX_SPEC_BYTES = 8, 9, 160, 65536
+_FIGURE_KEYS = {"file", "title", "runs", "labels", "values", "panels"}
+_PANEL_KEYS = {"kind", "x", "y", "title", "xlabel", "ylabel", "xscale", "yscale"}
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_RUN = re.compile(r"run_(\d+)")
+
+
+class Refused(Exception):
+    """The declaration cannot be drawn as stated; the message says what and what to do."""
+
+
+def read_json(path: Path, limit: int) -> Any:
+    """A JSON file read without following a link and without reading past `limit` bytes."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise Refused(f"{path.name} is larger than {limit} bytes")
+    return json.loads(data.decode("utf-8"))
+
+
+def load_runs(root: Path) -> dict[str, dict[str, Any]]:
+    """{"run_<i>": final_info} for every run with a readable final_info.json, in run order."""
+    found = []
+    for path in root.glob("run_*/final_info.json"):
+        match = _RUN.fullmatch(path.parent.name)
+        if match:
+            try:
+                info = read_json(path, 16 << 20)
+            except (OSError, ValueError, Refused):
+                continue
+            if isinstance(info, dict):
+                found.append((int(match.group(1)), path.parent.name, info))
+    return {name: info for _, name, info in sorted(found)}
+
+
+def load_metrics(manifest: Path | None) -> dict[str, dict[str, Any]]:
+    """{metric name: its template.toml entry (label, direction, format)}."""
+    if manifest is None or not manifest.is_file():
+        return {}
+    declared = tomllib.loads(manifest.read_text(encoding="utf-8")).get("metrics", [])
+    return {m["name"]: m for m in declared if isinstance(m, dict) and "name" in m}
+
+
+def number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def quantity(info: dict[str, Any], name: str) -> float | None:
+    """A run's value of a metric, else of a numeric setting; None when it has neither."""
+    for section in ("metrics", "config"):
+        value = (info.get(section) or {}).get(name)
+        if number(value):
+            return float(value)
+    return None
+
+
+def interval(info: dict[str, Any], name: str) -> tuple[float, float, int] | None:
+    """(low, high, n): the 95% interval of the mean the harness recorded over the run's
+    seeds, or None (fewer than 2 independent seeds, or not a metric)."""
+    seeds = info.get("seeds")
+    if not isinstance(seeds, dict) or seeds.get("independent") is False:
+        return None
+    values = [v for v in (seeds.get("values") or {}).get(name) or [] if number(v)]
+    ci = (seeds.get("ci95") or {}).get(name)
+    if len(values) < 2 or not isinstance(ci, list) or len(ci) != 2 or not all(number(c) for c in ci):
+        return None
+    return float(ci[0]), float(ci[1]), len(values)
+
+
+# --- the declaration -----------------------------------------------------------------------------
+
+def _text(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_TEXT or any(ord(c) < 32 for c in value):
+        raise Refused(f"{where} must be one line of at most {MAX_TEXT} characters")
+    return value.replace("$", r"\$")  # drawn as written: never matplotlib's math mode
+
+
+def _keys(item: Any, allowed: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise Refused(f"{where} must be an object")
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise Refused(f"{where} has unknown key(s) {', '.join(unknown)}; the keys are {', '.join(sorted(allowed))}")
+    return item
+
+
+def figure_files(spec: Any) -> list[str]:
+    """The file names a declaration asks for (valid names only): what the renderer may write."""
+    figures = spec.get("figures") if isinstance(spec, dict) else None
+    names = [f.get("file") for f in figures or [] if isinstance(f, dict)] if isinstance(figures, list) else []
+    return [n for n in names if isinstance(n, str) and FILE_NAME.fullmatch(n)][:MAX_FIGURES]
+
+
+def validate(spec: Any, runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The figures of a declaration, each checked: names, runs, quantities, stated values and
+    the numbers of its labels. Raises Refused on the first problem."""
+    spec = _keys(spec, {"figures"}, SPEC)
+    figures = spec.get("figures")
+    if not isinstance(figures, list) or not 1 <= len(figures) <= MAX_FIGURES:
+        raise Refused(f"{SPEC}: 'figures' must be a list of 1 to {MAX_FIGURES} figures")
+    seen: set[str] = set()
+    out = []
+    for i, raw in enumerate(figures):
+        fig = dict(_keys(raw, _FIGURE_KEYS, f"figure {i + 1}"))
+        name = fig.get("file")
+        if not isinstance(name, str) or not FILE_NAME.fullmatch(name) or name in seen:
+            raise Refused(f"figure {i + 1}: 'file' must be a new plain name ending in .png or .pdf (got {name!r})")
+        seen.add(name)
+        fig["runs"] = _runs(fig.get("runs"), runs, name)
+        fig["labels"] = {r: _text(t, f"{name}: the label of {r}") for r, t in _dict(fig.get("labels"), name).items()}
+        panels = fig.get("panels")
+        if not isinstance(panels, list) or not 1 <= len(panels) <= MAX_PANELS:
+            raise Refused(f"{name}: 'panels' must be a list of 1 to {MAX_PANELS} panels")
+        fig["panels"] = [_panel(p, runs, fig["runs"], f"{name}, panel {j + 1}") for j, p in enumerate(panels)]
+        fig["title"] = _text(fig.get("title"), f"{name}: the title")
+        fig["checked"] = check_values(_dict(fig.get("values"), name), runs, name)
+        check_numbers(fig, runs)
+        out.append(fig)
+    return out
+
+
+def _dict(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Refused(f"{where}: 'labels' and 'values' must be objects keyed by run name")
+    return value
+
+
+def _runs(value: Any, runs: dict[str, dict[str, Any]], where: str) -> list[str]:
+    if value is None:
+        return list(runs)
+    if not isinstance(value, list) or not value or not all(isinstance(r, str) for r in value):
+        raise Refused(f"{where}: 'runs' must be a list of run names such as \"run_0\"")
+    missing = [r for r in value if r not in runs]
+    if missing:
+        raise Refused(f"{where}: no results for {', '.join(missing[:5])} (runs with results: {', '.join(runs)})")
+    return list(dict.fromkeys(value))
+
+
+def _panel(raw: Any, runs: dict[str, dict[str, Any]], names: list[str], where: str) -> dict[str, Any]:
+    panel = dict(_keys(raw, _PANEL_KEYS, where))
+    if panel.get("kind") not in KINDS:
+        raise Refused(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
+    axes = ("y",) if panel["kind"] == "bar" else ("x", "y")
+    for axis in axes:
+        q = panel.get(axis)
+        if not isinstance(q, str) or not any(q in (runs[r].get(s) or {}) for r in names for s in ("metrics", "config")):
+            raise Refused(f"{where}: '{axis}' must name a metric or numeric setting the runs recorded "
+                          f"(got {q!r}; e.g. {', '.join(sorted(runs[names[0]].get('metrics') or {})[:6])})")
+    for scale in ("xscale", "yscale"):
+        if panel.get(scale, "linear") not in ("linear", "log"):
+            raise Refused(f"{where}: '{scale}' must be \"linear\" or \"log\"")
+    for key in ("title", "xlabel", "ylabel"):
+        panel[key] = _text(panel.get(key), f"{where}: '{key}'")
+    return panel
+
+
+def check_values(values: dict[str, Any], runs: dict[str, dict[str, Any]], where: str) -> int:
+    """Every value the declaration states equals the run's result; the count checked."""
+    checked = 0
+    for run, stated in values.items():
+        if run not in runs or not isinstance(stated, dict):
+            raise Refused(f"{where}: 'values' names {run!r}, which has no results")
+        for name, value in stated.items():
+            actual = quantity(runs[run], name)
+            if not number(value) or actual is None or not math.isclose(value, actual, rel_tol=1e-4, abs_tol=1e-12):
+                shown = "nothing" if actual is None else f"{actual:.6g}"
+                raise Refused(f"{where}: {run}'s {name} is stated as {value!r}, but its result is {shown}: "
+                              f"the renderer draws the results, declare no value it does not have")
+            checked += 1
+    return checked
+
+
+def check_numbers(fig: dict[str, Any], runs: dict[str, dict[str, Any]]) -> None:
+    """Every number in the figure's words is a setting of a plotted run, or part of a name."""
+    settings = [v for r in fig["runs"] for v in (runs[r].get("config") or {}).values()]
+    names = {str(v) for v in settings if isinstance(v, str)}
+    names |= {q for p in fig["panels"] for q in (p.get("x"), p.get("y")) if q} | set(runs)
+    values = [float(v) for v in settings if number(v)]
+    texts = [fig["title"], *fig["labels"].values(), *(p[k] for p in fig["panels"] for k in ("title", "xlabel", "ylabel"))]
+    for text in texts:
+        stripped = text
+        for name in sorted(names, key=len, reverse=True):
+            stripped = re.sub(rf"(?<![\w.]){re.escape(name)}(?![\w])", " ", stripped)
+        stripped = re.sub(r"\b[A-Za-z]+[-_]?\d+\w*", " ", stripped)  # L0, H1, gemma-3, top-k32
+        for match in _NUMBER.finditer(stripped):
+            written = match.group(0)
+            if not any(_equal_as_written(written, v) for v in values):
+                raise Refused(f"{fig['file']}: the text {text!r} says {written}, which is no setting of the plotted "
+                              "runs: the renderer writes the values itself; keep numbers out of titles and labels")
+
+
+def _equal_as_written(written: str, value: float) -> bool:
+    """`written` equals `value` to half a unit of its last written digit."""
+    mantissa, _, exponent = written.lower().partition("e")
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    unit = 10.0 ** (-decimals + (int(exponent) if exponent else 0))
+    return abs(float(written) - value) <= unit / 2 * (1 + 1e-9)
+
+
+# --- drawing -------------------------------------------------------------------------------------
+
+def render(fig: dict[str, Any], runs: dict[str, dict[str, Any]], metrics: dict[str, dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"text.usetex": False})
+    panels = fig["panels"]
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    figure, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.6 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        draw = _bar if panel["kind"] == "bar" else _points
+        draw(ax, panel, fig, runs, metrics)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if fig["title"]:
+        figure.suptitle(fig["title"], fontsize=10)
+    figure.tight_layout()
+    figure.savefig(out, dpi=150)
+    plt.close(figure)
+
+
+def _label(run: str, fig: dict[str, Any]) -> str:
+    return fig["labels"].get(run) or ("baseline" if run == "run_0" else run)
+
+
+def _describe(name: str, metrics: dict[str, dict[str, Any]]) -> str:
+    spec = metrics.get(name)
+    if not spec:
+        return name
+    better = {"higher": " (higher is better)", "lower": " (lower is better)"}.get(str(spec.get("direction")), "")
+    return f"{spec.get('label', name)}{better}"
+
+
+def _format(value: float, name: str, metrics: dict[str, dict[str, Any]]) -> str:
+    fmt = str((metrics.get(name) or {}).get("format") or ".3g")
+    try:
+        return format(int(round(value)) if fmt.endswith("d") else value, fmt)
+    except ValueError:
+        return f"{value:.3g}"
+
+
+def _seeds_note(ns: list[int], single: bool) -> str:
+    count = str(ns[0]) if min(ns) == max(ns) else f"{min(ns)}-{max(ns)}"
+    return f"bars: 95% CI of the mean, n = {count} seeds" + ("; no bar: 1 seed" if single else "")
+
+
+def _log_axis(ax: Any, axis: str) -> None:
+    """A log axis with plain-number ticks: run values often span less than a decade."""
+    from matplotlib.ticker import MaxNLocator, NullLocator, ScalarFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(MaxNLocator(nbins=6))
+    target.set_major_formatter(ScalarFormatter())
+    target.set_minor_locator(NullLocator())
+
+
+def _bar(ax: Any, panel: dict[str, Any], fig: dict[str, Any], runs: dict[str, dict[str, Any]],
+         metrics: dict[str, dict[str, Any]]) -> None:
+    name, names = panel["y"], fig["runs"]
+    values = [quantity(runs[r], name) for r in names]
+    ax.bar(range(len(names)), [v or 0.0 for v in values],
+           color=["0.55" if r == "run_0" else "C0" for r in names])
+    ns, single = [], False
+    for x, (run, v) in enumerate(zip(names, values, strict=True)):
+        ci = interval(runs[run], name) if v is not None else None
+        if ci is not None:
+            ax.errorbar([x], [v], yerr=[[max(0.0, v - ci[0])], [max(0.0, ci[1] - v)]], fmt="none",
+                        ecolor="0.25", elinewidth=1, capsize=3, zorder=2)
+            ns.append(ci[2])
+        single = single or ci is None
+        top = 0.0 if v is None else v if ci is None else max(v, ci[1])
+        ax.annotate("n/a" if v is None else _format(v, name, metrics), (x, top), textcoords="offset points",
+                    xytext=(0, 2), ha="center", va="bottom", fontsize=8)
+    ax.set_title(panel["title"] or _describe(name, metrics), fontsize=9)
+    ax.set_ylabel(panel["ylabel"] or (f"mean over seeds\n{_seeds_note(ns, single)}" if ns else ""), fontsize=7)
+    ax.set_xticks(range(len(names)), [_label(r, fig) for r in names], rotation=45, ha="right", fontsize=8)
+    if panel.get("yscale") == "log":
+        _log_axis(ax, "y")
+
+
+def _points(ax: Any, panel: dict[str, Any], fig: dict[str, Any], runs: dict[str, dict[str, Any]],
+            metrics: dict[str, dict[str, Any]]) -> None:
+    xq, yq = panel["x"], panel["y"]
+    points = [(r, quantity(runs[r], xq), quantity(runs[r], yq)) for r in fig["runs"]]
+    drawn = [(r, x, y) for r, x, y in points if x is not None and y is not None
+             and (panel.get("xscale") != "log" or x > 0) and (panel.get("yscale") != "log" or y > 0)]
+    if panel["kind"] == "line":
+        drawn.sort(key=lambda p: p[1])
+        ax.plot([p[1] for p in drawn], [p[2] for p in drawn], color="0.5", lw=1, zorder=1)
+    ns = []
+    for i, (run, x, y) in enumerate(drawn):
+        base = run == "run_0"
+        ax.scatter([x], [y], s=55, marker="s" if base else "o", color="0.4" if base else f"C{i % 10}",
+                   label=_label(run, fig), zorder=3)
+        xci, yci = interval(runs[run], xq), interval(runs[run], yq)
+        if xci or yci:
+            ax.errorbar([x], [y], xerr=None if xci is None else [[max(0.0, x - xci[0])], [max(0.0, xci[1] - x)]],
+                        yerr=None if yci is None else [[max(0.0, y - yci[0])], [max(0.0, yci[1] - y)]],
+                        fmt="none", ecolor="0.25", elinewidth=1, capsize=3, zorder=2)
+            ns += [ci[2] for ci in (xci, yci) if ci]
+    if drawn:
+        ax.legend(fontsize=7, loc="best")
+    for axis, scale in (("x", panel.get("xscale")), ("y", panel.get("yscale"))):
+        if scale == "log":
+            _log_axis(ax, axis)
+    ax.margins(x=0.15, y=0.1)
+    ax.set_xlabel(panel["xlabel"] or _describe(xq, metrics), fontsize=8)
+    ax.set_ylabel(panel["ylabel"] or _describe(yq, metrics), fontsize=8)
+    ax.set_title(panel["title"], fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    if ns:
+        single = len(ns) < len(drawn)
+        ax.text(0.01, 0.01, _seeds_note(ns, single), transform=ax.transAxes, fontsize=7, color="0.3", va="bottom")
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+def run(root: Path, spec_path: Path, manifest: Path | None) -> dict[str, Any]:
+    """Validate the declaration and draw every figure: the receipt (rendered, values_checked,
+    problems). Nothing is drawn when the declaration is refused."""
+    runs = load_runs(root)
+    try:
+        if not spec_path.is_file() or spec_path.is_symlink():
+            raise Refused(f"plot.py wrote no {SPEC}: it must declare the figures to draw (see plot.py's docstring)")
+        try:
+            spec = read_json(spec_path, MAX_SPEC_BYTES)
+        except ValueError as exc:
+            raise Refused(f"{SPEC} is not valid JSON: {exc}") from exc
+        if not runs:
+            raise Refused("no run_*/final_info.json holds results: there is nothing to draw")
+        figures = validate(spec, runs)
+    except Refused as exc:
+        return {"rendered": [], "values_checked": 0, "problems": [str(exc)]}
+    metrics = load_metrics(manifest)
+    for fig in figures:
+        render(fig, runs, metrics, root / fig["file"])
+    return {"rendered": [f["file"] for f in figures], "values_checked": sum(f["checked"] for f in figures),
+            "problems": []}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.figures", description=__doc__.split("\n")[0])
+    parser.add_argument("root", type=Path, help="the run directory (holds run_*/final_info.json)")
+    parser.add_argument("--spec", default=SPEC, help="the declaration, relative to root")
+    parser.add_argument("--manifest", type=Path, help="template.toml: metric labels, directions, formats")
+    args = parser.parse_args(argv)
+    receipt = run(args.root, args.root / args.spec, args.manifest)
+    print(json.dumps(receipt), flush=True)
+    return 2 if receipt["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
