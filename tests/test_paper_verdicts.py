@@ -216,6 +216,13 @@ def test_a_passive_comparison_is_read_the_other_way_round(evidence) -> None:
     ("2 of 3 hypotheses were supported.", "1 of 3 hypotheses were supported."),
     ("Two of the three hypotheses were supported.", "One of the three hypotheses was supported."),
     ("Of three hypotheses, two were supported.", "Of three hypotheses, one was supported."),
+    # counts written as quantifiers (the reader counts "both", "all", "none" too)
+    ("Both pre-registered hypotheses were supported.", "Of the three pre-registered hypotheses, one was supported."),
+    ("All of our hypotheses were supported by the runs.", "Not all of our hypotheses were supported: H1 was."),
+    ("The hypotheses were refuted.", "Of the hypotheses, only H2 was refuted."),
+    ("None of the hypotheses was refuted.", "None of the hypotheses was judged on a single seed."),
+    ("Every hypothesis was inconclusive.", "H3 was inconclusive."),
+    ("Neither hypothesis was supported.", "H1 was supported; H2 was not."),
 ])
 def test_how_many_hypotheses_and_verdicts_a_sentence_counts_must_be_the_records(evidence, wrong: str,
                                                                                  right: str) -> None:

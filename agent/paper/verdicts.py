@@ -14,7 +14,8 @@ values, Welch's interval of the difference at 95%) or with `hypotheses_verdicts.
 |               | "does not lower")                                |                                               |
 | hypothesis    | "H1 is supported / refuted / inconclusive"       | its verdict is another                        |
 |               | "of the 4 pre-registered hypotheses", "support   | the count is not that of the registered       |
-|               | 3, refute 0 and leave 1 inconclusive"            | hypotheses, or of those with that verdict     |
+|               | 3, refute 0 and leave 1 inconclusive", "both /   | hypotheses, or of those with that verdict     |
+|               | all / none were supported" (`agent.paper.tallies`)|                                              |
 | interval      | a difference (`...Delta` macro, or a number that | the pair's verdict is no detectable           |
 |               | is the difference of two runs' means)            | difference and the sentence gives no interval |
 
@@ -35,6 +36,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
+from agent.paper import tallies
 from agent.paper.evidence import Evidence, HypothesisRecord
 from agent.paper.findings import Finding, FindingKind
 from agent.paper.matching import derived_matches, direct_matches
@@ -53,7 +55,6 @@ from agent.paper.statements import (
     metric_patterns,
     pairs,
 )
-from agent.paper.texnum import WORDS, count_value
 from agent.stats import RunComparison
 
 Stated = Literal["supported", "refuted", "inconclusive", "not_supported", "not_refuted"]
@@ -69,23 +70,6 @@ _STATUS = re.compile(
     r"(?P<refuted>\brefut\w*|\breject\w*|\bfalsif\w*|\bdisconfirm\w*|\bcontradict\w*|\bdisprov\w*)|"
     r"(?P<supported>\bsupport(?:s|ed|ing)?\b|\bconfirm(?:s|ed|ing)?\b|\bvalidat(?:e|es|ed|ing)\b|"
     r"\bverif(?:y|ies|ied)\b|\bholds\b|\bheld\b|\bborne\s+out\b|\bcorroborat\w*|\bvindicat\w*|\bupheld\b)", re.I)
-_N = r"(\d+|" + "|".join(WORDS) + r")"
-_REGISTERED = re.compile(rf"\b{_N}\s+(?:(?:pre-?registered|registered|pre-?specified|stated|initial|"
-                         rf"original)\s+)?hypothes[ie]s\b", re.I)
-_TALLY = (
-    (re.compile(rf"\bsupport(?:s|ed)?\s+(?:only\s+|just\s+)?{_N}\b(?!\s*(?:%|\\%|percent))", re.I), "supported"),
-    (re.compile(rf"\brefut(?:e|es|ed)\s+(?:only\s+|just\s+)?{_N}\b(?!\s*(?:%|\\%|percent))", re.I), "refuted"),
-    (re.compile(rf"\bleav(?:e|es|ing)\s+{_N}\s+(?:\w+\s+)?(?:inconclusive|undecided|open)", re.I), "inconclusive"),
-    (re.compile(rf"\b{_N}\s+of\s+(?:the\s+|our\s+|these\s+)?{_N}\s+(?:\S+\s+)?hypothes[ie]s\s+"
-                rf"(?:are|were|is|was|remain|remained)\s+(?:(?:judged|found|rated|deemed)\s+)?"
-                rf"(supported|refuted|inconclusive)\b", re.I), None),
-    (re.compile(rf"(?<!\bof\s)(?<!\bthe\s)(?<!\bour\s)\b{_N}\s+(?:of\s+them\s+|(?:of\s+the\s+)?hypothes[ie]s\s+)?"
-                rf"(?:are|were|is|was|remain|remained)\s+(?:(?:judged|found|rated|deemed)\s+)?"
-                rf"(supported|refuted|inconclusive)\b", re.I), None),
-)
-"""Tallies of verdicts: "support 3", "refute 0", "leave 1 inconclusive", "two were supported",
-"one of the three hypotheses is supported" (the tally is the first number; the last group is
-the verdict where the pattern names none)."""
 _INTERVAL_SUFFIX = re.compile(r"CI|Low|High|PM|Interval")
 """Results macros that print an interval or its bounds (`...DeltaCI`, `...DeltaLow`, `...PM`)."""
 
@@ -264,35 +248,6 @@ def _hypotheses(view: SentenceView, evidence: Evidence, section: str, line_of: C
     return out
 
 
-def _hypothesis_counts(view: SentenceView, evidence: Evidence, section: str,
-                       line_of: Callable[[int], int]) -> list[Finding]:
-    """How many hypotheses were registered, and how many each verdict has, as a sentence about
-    the hypotheses writes them ("of the 4 pre-registered hypotheses, 3 are supported"): each
-    must be the count of `hypotheses_verdicts.json` (a macro, `\\NumHypotheses`, prints it)."""
-    records = evidence.hypotheses
-    if records is None or not re.search(r"hypothes|\bof\s+them\b", view.text, re.I) \
-            or re.search(r"\b(?:if|would|could|whether|might|may|should)\b", view.text, re.I):
-        return []
-    out = []
-    registered = [h for h in records if not h.added]  # one added after the results counts nowhere
-    ids = ", ".join(h.id for h in registered) or "none"
-    for m in _REGISTERED.finditer(view.text):
-        if count_value(m.group(1)) != len(registered):
-            out.append(_finding(view, "hypothesis", m.start(), m.end(),
-                                f"{len(registered)} hypotheses were registered before run 1 ({ids}), not "
-                                f"{m.group(1)}; write \\NumHypotheses", (), section, line_of))
-    for pattern, verdict in _TALLY:
-        for m in pattern.finditer(view.text):
-            said = (verdict or m.group(m.lastindex or 0)).lower()
-            having = [h.id for h in registered if h.verdict == said]
-            if count_value(m.group(1)) != len(having):
-                out.append(_finding(view, "hypothesis", m.start(), m.end(),
-                                    f"{len(having)} of the {len(registered)} registered hypotheses are {said} "
-                                    f"({', '.join(having) or 'none'}; hypotheses_verdicts.json, decided by code "
-                                    f"on each as registered), not {m.group(1)}", (), section, line_of))
-    return out
-
-
 def _agrees(stated: Stated, verdict: str) -> bool:
     if stated == "not_supported":
         return verdict != "supported"
@@ -371,6 +326,7 @@ def check_verdicts(sentences: Sequence[Sentence], evidence: Evidence, section: s
         view = SentenceView(s, evidence, patterns, macros)
         out += _directions(view, evidence, results_macros, section, line_of)
         out += _hypotheses(view, evidence, section, line_of)
-        out += _hypothesis_counts(view, evidence, section, line_of)
+        out += [_finding(view, "hypothesis", start, end, reason, (), section, line_of)
+                for start, end, reason in tallies.wrong_counts(view.text, evidence)]
         out += _intervals(view, evidence, section, line_of)
     return out
