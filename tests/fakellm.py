@@ -36,6 +36,8 @@ class Reply:
     """OpenAI `finish_reason` to report."""
     usage: tuple[int, int] | None = None
     """(prompt_tokens, completion_tokens) to report; None = about 4 characters a token."""
+    cached_tokens: int | None = None
+    """`usage.prompt_tokens_details.cached_tokens` to report (OpenAI's prompt cache); None = no details."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,10 @@ def _completion(body: Body, reply: Reply, n: int) -> Body:
     else:
         prompt = "".join(str(m.get("content", "")) for m in body.get("messages", []))
         prompt_tokens, completion_tokens = _count_tokens(prompt) + 3, _count_tokens(text)
+    usage: Body = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                   "total_tokens": prompt_tokens + completion_tokens}
+    if reply.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
     return {
         "id": f"chatcmpl-fake-{n}",
         "object": "chat.completion",
@@ -105,8 +111,7 @@ def _completion(body: Body, reply: Reply, n: int) -> Body:
         "model": body.get("model", "test-model"),
         "choices": [{"index": 0, "finish_reason": reply.finish_reason,
                      "message": {"role": "assistant", "content": text}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": usage,
     }
 
 

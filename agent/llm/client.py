@@ -13,11 +13,12 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import ReplayDiverged, StoppedResumable
 from agent.journal import Journal
-from agent.llm import cost
+from agent.llm import caching, cost
 from agent.llm.backend import litellm
 from agent.llm.failures import LLMUnavailable, classify, permanent_error
 from agent.llm.pacing import TokenWindow, backoff_s
@@ -48,6 +49,8 @@ class LLMClient:
         path = replay_path(settings.model)
         self._recording = load_recording(path) if path is not None else None
         self._cursor: ReplayCursor | None = None
+        self._pending: list[Message] | None = None
+        """The messages of the call being made (for the budget check's cache estimate)."""
         self._window = TokenWindow(settings.tpm_limit, clock) if settings.tpm_limit else None
         self._shared = SharedLedger.from_env(env, clock)
         """Set when this launch is one idea of several: budgets shared with the others."""
@@ -76,6 +79,7 @@ class LLMClient:
         where = {"stage": stage, "prompt_kind": prompt_kind, "call_id": call_id,
                  "model": self.settings.model}
         estimated = cost.estimate_tokens(messages, self.settings.model)
+        self._pending = messages
         self._check_budget(estimated, where)
         self._pace(estimated, where)
         self._start_replay()
@@ -94,7 +98,7 @@ class LLMClient:
         spent = cost.spent_usd(events)
         upcoming = cost.estimate_call_usd(self.settings.model, estimated, events,
                                           self.settings.max_output_tokens,
-                                          self.settings.price_per_mtok)
+                                          self.settings.price_per_mtok, self._cached_guess(events))
         if self._shared is not None:  # one budget for every idea of the command
             together = max(spent, self._shared.spent())
             if together + upcoming <= limit:
@@ -117,6 +121,17 @@ class LLMClient:
             f"stopped before the next LLM call: ${spent:.4f} spent so far and the call is "
             f"estimated at ${upcoming:.4f}, which would pass --max-cost {limit:g}. Nothing is "
             f"lost: continue with --resume {run_dir} --max-cost {suggested:.2f}")
+
+    def _cached_guess(self, events: list[Any]) -> int:
+        """Tokens of the next prompt the provider's cache will probably serve: the leading
+        messages it shares with the request before (`caching.reusable_messages`)."""
+        rules = caching.rules_for(self.settings.model)
+        previous = next((e for e in reversed(events) if e.kind == "llm.request"), None)
+        if rules is None or previous is None or self._pending is None:
+            return 0
+        n = caching.reusable_messages(previous.data.get("messages") or [], self._pending, rules)
+        shared = cost.estimate_tokens(self._pending[:n], self.settings.model) if n else 0
+        return shared if shared >= rules.min_tokens else 0
 
     def _pace(self, estimated: int, where: dict[str, Any]) -> None:
         if self._window is None:
@@ -170,7 +185,7 @@ class LLMClient:
               where: dict[str, Any]) -> Completion | ContextOverflow:
         s = self.settings
         if recorded is not None:  # a replay: the recorded reply, as a model that stopped
-            return self._record((recorded.text, "stop", None, None), estimated, recorded, 0.0, 0, where)
+            return self._record(Parsed(recorded.text, "stop"), estimated, recorded, 0.0, 0, where)
         retries, waited = 0, 0.0
         while True:
             started = self._clock()
@@ -211,19 +226,24 @@ class LLMClient:
             waited += wait
             retries += 1
 
-    def _record(self, parsed: tuple[str, str | None, int | None, int | None], estimated: int,
-                recorded: RecordedReply | None, latency: float, retries: int,
-                where: dict[str, Any]) -> Completion:
-        text, finish_reason, input_tokens, output_tokens = parsed
+    def _record(self, parsed: Parsed, estimated: int, recorded: RecordedReply | None,
+                latency: float, retries: int, where: dict[str, Any]) -> Completion:
+        text, finish_reason, input_tokens, output_tokens = (parsed.text, parsed.finish_reason,
+                                                            parsed.input_tokens, parsed.output_tokens)
         model = self.settings.model
         if recorded is not None or input_tokens is None:
             input_tokens = estimated
         if recorded is not None or output_tokens is None:
             output_tokens = cost.estimate_tokens([{"role": "assistant", "content": text}], model)
-        price = cost.call_cost(model, input_tokens, output_tokens, self.settings.price_per_mtok)
+        read = min(parsed.cache_read_tokens, input_tokens)
+        written = min(parsed.cache_write_tokens, input_tokens - read)
+        price = cost.call_cost(model, input_tokens, output_tokens, self.settings.price_per_mtok,
+                               cache_read_tokens=read, cache_write_tokens=written)
         completion = Completion(text, input_tokens, output_tokens, price, latency, retries, model,
-                                recorded is not None, finish_reason)
+                                recorded is not None, finish_reason, read, written)
         self.journal.append("llm.response", **where, text=text, input_tokens=input_tokens,
+                            cache_read_tokens=read, cache_write_tokens=written,
+                            uncached_input_tokens=input_tokens - read - written,
                             output_tokens=output_tokens, cost_usd=price,
                             latency_s=round(latency, 3), retries=retries,
                             replay=completion.replay, finish_reason=finish_reason)
@@ -242,6 +262,9 @@ def request_args(settings: LLMSettings, messages: list[Message], max_tokens: int
         # ours decide: litellm's own retries would retry a 401 and sleep unseen
         "num_retries": 0, "max_retries": 0,
     }
+    rules = caching.rules_for(s.model)
+    if rules is not None and rules.explicit:  # the provider caches only what we mark
+        args["messages"] = caching.with_breakpoints(messages)
     if s.api_base:
         args["api_base"] = s.api_base
     if s.api_key:
@@ -251,17 +274,44 @@ def request_args(settings: LLMSettings, messages: list[Message], max_tokens: int
     return args
 
 
-def _parse(response: Any) -> tuple[str, str | None, int | None, int | None] | None:
-    """(text, finish_reason, input tokens, output tokens), or None for a malformed response."""
+@dataclass(frozen=True)
+class Parsed:
+    """What a response says, before it is priced."""
+
+    text: str
+    """The reply's text."""
+    finish_reason: str | None
+    """Why the model stopped, if it said."""
+    input_tokens: int | None = None
+    """Every prompt token the provider counted (cached ones included); None if it did not say."""
+    output_tokens: int | None = None
+    """Reply tokens the provider counted; None if it did not say."""
+    cache_read_tokens: int = 0
+    """Prompt tokens served from the provider's cache (`prompt_tokens_details.cached_tokens`)."""
+    cache_write_tokens: int = 0
+    """Prompt tokens written to the cache (Anthropic's `cache_creation_input_tokens`)."""
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _parse(response: Any) -> Parsed | None:
+    """The response's text, finish reason and token counts; None for a malformed response."""
     try:
         choice = response.choices[0]
         content = choice.message.content
     except (AttributeError, IndexError, KeyError, TypeError):
         return None
     usage = getattr(response, "usage", None)
-    tokens_in = getattr(usage, "prompt_tokens", None)
-    tokens_out = getattr(usage, "completion_tokens", None)
-    return (content if isinstance(content, str) else "",
-            getattr(choice, "finish_reason", None),
-            tokens_in if isinstance(tokens_in, int) else None,
-            tokens_out if isinstance(tokens_out, int) else None)
+    details = _field(usage, "prompt_tokens_details")
+    read = _count(_field(details, "cached_tokens")) or _count(_field(usage, "cache_read_input_tokens")) or 0
+    written = (_count(_field(usage, "cache_creation_input_tokens"))
+               or _count(_field(details, "cache_creation_tokens")) or _count(_field(details, "cache_write_tokens")) or 0)
+    return Parsed(content if isinstance(content, str) else "", getattr(choice, "finish_reason", None),
+                  _count(_field(usage, "prompt_tokens")), _count(_field(usage, "completion_tokens")),
+                  read, written)

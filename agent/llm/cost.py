@@ -3,6 +3,11 @@
 An unknown price is None all the way to the journal: a local or unlisted model must not crash
 the run, and must not be reported as free either. `LLMSettings.price_per_mtok` (the
 `--price-per-mtok` flag) or `register_price` fills the gap.
+
+Cached input is priced apart (`Prices`): tokens read from a provider's prompt cache and
+tokens written to it, at litellm's cache prices for the model, or, for a price given by hand,
+at the provider's documented factors of the input price (`agent.llm.caching`; no discount
+where the provider is not known to cache).
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ import importlib.util
 import math
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from agent.journal import Event
 from agent.llm.backend import litellm
+from agent.llm.caching import rules_for
 from agent.llm.records import Message
 
 Price = tuple[float, float]
@@ -56,13 +63,51 @@ def price_per_token(model: str, given: Price | None = None) -> tuple[float, floa
         return None
 
 
-def call_cost(model: str, input_tokens: int, output_tokens: int,
-              given: Price | None = None) -> float | None:
-    """USD for one call, or None when the model's price is unknown."""
+@dataclass(frozen=True)
+class Prices:
+    """USD per token of one model, cached input apart."""
+
+    input: float
+    """An uncached input token."""
+    output: float
+    """A reply token."""
+    cache_read: float
+    """An input token served from the provider's prompt cache."""
+    cache_write: float
+    """An input token written to the provider's prompt cache."""
+
+
+def prices(model: str, given: Price | None = None) -> Prices | None:
+    """The model's prices with its cache prices, or None if nobody knows its price: litellm's
+    map where it lists cache prices (and no --price-per-mtok overrides it), else the provider's
+    documented factors of the input price (`caching.rules_for`), else the input price."""
     price = price_per_token(model, given)
     if price is None:
         return None
-    return price[0] * input_tokens + price[1] * output_tokens
+    rules = rules_for(model)
+    read = price[0] * (rules.read_factor if rules else 1.0)
+    write = price[0] * (rules.write_factor if rules else 1.0)
+    if given is None and not is_replay(model) and model not in _REGISTERED:
+        try:
+            info = litellm().get_model_info(model)
+        except Exception:  # not in the map: the factors above
+            info = {}
+        listed_read, listed_write = info.get("cache_read_input_token_cost"), info.get("cache_creation_input_token_cost")
+        read = float(listed_read) if isinstance(listed_read, (int, float)) else read
+        write = float(listed_write) if isinstance(listed_write, (int, float)) else write
+    return Prices(price[0], price[1], read, write)
+
+
+def call_cost(model: str, input_tokens: int, output_tokens: int, given: Price | None = None, *,
+              cache_read_tokens: int = 0, cache_write_tokens: int = 0) -> float | None:
+    """USD for one call, or None when the model's price is unknown. `input_tokens` counts every
+    input token, those read from or written to the cache included."""
+    p = prices(model, given)
+    if p is None:
+        return None
+    uncached = max(0, input_tokens - cache_read_tokens - cache_write_tokens)
+    return (p.input * uncached + p.cache_read * cache_read_tokens + p.cache_write * cache_write_tokens
+            + p.output * output_tokens)
 
 
 def estimate_tokens(messages: list[Message], model: str) -> int:
@@ -121,12 +166,14 @@ def spent_usd(events: Iterable[Event]) -> float:
 
 
 def estimate_call_usd(model: str, input_tokens: int, events: Iterable[Event],
-                      max_output_tokens: int, given: Price | None = None) -> float:
-    """What the next call will probably cost: its prompt, plus a reply as long as the run's
+                      max_output_tokens: int, given: Price | None = None, cached_tokens: int = 0) -> float:
+    """What the next call will probably cost: its prompt (`cached_tokens` of it at the cache's
+    read price: the prefix it shares with the call before), plus a reply as long as the run's
     replies so far on average. 0.0 when the price is unknown."""
-    price = price_per_token(model, given)
-    if price is None:
+    p = prices(model, given)
+    if p is None:
         return 0.0
     outputs = [e.data.get("output_tokens") or 0 for e in events if e.kind == "llm.response"]
     guess = round(sum(outputs) / len(outputs)) if outputs else DEFAULT_OUTPUT_GUESS
-    return price[0] * input_tokens + price[1] * min(guess, max_output_tokens)
+    cached = min(cached_tokens, input_tokens)
+    return p.input * (input_tokens - cached) + p.cache_read * cached + p.output * min(guess, max_output_tokens)

@@ -89,6 +89,10 @@ class Completion:
     """True when the reply came from a recording, not a live model."""
     finish_reason: str | None = None
     """`stop`, `length` (cut at max_output_tokens), ...; None if the provider did not say."""
+    cache_read_tokens: int = 0
+    """Of `input_tokens`, those the provider served from its prompt cache (priced apart)."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, those written to the provider's prompt cache (priced apart)."""
 
 
 @dataclass(frozen=True)
