@@ -19,14 +19,16 @@ COMPARISONS = ["run_1 vs run_0, L0: -5.333 [95% CI -7.144, -3.523]: better (n = 
 HYPOTHESES = ['H1: "TopK lowers L0" -- L0 of run 1 vs. baseline, expected decrease by at least 2.0: SUPPORTED, '
               "diff -5.33 [95% CI -7.1, -3.5]; the interval lies below 0 (\\HypothesisOneVerdict)"]
 SAMPLES = {
-    "writeup_section": dict(
-        section="Results", stubs=["\\writeupstub{Results}"], idea_title="TopK SAEs", idea="Replace L1 with TopK.",
-        runs=RUNS, macros="\\RunOneLZero = 32.0  (run_1, l0, value)", table_macro="ResultsTable",
+    "writeup_section": dict(section="Results", stubs=["\\writeupstub{Results}"], table_macro="ResultsTable",
+                            tex="\\section{Results}"),
+    "writeup_context": dict(
+        idea_title="TopK SAEs", idea="Replace L1 with TopK.",
+        runs=RUNS, macros="\\RunOneLZero = 32.0 | Low 30.1  (run_1, l0)",
         seed_note="Every run (the baseline included) was trained with 3 seeds (0, 1, 2), all of which succeeded.",
         comparisons=COMPARISONS, hypotheses=HYPOTHESES,
         references=["gao2024scaling: Gao et al. (2024), Scaling and Evaluating Sparse Autoencoders"],
         figures=[{"name": "ev_vs_l0.png", "description": "explained variance against L0"}],
-        gate_failures=["run_1: 15.2% of latents are dead (warn)"], notes="Run 1: TopK.", tex="\\section{Results}"),
+        gate_failures=["run_1: 15.2% of latents are dead (warn)"], notes="Run 1: TopK."),
     "writeup_refine": dict(section="Results", figures=[{"name": "ev_vs_l0.png", "description": "EV"}],
                            problems=["line 80: \\cite key 'x' is not in references.bib"]),
     "writeup_grounding_fix": dict(findings=['[Results, line 80] number: "15\\%" -- matches no value'],
@@ -88,11 +90,16 @@ def test_every_section_has_tips_and_names_its_stubs(section: str) -> None:
 
 
 def test_the_section_prompt_insists_on_macros_the_baseline_and_figure_placement() -> None:
-    text = _env().get_template("writeup_section.j2").render(**SAMPLES["writeup_section"])
+    # the rules and the material sit in the system message every writeup call shares
+    text = _env().get_template("writeup_context.j2").render(**SAMPLES["writeup_context"])
+    section = _env().get_template("writeup_section.j2").render(**SAMPLES["writeup_section"])
+    assert "Follow the rules above" in section and "\\section{Results}" in section
+    assert "\\ResultsTable" in section and "\\writeupstub{Results} and nothing else" in section
     assert "ONLY through the macros of `results.tex`" in text
     assert "The baseline is run_0" in text
     assert "Figures and tables belong only in the Results section" in text
-    assert "\\RunOneLZero = 32.0" in text and "gao2024scaling" in text and "ev_vs_l0.png" in text
+    assert "\\RunOneLZero = 32.0 | Low 30.1" in text and "gao2024scaling" in text and "ev_vs_l0.png" in text
+    assert "Run 1: TopK." in text
     assert "15.2% of latents are dead" in text
 
 

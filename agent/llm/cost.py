@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.journal import Event
 from agent.llm.backend import litellm
-from agent.llm.caching import rules_for
+from agent.llm.caching import Prompt, rules_for
 from agent.llm.records import Message
 
 Price = tuple[float, float]
@@ -177,3 +177,10 @@ def estimate_call_usd(model: str, input_tokens: int, events: Iterable[Event],
     guess = round(sum(outputs) / len(outputs)) if outputs else DEFAULT_OUTPUT_GUESS
     cached = min(cached_tokens, input_tokens)
     return p.input * (input_tokens - cached) + p.cache_read * cached + p.output * min(guess, max_output_tokens)
+
+
+def cache_prompt(messages: list[Message], at_s: float = 0.0) -> Prompt:
+    """A request as `caching.simulate` sees it: each message's content in cl100k tokens."""
+    encoding = _cl100k()
+    return Prompt(at_s, tuple((m.get("role") or "", tuple(encoding.encode(m.get("content") or "", disallowed_special=())))
+                              for m in messages))

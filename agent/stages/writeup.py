@@ -15,6 +15,7 @@ from typing import Any
 from agent import prompting
 from agent.context import RunContext
 from agent.results import finished_runs, run_summaries
+from agent.stages import writeup_prompts
 from agent.stages.common import StageFailed, edit_session
 
 STAGE = "writeup"
@@ -59,9 +60,19 @@ def run_stage(ctx: RunContext) -> str:
                                                 "described in notes.txt"}
                for f in _figures(ctx)]
     run_list = [{"name": r.name, "description": descriptions[r.name]} for r in runs]
-    system = {"role": "system", "content": prompting.render(
-        "writeup_system", template_name=ctx.template.name, template_description=ctx.template.description)}
+    macros = writeup_prompts.macro_listing(rt.macros)
     tex_path = ctx.ws.resolve(TEX)
+
+    def shared_system(bib: str) -> dict[str, str]:
+        """Rules and material, the prefix every writeup call shares (the bib may grow once)."""
+        return writeup_prompts.system_message(
+            ctx.template.name, ctx.template.description, idea_title=ctx.idea.title,
+            idea=ctx.idea.fields["Experiment"], runs=run_list, macros=macros, seed_note=rt.seed_note,
+            comparisons=list(rt.comparisons), hypotheses=list(rt.hypotheses),
+            references=[e.line() for e in checks.bib_entries(bib)], figures=figures, gate_failures=failing,
+            notes=ctx.ws.resolve("notes.txt").read_text(encoding="utf-8"))
+
+    system = shared_system(bib)
 
     def findings_for(part: str) -> list[Any]:
         titles = sections.SECTION_TITLES[part]  # type: ignore[index]
@@ -73,13 +84,9 @@ def run_stage(ctx: RunContext) -> str:
         slug = _slug(part)
         if part == "Related Work" and ctx.config.literature_search:
             bib = _literature(ctx, bib)
-        user = prompting.render(
-            "writeup_section", section=part, stubs=list(sections.stubs(part)), idea_title=ctx.idea.title,
-            idea=ctx.idea.fields["Experiment"], runs=run_list, macros=rt.listing(), table_macro=rt.table_macro,
-            seed_note=rt.seed_note, comparisons=list(rt.comparisons), hypotheses=list(rt.hypotheses),
-            references=[e.line() for e in checks.bib_entries(bib)], figures=figures,
-            gate_failures=failing, notes=ctx.ws.resolve("notes.txt").read_text(encoding="utf-8"),
-            tex=tex_path.read_text(encoding="utf-8"))
+            system = shared_system(bib)
+        user = prompting.render("writeup_section", section=part, stubs=list(sections.stubs(part)),
+                                table_macro=rt.table_macro, tex=tex_path.read_text(encoding="utf-8"))
         messages = [system, {"role": "user", "content": user}]
         draft = edit_session(ctx, messages, stage=STAGE, prompt_kind="writeup.draft",
                              call_id=f"writeup/{slug}/draft", label=f"draft {part}", editable=(TEX,))
@@ -98,7 +105,7 @@ def run_stage(ctx: RunContext) -> str:
             if not found:
                 break
             fix = [system, {"role": "user", "content": prompting.render(
-                "writeup_grounding_fix", findings=[f.describe() for f in found], macros=rt.listing(),
+                "writeup_grounding_fix", findings=[f.describe() for f in found], macros=macros,
                 runs=run_list, comparisons=list(rt.comparisons), hypotheses=list(rt.hypotheses),
                 attempt=attempt, max_attempts=GROUNDING_FIXES)}]
             edit_session(ctx, fix, stage=STAGE, prompt_kind="writeup.grounding",
