@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from agent.history import History, Step
+from agent.journal import Event
 
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 0.0
@@ -111,8 +112,8 @@ def timeline(hist: History) -> str:
     head = [f"run directory: {hist.root}" + ("  (a clone: events from the history's journal/)" if hist.is_clone else ""),
             f"idea: {launch.get('idea', '?')}   template: {launch.get('template', '?')}   "
             f"preset: {launch.get('preset') or 'default'}   model: {launch.get('model', '?')}",
-            f"{len(hist.steps)} steps, {len(hist.events)} journal events, {tokens:,} LLM tokens, "
-            f"cost {_money(cost)}", ""]
+            f"{len(hist.steps)} steps, {len(hist.events)} journal events, {tokens:,} LLM tokens"
+            f"{_cache_note([e for e in hist.events if e.kind == 'llm.response'])}, cost {_money(cost)}", ""]
     rows = [("#", "time", "stage", "run", "commit", "what", "metrics (vs baseline)", "tokens", "cost")]
     for s in hist.steps:
         rows.append((str(s.n), time.strftime("%H:%M:%S", time.localtime(s.time)), s.stage,
@@ -147,11 +148,17 @@ def show_step(hist: History, step: Step) -> str:
     for i, e in enumerate(step.replies, start=1):
         d = e.data
         out += ["", f"--- LLM reply {i} of {len(step.replies)} ({d.get('prompt_kind')}, "
-                f"{d.get('model')}, {int(d.get('input_tokens') or 0):,} in / "
+                f"{d.get('model')}, {int(d.get('input_tokens') or 0):,} in{_cache_note([e])} / "
                 f"{int(d.get('output_tokens') or 0):,} out, {_money(d.get('cost_usd'))}) ---",
                 str(d.get("text", "")).rstrip()]
     out += ["", "--- diff ---", hist.diff(step).rstrip() or "(no change outside the journal)"]
     return "\n".join(out)
+
+
+def _cache_note(replies: list[Event]) -> str:
+    """` (N input tokens from the provider's cache)` when any reply had a cache hit, else ``."""
+    read = sum(int(e.data.get("cache_read_tokens") or 0) for e in replies)
+    return f" ({read:,} input tokens from the provider's cache)" if read else ""
 
 
 def _what(s: Step) -> str:

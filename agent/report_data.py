@@ -65,6 +65,8 @@ class StageRow:
     tokens_out: int
     cost_usd: float | None
     """None when a price is unknown."""
+    tokens_cached: int = 0
+    """Of `tokens_in`, those the provider served from its prompt cache (`cache_read_tokens`)."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,8 @@ def _stages(events: list[Event], config: dict[str, Any]) -> list[StageRow]:
             _wall(events, started) if started else (mine[-1].ts - mine[0].ts if mine else None),
             len(replies), sum(int(e.data.get("input_tokens") or 0) for e in replies),
             sum(int(e.data.get("output_tokens") or 0) for e in replies),
-            None if any(c is None for c in costs) else float(sum(costs))))  # type: ignore[arg-type]
+            None if any(c is None for c in costs) else float(sum(costs)),  # type: ignore[arg-type]
+            tokens_cached=sum(int(e.data.get("cache_read_tokens") or 0) for e in replies)))
     return rows
 
 

@@ -34,6 +34,8 @@ class Reply:
     text: str
     cut: int
     """Characters left out of `text` (0: whole)."""
+    tokens_cached: int = 0
+    """Of `tokens_in`, those the provider served from its prompt cache."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def _reply(e: Event) -> Reply:
     return Reply(str(d.get("prompt_kind") or "?"), str(d.get("model") or "?"), str(d.get("stage") or ""),
                  int(d.get("input_tokens") or 0), int(d.get("output_tokens") or 0), d.get("cost_usd"),
                  float(latency) if isinstance(latency, (int, float)) else None, text[:MAX_REPLY_CHARS],
-                 max(0, len(text) - MAX_REPLY_CHARS))
+                 max(0, len(text) - MAX_REPLY_CHARS), int(d.get("cache_read_tokens") or 0))
 
 
 def _brief(e: Event) -> tuple[int, str, str]:

@@ -263,3 +263,24 @@ def test_a_bug_in_the_report_leaves_a_page_saying_so_and_write_does_not_raise(ru
     html = report.write(run_copy).read_text(encoding="utf-8")
     assert "could not be built" in html and "&lt;b&gt;planted bug&lt;/b&gt;" in html
     assert f"python -m agent.replay {run_copy}" in html
+
+
+def test_cache_hits_are_shown_in_the_report_and_the_replay_timeline(run_copy):
+    """A live provider's cached input (`cache_read_tokens` of llm.response) reaches the page's
+    cost table and replies, and `agent.replay`'s timeline."""
+    journal = run_copy / "journal.jsonl"
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        event = json.loads(line)
+        if event["kind"] == "llm.response":
+            event["data"]["cache_read_tokens"] = 1234
+            lines[i] = json.dumps(event)
+    journal.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    n = sum(1 for line in lines if '"llm.response"' in line)
+    proc, html = make_report(run_copy)
+    assert proc.returncode == 0, proc.stderr
+    cost = html[html.index('id="cost"'):html.index('id="metrics"')]
+    assert "from cache" in cost and "1,234 from cache" in html
+    timeline = subprocess.run([sys.executable, "-m", "agent.replay", str(run_copy)], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+    assert f"({1234 * n:,} input tokens from the provider's cache)" in timeline.stdout, timeline.stdout[:2000]
