@@ -15,17 +15,30 @@ _LIST_ITEM = re.compile(r"\.\d+(?:\.|$)")
 _TIME_SCALE = {"ms": 1e3, "millisecond": 1e3, "milliseconds": 1e3, "min": 1 / 60, "minute": 1 / 60,
                "minutes": 1 / 60, "h": 1 / 3600, "hr": 1 / 3600, "hrs": 1 / 3600, "hour": 1 / 3600, "hours": 1 / 3600}
 
+# How far a number may be from the value it claims, as a share of the number: rounding a
+# result to one or two significant digits may not move it more than 5 % ("0.002" is not
+# 0.0018), "about" not more than 10 %.
+_EXACT_SHARE, _APPROX_SHARE = 0.05, 0.10
+
+
 def _token_interval(token: Mention) -> tuple[float, float]:
-    """The values the number can stand for: its rounding, widened by a qualifier ("about"),
-    open-ended for a bound ("above 0.9")."""
+    """The values the number can stand for (see the rule table of `agent.paper.grounding`):
+    half a unit of its last digit, but never more than 5 % of it; "about" widens that to 5-10 %;
+    "exactly" narrows it to a tenth; a bound ("above 0.9", "below 16%") reaches from the number
+    to one unit of its leading digit beyond it ("over 100": 100-200), not to infinity."""
     v, half = token.value, token.half
     eps = 1e-9 * max(1.0, abs(v))
+    if v:
+        half = min(half, _EXACT_SHARE * abs(v))
     if token.qualifier == "approx":
-        half = max(half, 0.05 * abs(v))
+        half = max(min(token.half, _APPROX_SHARE * abs(v)), _EXACT_SHARE * abs(v))
+    if token.qualifier == "exactly":
+        half = token.half / 10
+    lead = 10.0 ** math.floor(math.log10(abs(v))) if v else token.half
     if token.qualifier == "at_least":
-        return v - half - eps, math.inf
+        return v - half - eps, v + lead + eps
     if token.qualifier == "at_most":
-        return -math.inf, v + half + eps
+        return v - lead - eps, v + half + eps
     return v - half - eps, v + half + eps
 
 

@@ -3,7 +3,8 @@
 `mentions(text)` finds the numbers a reader sees in a sentence that `agent.paper.reading` has
 already turned into plain text (digits, scientific notation, `10^-3`, numbers in words), and
 keeps how each is written: sign, the digits that set its tolerance, percent / percentage
-points / factor, a multiplier (`2 million`), a time unit, a qualifier ("about", "above"),
+points / factor, a multiplier (`2 million`), a time unit, a qualifier ("about", "above",
+"exactly"),
 direction words around it, the setting it is given to (`lambda = 0.5`, "a learning rate of"),
 and the other end of a range (`1.44-1.63`). Structure (Figure 3, Section 2), run references,
 ordinals, versions and numbers glued to names (`gemma-2-2b`) are not mentions.
@@ -17,7 +18,8 @@ from typing import Literal
 
 from agent.paper.texnum import run_refs_in
 
-Qualifier = Literal["exact", "approx", "at_least", "at_most"]
+Qualifier = Literal["exact", "approx", "at_least", "at_most", "exactly"]
+"""`exact`: written plainly; `exactly`: "exactly", "precisely"."""
 Change = Literal["up", "down", "none"]
 
 _WORD_UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten "
@@ -43,6 +45,7 @@ _AT_LEAST = re.compile(r"(?:above|over|more than|greater than|higher than|at lea
                        r"exceeding|beyond|>|≥)\s*=?\s*$", re.I)
 _AT_MOST = re.compile(r"(?:below|under|less than|fewer than|lower than|at most|up to|within|<|≤)"
                       r"\s*=?\s*$", re.I)
+_EXACTLY = re.compile(r"(?:exactly|precisely)\s*$", re.I)
 _UP = re.compile(r"increas|higher|\brise|\brose|\brais|grow|grew|\bgain|\bmore\b|larger|\bup\b|"
                  r"boost|improv", re.I)
 _DOWN = re.compile(r"decreas|lower|\bdrop|\bfell|\bfall|reduc|declin|\bless\b|smaller|\bdown\b|"
@@ -93,6 +96,8 @@ def _qualifier(before: str) -> Qualifier:
         return "at_least"
     if _AT_MOST.search(tail):
         return "at_most"
+    if _EXACTLY.search(tail):
+        return "exactly"
     return "approx" if _APPROX.search(tail) else "exact"
 
 
