@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 from agent.paper.evidence import Evidence, EvidenceValue, Match, MatchKind
 from agent.paper.mentions import Mention
+from agent.paper.quantity import is_duration
 
 _LIST_ITEM = re.compile(r"\.\d+(?:\.|$)")
 _TIME_SCALE = {"ms": 1e3, "millisecond": 1e3, "milliseconds": 1e3, "min": 1 / 60, "minute": 1 / 60,
@@ -47,18 +49,21 @@ def _overlaps(lo: float, hi: float, a: float, b: float) -> bool:
 
 
 def _direct_scales(token: Mention, v: EvidenceValue) -> list[float]:
+    """How the value is written in the number's units: a percent of a fraction, a duration in
+    another unit of time; nothing when the number is a duration and the value is not one."""
     if token.percent:
         return [100.0] + ([1.0] if re.search(r"pct|percent", v.path, re.I) else [])
-    if token.unit and (v.source == "timings" or re.search(r"time|_s$|sec|duration", v.path)):
-        return [_TIME_SCALE.get(token.unit, 1.0)]
+    if token.unit:
+        return [_TIME_SCALE.get(token.unit, 1.0)] if is_duration(v) else []
     return [1.0]
 
 
 def direct_matches(token: Mention, evidence: Evidence, allowed: frozenset[str] | None = None,
-                   runs: frozenset[str] | None = None,
-                   sources: frozenset[str] | None = None) -> list[Match]:
+                   runs: frozenset[str] | None = None, sources: frozenset[str] | None = None,
+                   admit: Callable[[EvidenceValue], bool] | None = None) -> list[Match]:
     """Values equal to the number within its written digits, sign included (`allowed`: the
-    metrics the prose names around it; `sources`: which parts of final_info.json count)."""
+    metrics the prose names around it; `sources`: which parts of final_info.json count;
+    `admit`: which values are of the quantity the number is about, `agent.paper.quantity`)."""
     lo, hi = _token_interval(token)
     out = []
     for v in evidence.values:
@@ -74,7 +79,8 @@ def direct_matches(token: Mention, evidence: Evidence, allowed: frozenset[str] |
             continue  # a two-digit number matches some entry of a long per-item list by chance
         if "/" in v.path and not (token.percent or 0.01 <= abs(token.value) <= 1):
             continue
-        if any(_overlaps(lo, hi, v.value * s, v.value * s) for s in _direct_scales(token, v)):
+        if any(_overlaps(lo, hi, v.value * s, v.value * s) for s in _direct_scales(token, v)) and \
+                (admit is None or admit(v)):
             out.append(Match("direct", (v,)))
     return out
 
