@@ -26,6 +26,8 @@ PLANTED = {
     ("run", "Run~7"),
     ("comparison", "outperforms Gated SAEs"),
 }
+# The seed-002 paper's numbers that are true of its runs (as the checker reads them).
+SEED_REAL = ("0.9986", "0.9979", "1.055", "40.7%", "4081.94", "2095.25", "18432.0", "97.3%", "0.941")
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +163,7 @@ def test_seed_paper_presenting_run_1_as_the_baseline_is_flagged(seed_findings) -
 def test_seed_paper_real_numbers_are_not_flagged(seed_findings) -> None:
     findings = seed_findings
     flagged = {f.text for f in findings}
-    for real in ("0.9986", "0.9979", "1.055", "40.7%", "4081.94", "2095.25", "18432.0", "97.3%", "0.941"):
+    for real in SEED_REAL:
         assert real not in flagged
 
 

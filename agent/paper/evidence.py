@@ -6,7 +6,8 @@ timings, gates, data and evaluation (and any section of a result file of another
 never the LLM's own prose (the runs' descriptions), the training process's self-report, nor
 bookkeeping (commits, hashes, dates). A number equals a
 value when the value lies within half a unit of the number's last written digit (`0.95`:
-±0.005; `0.005`: ±0.0005, so it does not "match" a metric that is 0), with its sign. Derived
+±0.005; `0.005`: ±0.0005, so it does not "match" a metric that is 0), with its sign, and
+within 5 % of it (`agent.paper.matching`). Derived
 values (a difference, ratio or relative change of one metric between two runs) use interval
 arithmetic over the metric's printed precision, because authors compute them from the rounded
 numbers they see (1.055 / 0.75 - 1 = 40.7%, not 40.6%).

@@ -1,29 +1,52 @@
 """Every number in the paper must trace to a result file; every run it names must exist.
 
 `check_paper(tex, evidence, results_macros)` reads the paper once (`agent.paper.reading`:
-pylatexenc's parse into sentences; `agent.paper.mentions`: their typed number mentions) and applies these rules to each
-mention, in order:
+pylatexenc's parse into sentences; `agent.paper.mentions`: their typed number mentions), reads
+each mention as a quantity (`agent.paper.naming`: what its own stretch of the sentence names)
+and applies these rules, in order; a number is grounded only by evidence of its quantity
+(`agent.paper.quantity`):
 
-| rule       | the mention                                  | grounded when                                  |
+| rule       | the mention                                  | grounded when a value equals it, of            |
 |------------|----------------------------------------------|------------------------------------------------|
 | formula    | a term of a formula in math (`1 - \\sum`)    | always: notation, not a claim                  |
-| level      | the level of an interval (`95% CI`)          | the runs' intervals have that level            |
-| ordinary   | a year, or a small count (<= 10) named by no | always                                         |
-|            | metric                                       |                                                |
-| setting    | written as a setting (`lambda = 0.5`,        | a config value of its run (any run if none is  |
-|            | `a learning rate of 3e-4`) of no metric      | named) equals it                               |
-| metric     | in a clause (else a sentence) naming metrics | a value of one of those metrics, or a change   |
-|            |                                              | of one between two runs, equals it             |
-| value      | anything else                                | any evaluator or config value equals it        |
+| level      | the level of an interval (`95% CI`)          | the runs' intervals (they have that level)     |
+| duration   | written with a time unit (`41.2 s`)          | the timings its clause names ("harvesting"),   |
+|            |                                              | else any timing                                |
+| setting    | a setting written as one (`lambda = 0.5`, `a | the config keys its name names (`learning rate`|
+|            | learning rate of`), or a key named right     | = `lr`), of its run (any run if none named); a |
+|            | before it (`Learning rate & 3e-4`)           | symbol no key has: any training setting; a     |
+|            |                                              | name no key has: none                          |
+| count      | counting a noun (`488 steps`, `4096 latents`)| the keys of that noun (`steps`, `d_sae`)       |
+| metric     | a metric named right after it, before it in  | those metrics (their seed statistics included),|
+|            | its clause, by its parenthesis' or colon's   | with the settings its sentence names; a change |
+|            | label, or (else) in its sentence             | of them between two runs only if it is said to |
+|            |                                              | be a change                                    |
+| ordinary   | a year, or a small count (<= 10), no metric  | always                                         |
+|            | named in its clause                          |                                                |
+| value      | nothing named (`15.2% of latents are dead`)  | any value but a difference or a harness value  |
 
-"Equals" means within half a unit of the last digit written, sign included, widened only by
-"about"; "above"/"below" are one-sided. With seeds, the statistics count as values (per-seed
-values, standard deviations, interval bounds and half-widths, each run's difference from the
-baseline and its interval: `agent.paper.evidence`). A number said to be a run's (the last run or
-"baseline" named before it, with no other subject, label or number between) must be that
-run's, else it is an attribution finding. A paper that redefines a results.tex macro is a
-finding; a macro it defines itself is read where it is used, so its numbers meet the rules in
-their sentence. Claims of runs, counts, ablations and comparisons: `agent.paper.claims`.
+A number with only connecting words after the previous number of its clause ("0.004 in the
+baseline and 0.0 in Runs 1--4", "40.7% (0.75 to 1.055)") is of that number's quantity; a
+number after "targeting" may be a target setting (`target_l0`). Everywhere: a difference
+between runs (the seed comparisons, a hypothesis's difference and interval, a change derived
+from two runs) grounds only a number said to be a difference ("by 0.06", "+0.04", "a gap of",
+"8% lower", percentage points) or a bound of its interval; an evaluation-harness value (the
+`evaluation` and `data` sections, an evaluation's config) only a sentence that names the
+evaluation or a word of the value's own key ("window").
+
+"Equals" (`agent.paper.matching`): within half a unit of the last digit written, sign
+included, but never more than 5 % of the number (a one-digit "0.002" is not 0.0018); "about"
+allows 5-10 %, "exactly" a tenth of the unit; "over"/"at least" X reaches from X to one unit of
+X's leading digit above it ("over 100": 100-200) and "under"/"at most" as far below, never to
+infinity. With seeds, the statistics count as values (per-seed values, standard deviations,
+interval bounds and half-widths, each run's difference from the baseline and its interval:
+`agent.paper.evidence`). A number said to be a run's (the last run or "baseline" named before
+it, with no other subject, label or number between; the run a label names, "baseline 0.852")
+must be that run's, else it is an attribution finding; a run that labels the number after it
+("0.933 (baseline 0.852)") does not own the one before. A paper that redefines a results.tex
+macro is a finding; a macro it defines itself is read where it is used, so its numbers meet
+the rules in their sentence. Claims of runs, counts, ablations and comparisons:
+`agent.paper.claims`.
 
 Then the statistical claims of each sentence (`agent.paper.verdicts`, decided by `agent.stats`
 and hypotheses_verdicts.json):
@@ -42,14 +65,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from agent.paper.claims import check_claims
 from agent.paper.evidence import Evidence, Match
 from agent.paper.findings import Finding
 from agent.paper.matching import closest, derived_matches, direct_matches, nearest_derived
 from agent.paper.mentions import Mention
+from agent.paper.naming import Context, ordinary, phrases_of, quantity_of
 from agent.paper.prose import group_end, prose_view, section_marks
+from agent.paper.quantity import Keys, Quantity
 from agent.paper.reading import Reading, Sentence, definitions, read, sentences_of
 from agent.paper.verdicts import check_verdicts
 
@@ -58,56 +82,24 @@ from agent.paper.verdicts import check_verdicts
 _BREAK = re.compile(r"\b(to|than|vs|versus|while|whereas|but|compared|relative|over|against|ours|our|"
                     r"proposed|optimi[sz]ed|method|peak|best|then|after|from|unlike|however|instead|"
                     r"other|others|runs|variants|models|each|all|both)\b|\w\s*:", re.I)
-_CONFIG_ALIASES = {"learning rate": "lr", "lr": "lr", "batch size": "batch_size", "batch": "batch_size",
-                   "lambda": "l1_penalty", "l1 coefficient": "l1_penalty", "sparsity penalty": "l1_penalty",
-                   "dictionary size": "d_sae", "latents": "d_sae", "expansion factor": "expansion_factor",
-                   "seed": "seed", "k": "k", "steps": "total_steps", "warm-up": "lr_warmup_steps"}
-_SAFE_SOURCES = frozenset({"config", "data", "evaluation"})
-_SETTING_WORDS = re.compile(r"\b(rates?|sizes?|coefficients?|penalty|penalties|weights?|factors?|"
-                            r"seeds?|epochs?|warm-?up|decay|alpha|beta|gamma|lambda|kappa|tau|"
-                            r"thresholds?|temperature|momentum|eps|epsilon|layer|block|heads?|"
-                            r"width|top-k)$", re.I)
+# "0.933 (baseline 0.852)", "0.933 (Run 1: 0.912)": the run labels the number after it, not this one
+_LABELS_NEXT = re.compile(r"(?:'s)?\s*[:=]?\s*(?:[-−]?\d|\uE000)")
 
 
-def _norm(text: str) -> str:
-    text = text.lower().replace("\\_", " ").replace("_", " ")
-    return re.sub(r"\s+", " ", re.sub(r"[${}\\]", " ", text)).strip()
-
-
-@dataclass(frozen=True)
-class _Context:
-    evidence: Evidence
-    phrases: tuple[tuple[str, str], ...]
-    """(metric, phrase) for every metric name, label and alias."""
-    macro_runs: dict[str, tuple[str, str]]
-    """results.tex macro -> (run, metric)."""
-
-
-def _named(text: str, phrases: Iterable[tuple[str, str]]) -> frozenset[str]:
-    norm = _norm(text)
-    return frozenset(m for m, p in phrases if re.search(rf"(?<![a-z0-9]){re.escape(p)}(?![a-z0-9])", norm))
-
-
-def _phrases(evidence: Evidence) -> tuple[tuple[str, str], ...]:
-    names = {s.name: s.names() for s in evidence.metrics}
-    for v in evidence.values:
-        if v.source == "metrics" and v.metric not in names:
-            names[v.metric] = (v.metric.replace("_", " "),)
-    return tuple((metric, _norm(p)) for metric, ps in names.items() for p in ps if len(_norm(p)) >= 2)
-
-
-def _subject(s: Sentence, m: Mention, ctx: _Context, baseline: str | None) -> tuple[str, frozenset[str]] | None:
+def _subject(s: Sentence, m: Mention, ctx: Context, baseline: str | None) -> tuple[str, frozenset[str]] | None:
     """The runs a number is said to belong to: the last subject before it (a run reference,
     "baseline", a results macro), if no other subject, label or number lies between."""
     # "0.06 in Runs 3--8", "0.852 for the baseline": a run named right after it owns it
     after = s.text[m.end - s.start:]
-    tight = re.match(r"\s*%?\s*(?:\(|,?\s*(?:in|for|of|on|by|with|at)\s+)(?:the\s+)?", after)
+    tight = re.match(r"\s*%?\s*(?:(?:ms|s|sec|seconds?|min|minutes?|h|hrs?|hours?)\b\s*)?"
+                     r"(?:\(|,?\s*(?:in|for|of|on|by|with|at)\s+)(?:the\s+)?", after)
     if tight:
         rest = m.end + tight.end()
         for r in s.runs:
-            if r.start == rest:
+            if r.start == rest and not _LABELS_NEXT.match(s.text[r.end - s.start:]):
                 return r.text, frozenset(f"run_{i}" for i in r.indices)
-        if baseline and re.match(r"baseline\b", s.text[rest - s.start:], re.I):
+        owner = re.match(r"baseline\b", s.text[rest - s.start:], re.I)
+        if baseline and owner and not _LABELS_NEXT.match(s.text[rest - s.start + owner.end():]):
             return "the baseline", frozenset({baseline})
     options: list[tuple[int, int, frozenset[str], str]] = []
     for r in s.runs:
@@ -120,6 +112,9 @@ def _subject(s: Sentence, m: Mention, ctx: _Context, baseline: str | None) -> tu
         return None
     end = max(o[0] for o in options)
     gap = s.text[end - s.start:m.start - s.start]
+    if re.fullmatch(r"(?:'s)?\s*[:=]?\s*", gap):  # "baseline 0.852", "Run 2: 0.933": a label owns its number
+        label = max(options, key=lambda o: o[0])
+        return label[3], label[2]
     between = [x for x in s.mentions if end <= x.start < m.start and x.range_with is None]
     if len(gap) > 80 or _BREAK.search(gap) or between:
         return None
@@ -129,19 +124,6 @@ def _subject(s: Sentence, m: Mention, ctx: _Context, baseline: str | None) -> tu
     return names, frozenset().union(*(o[2] for o in ordered))
 
 
-def _is_setting(name: str, ctx: _Context) -> bool:
-    """Whether `name` (the words before `=` or `of`) names a setting: a config key, a known
-    alias, or a noun of settings ("L1 coefficient", "learning rate"), not a metric."""
-    norm = _norm(name)
-    if not norm or re.fullmatch(r"(?:\d+ )?ci|.*\binterval", norm):
-        return False  # "95% CI 0.032 to 0.042": the bounds of an interval
-    keys = {v.path.rsplit(".", 1)[-1].replace("_", " ").lower() for v in ctx.evidence.values
-            if v.source == "config"}
-    if norm in keys or norm in _CONFIG_ALIASES or _SETTING_WORDS.search(norm):
-        return True
-    return len(norm) <= 2 and not _named(name, ctx.phrases)  # a symbol: `k = 32`
-
-
 def _is_level(m: Mention, s: Sentence, ev: Evidence) -> bool:
     """`95% CI`, `95% confidence interval`, `a 95% level`, where the runs' intervals have that level."""
     after = s.text[m.end - s.start:]
@@ -149,12 +131,6 @@ def _is_level(m: Mention, s: Sentence, ev: Evidence) -> bool:
         return False
     return any(v.path.endswith("level") and abs(100 * v.value - m.value) <= m.half for v in ev.values
                if v.source == "statistics")
-
-
-def _ordinary(m: Mention) -> bool:
-    if m.percent or m.ratio or not m.integer or m.value < 0:
-        return False
-    return m.value <= 10 or 1950 <= m.value <= 2035
 
 
 def _finding(section: str, kind: str, m: Mention, s: Sentence, reason: str, hints: Iterable[str],
@@ -170,74 +146,77 @@ def _why_other_run(matches: list[Match], subject: str) -> str:
     return f"the text attributes it to {subject}, but it matches {where}"
 
 
-def _check_mention(m: Mention, s: Sentence, ctx: _Context, section: str, line: int) -> Finding | None:
+def _check_mention(m: Mention, s: Sentence, ctx: Context, section: str, line: int) -> Finding | None:
     ev = ctx.evidence
     if m.formula:
         return None  # a term of a formula: 1 - sum(...)/sum(...), (a)/(b)
     if _is_level(m, s, ev):
         return None  # "95% CI": the level the intervals were computed at
     baseline = "run_0" if "run_0" in ev.runs else None
-    # the clause around the number: between separators (a thousands comma is not one)
-    rel = m.start - s.start
-    seps = [i for i, ch in enumerate(s.text) if ch in ";:()" or (ch == "," and not re.match(r",\d{3}", s.text[i:]))]
-    left = max([i + 1 for i in seps if i < rel], default=0)
-    right = min([i for i in seps if i >= m.end - s.start] + [m.end - s.start + 30, len(s.text)])
-    near_text = s.text[left:right]
-    quantity = re.match(r"\s*(?:[a-z-]+\s+)?(tokens|steps|latents|sequences|rows|runs|seeds|groups|"
-                        r"epochs|parameters|layers|dimensions|examples|samples|batches|iterations|"
-                        r"blocks|heads|words|characters)\b", s.text[m.end - s.start:])
-    macro_metrics = frozenset(ctx.macro_runs[name][1] for _, name in s.macros if name in ctx.macro_runs
-                              and ctx.macro_runs[name][1])
-    near = _named(near_text, ctx.phrases)
-    allowed = near or _named(s.text, ctx.phrases) or (macro_metrics or None)
+    q = quantity_of(m, s, ctx)
     subject = _subject(s, m, ctx, baseline)
     runs = subject[1] if subject else None
-
-    # setting: `lambda = 0.5`, `a learning rate of 3e-4`, named by no metric
-    if m.setting and _is_setting(m.setting, ctx):
-        if direct_matches(m, ev, runs=runs, sources=_SAFE_SOURCES):
+    if q.kind == "setting":
+        return _check_setting(m, s, q, subject, section, line, ev)
+    if q.kind != "metric":  # value rule: any value of the quantity; a small count or a year is ordinary
+        if direct_matches(m, ev, runs=runs, admit=q.admits) or ordinary(m):
             return None
-        hints = [h for h in closest(m, ev, None, n=3)]
-        if subject and direct_matches(m, ev, sources=_SAFE_SOURCES):
-            return _finding(section, "attribution", m, s, f"the setting '{m.setting}' is attributed to "
-                            f"{subject[0]}, but only another run's configuration has it", hints, line)
-        return _finding(section, "setting", m, s, f"'{m.setting}' = {m.text} is not in the effective "
-                        "configuration of any run it could describe: write only settings a run's config has",
-                        hints, line)
-
-    if allowed is None or quantity or (m.integer and m.value <= 10 and not near and not m.percent):
-        # value rule: any evaluator or config value; a small count or a year is ordinary
-        if direct_matches(m, ev, None, runs) or _ordinary(m):
-            return None
-        if subject and direct_matches(m, ev):
-            return _finding(section, "attribution", m, s, _why_other_run(direct_matches(m, ev), subject[0]),
+        if subject and direct_matches(m, ev, admit=q.admits):
+            return _finding(section, "attribution", m, s, _why_other_run(direct_matches(m, ev, admit=q.admits),
+                                                                         subject[0]),
                             closest(m, ev, None, n=2), line)
-        return _finding(section, "number", m, s, f"matches no value of any result file within its written "
-                        f"digits (±{m.half:.2g}{'%' if m.percent else ''}) and names no metric whose change "
+        what = f"no value of {q.name}" if q.kind == "count" else "no value of any result file"
+        return _finding(section, "number", m, s, f"matches {what} within its written digits "
+                        f"(±{m.half:.2g}{'%' if m.percent else ''}) and names no metric whose change "
                         "between runs it could be; cite results through the results.tex macros",
                         closest(m, ev, None, n=3), line)
+    return _check_metric(m, s, q, subject, section, line, ev)
 
-    # metric rule: a value of a named metric, or its change between two runs; a metric named
-    # only elsewhere in the sentence lets the number be another metric's value
-    if direct_matches(m, ev, allowed, runs) or derived_matches(m, ev, allowed, runs):
+
+def _derived(m: Mention, ev: Evidence, q: Quantity, runs: frozenset[str] | None = None) -> list[Match]:
+    """Changes of the named metrics between two runs, when the number is said to be one."""
+    return derived_matches(m, ev, q.metrics, runs) if q.difference or m.ratio else []
+
+
+def _check_metric(m: Mention, s: Sentence, q: Quantity, subject: tuple[str, frozenset[str]] | None,
+                  section: str, line: int, ev: Evidence) -> Finding | None:
+    """Metric rule: a value of a named metric (its seed statistics included), or its change
+    between two runs where the number is said to be a change."""
+    runs = subject[1] if subject else None
+    if direct_matches(m, ev, runs=runs, admit=q.admits) or _derived(m, ev, q, runs):
         return None
-    if not near and direct_matches(m, ev, None, runs, sources=frozenset({"metrics", "measurements"})):
-        return None
-    elsewhere = direct_matches(m, ev, allowed) + derived_matches(m, ev, allowed)
+    elsewhere = direct_matches(m, ev, admit=q.admits) + _derived(m, ev, q)
     if subject and elsewhere:
-        own = [v for v in closest(m, ev, allowed, n=50) if v.split(" ", 1)[0] in subject[1]][:2]
+        own = [v for v in closest(m, ev, q.metrics, n=50) if v.split(" ", 1)[0] in subject[1]][:2]
         return _finding(section, "attribution", m, s, _why_other_run(elsewhere, subject[0]), own, line)
-    hints = [*closest(m, ev, allowed, n=2), *(nearest_derived(m, ev, allowed) if (m.percent or m.ratio
-                                                                                 or m.change != "none") else [])]
+    hints = [*closest(m, ev, q.metrics, n=2), *(nearest_derived(m, ev, q.metrics) if (m.percent or m.ratio
+                                                                                     or m.change != "none") else [])]
     other = direct_matches(m, ev, None, runs)
-    named = " / ".join(sorted(allowed))
     if other:
-        reason = f"the text says it is {named}, but it only matches {other[0].values[0].describe()}"
+        reason = f"the text says it is {q.name}, but it only matches {other[0].values[0].describe()}"
     else:
-        reason = (f"matches no value of {named} within its written digits (±{m.half:.2g}"
+        reason = (f"matches no value of {q.name} within its written digits (±{m.half:.2g}"
                   f"{'%' if m.percent else ''}), nor a difference, ratio or relative change of "
-                  f"{named} between two runs; cite results through the results.tex macros")
+                  f"{q.name} between two runs it is said to be; cite results through the results.tex macros")
     return _finding(section, "number", m, s, reason, hints, line)
+
+
+def _check_setting(m: Mention, s: Sentence, q: Quantity, subject: tuple[str, frozenset[str]] | None,
+                   section: str, line: int, ev: Evidence) -> Finding | None:
+    """Setting rule: a config value of the setting its name names (any run if none is named)."""
+    if direct_matches(m, ev, runs=subject[1] if subject else None, admit=q.admits):
+        return None
+    hints = [h for h in closest(m, ev, None, n=3)]
+    if subject and direct_matches(m, ev, admit=q.admits):
+        return _finding(section, "attribution", m, s, f"the setting '{q.name}' is attributed to "
+                        f"{subject[0]}, but only another run's configuration has it", hints, line)
+    if q.keys is not None and not q.keys:
+        return _finding(section, "setting", m, s, f"'{q.name}' = {m.text}: no run's configuration has a "
+                        f"setting named '{q.name}': write only settings a run's config has", hints, line)
+    keys = ", ".join(sorted({k.rsplit(".", 1)[-1] for k in q.keys})) if q.keys else "any setting"
+    return _finding(section, "setting", m, s, f"'{q.name}' = {m.text} is not the value of {keys} in the "
+                    "effective configuration of any run it could describe: write only settings a run's config has",
+                    hints, line)
 
 
 def check_grounding(tex_section_text: str, evidence: Evidence, section: str = "",
@@ -250,7 +229,7 @@ def check_grounding(tex_section_text: str, evidence: Evidence, section: str = ""
     tex = tex_section_text
     macros = results_macros if results_macros is not None else _guess_macros(tex)
     reading = read(tex, macros, private)
-    ctx = _Context(evidence, _phrases(evidence), dict(macros))
+    ctx = Context(evidence, phrases_of(evidence), dict(macros), Keys.of(evidence))
     findings = check_claims(tex, prose_view(tex), evidence, section)
     for d in reading.definitions:
         if d.redefines_result:

@@ -7,25 +7,40 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 from agent.paper.evidence import Evidence, EvidenceValue, Match, MatchKind
 from agent.paper.mentions import Mention
+from agent.paper.quantity import is_duration
 
 _LIST_ITEM = re.compile(r"\.\d+(?:\.|$)")
 _TIME_SCALE = {"ms": 1e3, "millisecond": 1e3, "milliseconds": 1e3, "min": 1 / 60, "minute": 1 / 60,
                "minutes": 1 / 60, "h": 1 / 3600, "hr": 1 / 3600, "hrs": 1 / 3600, "hour": 1 / 3600, "hours": 1 / 3600}
 
+# How far a number may be from the value it claims, as a share of the number: rounding a
+# result to one or two significant digits may not move it more than 5 % ("0.002" is not
+# 0.0018), "about" not more than 10 %.
+_EXACT_SHARE, _APPROX_SHARE = 0.05, 0.10
+
+
 def _token_interval(token: Mention) -> tuple[float, float]:
-    """The values the number can stand for: its rounding, widened by a qualifier ("about"),
-    open-ended for a bound ("above 0.9")."""
+    """The values the number can stand for (see the rule table of `agent.paper.grounding`):
+    half a unit of its last digit, but never more than 5 % of it; "about" widens that to 5-10 %;
+    "exactly" narrows it to a tenth; a bound ("above 0.9", "below 16%") reaches from the number
+    to one unit of its leading digit beyond it ("over 100": 100-200), not to infinity."""
     v, half = token.value, token.half
     eps = 1e-9 * max(1.0, abs(v))
+    if v:
+        half = min(half, _EXACT_SHARE * abs(v))
     if token.qualifier == "approx":
-        half = max(half, 0.05 * abs(v))
+        half = max(min(token.half, _APPROX_SHARE * abs(v)), _EXACT_SHARE * abs(v))
+    if token.qualifier == "exactly":
+        half = token.half / 10
+    lead = 10.0 ** math.floor(math.log10(abs(v))) if v else token.half
     if token.qualifier == "at_least":
-        return v - half - eps, math.inf
+        return v - half - eps, v + lead + eps
     if token.qualifier == "at_most":
-        return -math.inf, v + half + eps
+        return v - lead - eps, v + half + eps
     return v - half - eps, v + half + eps
 
 
@@ -34,18 +49,21 @@ def _overlaps(lo: float, hi: float, a: float, b: float) -> bool:
 
 
 def _direct_scales(token: Mention, v: EvidenceValue) -> list[float]:
+    """How the value is written in the number's units: a percent of a fraction, a duration in
+    another unit of time; nothing when the number is a duration and the value is not one."""
     if token.percent:
         return [100.0] + ([1.0] if re.search(r"pct|percent", v.path, re.I) else [])
-    if token.unit and (v.source == "timings" or re.search(r"time|_s$|sec|duration", v.path)):
-        return [_TIME_SCALE.get(token.unit, 1.0)]
+    if token.unit:
+        return [_TIME_SCALE.get(token.unit, 1.0)] if is_duration(v) else []
     return [1.0]
 
 
 def direct_matches(token: Mention, evidence: Evidence, allowed: frozenset[str] | None = None,
-                   runs: frozenset[str] | None = None,
-                   sources: frozenset[str] | None = None) -> list[Match]:
+                   runs: frozenset[str] | None = None, sources: frozenset[str] | None = None,
+                   admit: Callable[[EvidenceValue], bool] | None = None) -> list[Match]:
     """Values equal to the number within its written digits, sign included (`allowed`: the
-    metrics the prose names around it; `sources`: which parts of final_info.json count)."""
+    metrics the prose names around it; `sources`: which parts of final_info.json count;
+    `admit`: which values are of the quantity the number is about, `agent.paper.quantity`)."""
     lo, hi = _token_interval(token)
     out = []
     for v in evidence.values:
@@ -61,7 +79,8 @@ def direct_matches(token: Mention, evidence: Evidence, allowed: frozenset[str] |
             continue  # a two-digit number matches some entry of a long per-item list by chance
         if "/" in v.path and not (token.percent or 0.01 <= abs(token.value) <= 1):
             continue
-        if any(_overlaps(lo, hi, v.value * s, v.value * s) for s in _direct_scales(token, v)):
+        if any(_overlaps(lo, hi, v.value * s, v.value * s) for s in _direct_scales(token, v)) and \
+                (admit is None or admit(v)):
             out.append(Match("direct", (v,)))
     return out
 

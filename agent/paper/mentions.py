@@ -3,10 +3,12 @@
 `mentions(text)` finds the numbers a reader sees in a sentence that `agent.paper.reading` has
 already turned into plain text (digits, scientific notation, `10^-3`, numbers in words), and
 keeps how each is written: sign, the digits that set its tolerance, percent / percentage
-points / factor, a multiplier (`2 million`), a time unit, a qualifier ("about", "above"),
-direction words around it, the setting it is given to (`lambda = 0.5`, "a learning rate of"),
-and the other end of a range (`1.44-1.63`). Structure (Figure 3, Section 2), run references,
-ordinals, versions and numbers glued to names (`gemma-2-2b`) are not mentions.
+points / factor, a multiplier (`2 million`), a time unit, a qualifier ("about", "above",
+"exactly"), direction words around it, whether it is said to be a difference ("by 0.06", "a
+gap of", "+0.04", "8% lower", percentage points), the noun it counts (`488 steps`), the setting
+it is given to (`lambda = 0.5`, "a learning rate of"), and the other end of a range
+(`1.44-1.63`). Structure (Figure 3, Section 2), run references, ordinals, versions and numbers
+glued to names (`gemma-2-2b`) are not mentions.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Literal
 
 from agent.paper.texnum import run_refs_in
 
-Qualifier = Literal["exact", "approx", "at_least", "at_most"]
+Qualifier = Literal["exact", "approx", "at_least", "at_most", "exactly"]
+"""`exact`: written plainly; `exactly`: "exactly", "precisely"."""
 Change = Literal["up", "down", "none"]
 
 _WORD_UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten "
@@ -43,6 +46,21 @@ _AT_LEAST = re.compile(r"(?:above|over|more than|greater than|higher than|at lea
                        r"exceeding|beyond|>|≥)\s*=?\s*$", re.I)
 _AT_MOST = re.compile(r"(?:below|under|less than|fewer than|lower than|at most|up to|within|<|≤)"
                       r"\s*=?\s*$", re.I)
+_EXACTLY = re.compile(r"(?:exactly|precisely)\s*$", re.I)
+# Said to be a difference: "by 0.06", "a gap of 0.02", "loses 0.016", "+0.037", "-0.05" before
+# it; "8% lower", "15% MSE increase", "6.1 percentage points" after it.
+_DIFF_BEFORE = re.compile(r"(?:\bby|\b(?:difference|gap|change|improvement|increase|decrease|reduction|drop|"
+                          r"gain|delta|margin|decline|rise|boost|lift|degradation|effect|shift)s?"
+                          r"(?:\s+(?:of|is|was|were|=|:))?|\b(?:loses|lost|gains|gained)|Δ\s*\w*\s*=|"
+                          r"\bDelta\b[^,;]{0,20}=|[+])\s*(?:about|around|approximately|roughly|nearly|only|just|"
+                          r"~|≈)?\s*$", re.I)
+_DIFF_AFTER = re.compile(r"\s*%?\s*(?:(?:percentage\s+)?points?\b|pp\b|pts\b)?\s*(?:[\w-]+\s+){0,2}?"
+                         r"(?:higher|lower|more|less|larger|smaller|better|worse|greater|fewer|improvement|"
+                         r"increase|decrease|reduction|drop|gain|difference|gap|change|rise|decline|boost)\b", re.I)
+# The noun a number counts: "488 steps", "2 million tokens", "4096 latents".
+_NOUN = re.compile(r"\s*(?:thousand|million|billion|[kKMB])?\s*(?:[a-z-]+\s+)?(tokens|steps|latents|features|"
+                   r"sequences|rows|runs|seeds|groups|epochs|parameters|layers|dimensions|examples|samples|"
+                   r"batches|iterations|updates|blocks|heads|words|characters|prompts)\b")
 _UP = re.compile(r"increas|higher|\brise|\brose|\brais|grow|grew|\bgain|\bmore\b|larger|\bup\b|"
                  r"boost|improv", re.I)
 _DOWN = re.compile(r"decreas|lower|\bdrop|\bfell|\bfall|reduc|declin|\bless\b|smaller|\bdown\b|"
@@ -79,6 +97,10 @@ class Mention:
     """Index (in the sentence's mentions) of the other end of a range (`1.44-1.63`)."""
     setting: str = ""
     """The name it is set to, when written as a setting (`lambda = 0.5`, `lr of 3e-4`)."""
+    difference: bool = False
+    """Said to be a difference ("by 0.06", "+0.04", "a gap of", "8% lower", points)."""
+    noun: str = ""
+    """The noun it counts, written right after it (`488 steps` -> `steps`), else empty."""
     formula: bool = False
     """A term of a formula in math (`1 - \\sum ...`, `\\frac{1}{2}`): notation, not a claim."""
 
@@ -93,6 +115,8 @@ def _qualifier(before: str) -> Qualifier:
         return "at_least"
     if _AT_MOST.search(tail):
         return "at_most"
+    if _EXACTLY.search(tail):
+        return "exactly"
     return "approx" if _APPROX.search(tail) else "exact"
 
 
@@ -173,12 +197,17 @@ def mentions(text: str, offset: int = 0) -> list[Mention]:
         elif setting:  # `a learning rate of 3e-4`: the words before `of`
             words = re.findall(r"[A-Za-z][\w\-]*", before[:setting.start()])
             name = " ".join(words[-2:])
+        # written with its sign: "+0.037", "-0.05" (not the second half of "+/-")
+        signed = bool(re.search(r"\+\s*$", before)) or (value < 0 and not re.search(r"\+/\s*$", before))
+        counted = _NOUN.match(after)
         found.append(Mention(
             text=written + ("%" if percent and "%" in after[:3] else ""),
             value=value * scale, half=half * scale, percent=percent or points, points=points,
             ratio=ratio, integer=integer, sig=sig, qualifier=_qualifier(before),
             change=_change(text[max(left, start - 40):min(right, end + 25)]),
-            unit=unit.group(1) if unit else "", start=offset + start, end=offset + end, setting=name))
+            unit=unit.group(1) if unit else "", start=offset + start, end=offset + end, setting=name,
+            difference=bool(points or signed or _DIFF_BEFORE.search(before) or _DIFF_AFTER.match(after)),
+            noun=counted.group(1) if counted else ""))
     return _ranges(text, offset, found)
 
 
@@ -195,7 +224,7 @@ def _ranges(text: str, offset: int, found: list[Mention]) -> list[Mention]:
                 gap.strip() == "to" and re.search(r"from\s*$", before)) or (
                 gap.strip() == "and" and re.search(r"between\s*$", before)):
             if dash:
-                b = Mention(**{**b.__dict__, "value": -b.value, "text": b.text.lstrip("-−–")})
+                b = Mention(**{**b.__dict__, "value": -b.value, "text": b.text.lstrip("-−–"), "difference": False})
             out[i] = Mention(**{**a.__dict__, "range_with": i + 1})
             out[i + 1] = Mention(**{**b.__dict__, "range_with": i})
     return out

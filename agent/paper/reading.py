@@ -56,6 +56,8 @@ _SKIPPED = {
 _READ_ARGS = {"caption": "[{", "multicolumn": "{{{", "multirow": "{{{", "href": "{{",
               "textcolor": "{{", "footnote": "[{", "section": "*[{", "subsection": "*[{",
               "subsubsection": "*[{", "paragraph": "*[{", "title": "[{"}
+# A header's numbers are read once, in its own row; digits of a name (`L0`, `L2 ratio`) stay.
+_HEADER_NUMBER = re.compile(r"(?<![A-Za-z_\d])\d[\d.,]*")
 _DEFINING = {"newcommand", "renewcommand", "providecommand", "def"}
 _TABLES = {"tabular", "tabularx", "tabulary", "longtable", "array"}
 _BREAKS = {"\\", "newline", "par", "item", "caption", "section", "subsection", "subsubsection",
@@ -202,7 +204,8 @@ class _Reader:
                     label, label_origin = row[0]
                     self._copy(label + " ", [*label_origin, node.pos])
                     if c < len(header):  # the header's own numbers are read once, in its row
-                        self._copy(re.sub(r"\d", " ", header[c][0]) + " ", [*header[c][1], node.pos])
+                        self._copy(_HEADER_NUMBER.sub(lambda n: " " * len(n.group(0)), header[c][0]) + " ",
+                                   [*header[c][1], node.pos])
                 self._copy(text, origin)
         self.emit("\n", node.pos + node.len - 1)
 
