@@ -5,7 +5,8 @@ that pass, and recall.
 
 Prints, for the labelled fixtures of tests/fixtures/paper:
 - false flags: each flag on a number of a correct paper (labelled_correct.tex and
-  labelled_correct_tables.tex, every number true of sae_runs.json; the seed-002 paper's numbers
+  labelled_correct_tables.tex, every number true of sae_runs.json; the reference session's paper
+  (tests/fixtures/paper/reference_tiny, the tiny main job's); the seed-002 paper's numbers
   the tests label real) is a false flag (target <= 5 %);
 - invented numbers: each true number of those papers replaced by fabrications
   (`tests/invented.py`: perturbed 5-50 %, a value of another quantity, a far value rounded to
@@ -31,6 +32,7 @@ from agent.paper.reading import read, sentences_of  # noqa: E402
 from tests.invented import KINDS, Fabrication, blocks, fabrications, with_harness_sections  # noqa: E402
 from tests.test_paper_grounding import PLANTED, SEED_REAL  # noqa: E402
 from tests.test_paper_reading import ESCAPES  # noqa: E402
+from tests.test_paper_reference import reference  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "paper"
 CORRECT = ("labelled_correct.tex", "labelled_correct_tables.tex")
@@ -92,6 +94,11 @@ def main() -> None:
     numbers, flags = numbers + len(SEED_REAL), flags + len(wrong)
     print(f"seed002 paper: {len(SEED_REAL)} labelled-real numbers, {len(wrong)} flagged; "
           f"{len(findings)} findings in all, checked in {seconds * 1000:.0f} ms")
+    ref_tex, ref_evidence, ref_macros = reference()
+    n = sum(len(s.mentions) for s in sentences_of(read(ref_tex, ref_macros)))
+    flagged = len(check_paper(ref_tex, ref_evidence, ref_macros))  # type: ignore[arg-type]
+    numbers, flags = numbers + n, flags + flagged
+    print(f"the reference session's paper: {n} true numbers read, {flagged} flagged")
     print(f"false flags on correct papers: {flags} of {numbers} ({100 * flags / numbers:.1f}%; target <= 5%)")
 
     judged = invented(sae, seed)

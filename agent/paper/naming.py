@@ -189,7 +189,8 @@ def quantity_of(m: Mention, s: Sentence, ctx: Context) -> Quantity:
     if m.unit:  # a duration: "Training took 95.1 s", "harvesting took 41.2 s"
         return Quantity("duration", m.unit, keys=timing_keys(clause + after, ev), **base)  # type: ignore[arg-type]
     if m.setting and _is_setting(m.setting, ctx):
-        return Quantity("setting", m.setting, keys=setting_keys(m.setting, ctx.keys), **base)  # type: ignore[arg-type]
+        keys = setting_keys(m.setting, ctx.keys)
+        return Quantity("setting", m.setting, keys=_factor(keys, m, ctx), **base)  # type: ignore[arg-type]
     label, labelled, owner = _opened_by(s, m, ctx)
     named = _named_after(after, ctx.phrases) or (frozenset() if m.noun else names_in(before, ctx.phrases) or labelled)
     if not named and m.noun and counted_keys(m.noun):
@@ -197,15 +198,18 @@ def quantity_of(m: Mention, s: Sentence, ctx: Context) -> Quantity:
     if named and _TARGET.search(before):  # "targeting 320 active features": a target setting, or the metric
         targets = frozenset(path for path, key in ctx.keys.config if "target" in key)
         return Quantity("metric", " / ".join(sorted(named)), metrics=named, keys=targets, **base)  # type: ignore[arg-type]
-    keys = frozenset() if named else keys_named(before, ctx.keys) or keys_named(label, ctx.keys)
+    # a setting named only around it (not written as one) does not make a small count or a
+    # number word ("sum to one, so a token ...") a setting, nor a share of it ("the last 20% of the steps")
+    loose = named or ordinary(m) or _described(after)
+    keys = frozenset() if loose else keys_named(before, ctx.keys) or keys_named(label, ctx.keys)
     if keys:
-        return Quantity("setting", _words_of(keys), keys=keys, **base)  # type: ignore[arg-type]
+        return Quantity("setting", _words_of(keys), keys=_factor(keys, m, ctx), **base)  # type: ignore[arg-type]
     if not named and (m.noun or _described(after)):
         return Quantity("value", m.noun, **base)  # type: ignore[arg-type]
     prev = _previous(s, m)
     if not named and prev is not None and (owner is prev or _CONNECTS.fullmatch(before)):
         inherited = quantity_of(prev, s, ctx)  # "0.004 in the baseline and 0.0 in Runs 1--4"
-        if inherited.kind in ("setting", "metric"):
+        if inherited.kind == "metric" or (inherited.kind == "setting" and not ordinary(m)):
             return replace(inherited, **base)  # type: ignore[arg-type]
     macro_metrics = frozenset(ctx.macro_runs[name][1] for _, name in s.macros if name in ctx.macro_runs
                               and ctx.macro_runs[name][1])
@@ -215,6 +219,14 @@ def quantity_of(m: Mention, s: Sentence, ctx: Context) -> Quantity:
     if not allowed or (ordinary(m) and not near):
         return Quantity("value", "", **base)  # type: ignore[arg-type]
     return Quantity("metric", " / ".join(sorted(allowed)), metrics=allowed, keys=settings, **base)  # type: ignore[arg-type]
+
+
+def _factor(keys: frozenset[str] | None, m: Mention, ctx: Context) -> frozenset[str] | None:
+    """A setting written as a multiple ("a dictionary of eight times the width") may be the
+    factor the configuration records (`expansion_factor`)."""
+    if not m.ratio or keys is None:
+        return keys
+    return keys | frozenset(path for path, key in ctx.keys.config if {"factor", "expansion", "multiplier"} & key)
 
 
 def _words_of(keys: frozenset[str]) -> str:
