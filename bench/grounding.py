@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.paper.evidence import Evidence, build_evidence  # noqa: E402
-from agent.paper.grounding import check_grounding, check_paper  # noqa: E402
-from agent.paper.reading import read, sentences_of  # noqa: E402
+from agent.paper.ground.evidence import Evidence, build_evidence  # noqa: E402
+from agent.paper.ground.grounding import check_grounding, check_paper  # noqa: E402
+from agent.paper.read.reading import read, sentences_of  # noqa: E402
 from tests.invented import KINDS, Fabrication, blocks, fabrications, with_harness_sections  # noqa: E402
 from tests.test_paper_grounding import PLANTED, SEED_REAL  # noqa: E402
 from tests.test_paper_reading import ESCAPES  # noqa: E402

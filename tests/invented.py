@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent.paper.evidence import Evidence, EvidenceValue
-from agent.paper.mentions import Mention
-from agent.paper.reading import read, sentences_of
+from agent.paper.ground.evidence import Evidence, EvidenceValue
+from agent.paper.read.mentions import Mention
+from agent.paper.read.reading import read, sentences_of
 
 KINDS = ("perturbed", "other_quantity", "one_digit")
 _PLAIN = re.compile(r"-?\d+(?:\.\d+)?")

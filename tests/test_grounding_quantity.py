@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.paper.evidence import build_evidence
-from agent.paper.grounding import check_grounding
-from agent.paper.reading import read, sentences_of
-from agent.paper.spec import MetricSpec
+from agent.paper.build.spec import MetricSpec
+from agent.paper.ground.evidence import build_evidence
+from agent.paper.ground.grounding import check_grounding
+from agent.paper.read.reading import read, sentences_of
 from tests.invented import blocks, fabrications, with_harness_sections
 
 FIXTURES = Path(__file__).parent / "fixtures" / "paper"

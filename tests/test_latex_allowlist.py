@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.paper import allowlist, checks
+from agent.paper.tex import allowlist, checks
 from tests.conftest import REPO
 from tests.e2e_helpers import PARTS, TOY_TEMPLATES
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.paper.checks import bib_entries, bib_keys, check_file, check_tex
+from agent.paper.tex.checks import bib_entries, bib_keys, check_file, check_tex
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_LATEX = REPO / "templates" / "sae_variants" / "latex"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.paper import compile as compile_mod
-from agent.paper.compile import bibtex_problems, compile_paper, log_errors, log_warnings
-from agent.paper.results_tex import write_results_tex
+from agent.paper.build import compile as compile_mod
+from agent.paper.build.compile import bibtex_problems, compile_paper, log_errors, log_warnings
+from agent.paper.build.results_tex import write_results_tex
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_LATEX = REPO / "templates" / "sae_variants" / "latex"

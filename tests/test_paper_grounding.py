@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.paper.evidence import build_evidence
-from agent.paper.grounding import check_grounding, check_paper, split_sections
-from agent.paper.spec import MetricSpec
+from agent.paper.build.spec import MetricSpec
+from agent.paper.ground.evidence import build_evidence
+from agent.paper.ground.grounding import check_grounding, check_paper, split_sections
 
 FIXTURES = Path(__file__).parent / "fixtures" / "paper"
 

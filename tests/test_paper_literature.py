@@ -7,7 +7,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from agent.paper import literature
+from agent.paper.build import literature
 
 ANSWER = {"total": 1, "data": [{
     "title": "Toy Models of Superposition", "year": 2022, "authors": [], "venue": "", "citationCount": 1,

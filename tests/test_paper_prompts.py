@@ -9,7 +9,7 @@ import jinja2
 import jinja2.meta
 import pytest
 
-from agent.paper.sections import DRAFT_ORDER, stubs
+from agent.paper.build.sections import DRAFT_ORDER, stubs
 
 PROMPTS = Path(__file__).resolve().parents[1] / "agent" / "prompts"
 RUNS = [{"name": "run_0", "description": "baseline: the unmodified template"},

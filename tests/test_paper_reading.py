@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.paper.evidence import build_evidence
-from agent.paper.grounding import check_grounding, check_paper
-from agent.paper.mentions import mentions
-from agent.paper.reading import read, sentences_of
+from agent.paper.ground.evidence import build_evidence
+from agent.paper.ground.grounding import check_grounding, check_paper
+from agent.paper.read.mentions import mentions
+from agent.paper.read.reading import read, sentences_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "paper"
 
@@ -128,7 +128,7 @@ def test_the_false_flag_rate_on_labelled_correct_numbers_stays_under_ten_percent
 def test_a_result_file_of_another_shape_is_evidence_but_its_bookkeeping_is_not() -> None:
     """A reference-system result file (no `metrics` key): its sections count, a metric found
     by its name in their paths; commits and the training process's self-report do not."""
-    from agent.paper.spec import MetricSpec
+    from agent.paper.build.spec import MetricSpec
 
     infos = {"run_0": {"core evaluation results": {"metrics": {"reconstruction_quality": {
         "explained_variance": 0.9301}}}, "code": {"commit": 1234}, "training": {"final_loss": 0.4321}}}

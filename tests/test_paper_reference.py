@@ -9,8 +9,8 @@ import json
 import re
 from pathlib import Path
 
-from agent.paper.evidence import build_evidence
-from agent.paper.grounding import check_paper
+from agent.paper.ground.evidence import build_evidence
+from agent.paper.ground.grounding import check_paper
 from agent.template import load
 
 HERE = Path(__file__).parent / "fixtures" / "paper" / "reference_tiny"

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.paper.results_tex import build_results_tex, metric_word, number_word, write_results_tex
-from agent.paper.spec import MetricSpec, as_specs
+from agent.paper.build.results_tex import (
+    build_results_tex,
+    metric_word,
+    number_word,
+    write_results_tex,
+)
+from agent.paper.build.spec import MetricSpec, as_specs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "paper"
 
@@ -119,8 +124,8 @@ def test_write_puts_results_tex_in_the_latex_folder(tmp_path: Path, sae: dict) -
 
 
 def test_importing_the_package_loads_no_heavy_library() -> None:
-    code = ("import sys, agent.paper, agent.paper.results_tex, agent.paper.grounding, agent.paper.checks, "
-            "agent.paper.compile; bad = [m for m in ('pylatex', 'torch', 'litellm') if m in sys.modules]; "
+    code = ("import sys, agent.paper, agent.paper.build.results_tex, agent.paper.ground.grounding, agent.paper.tex.checks, "
+            "agent.paper.build.compile; bad = [m for m in ('pylatex', 'torch', 'litellm') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -380,7 +385,7 @@ needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflate
 
 @needs_tex
 def test_results_tex_with_seeds_and_hypotheses_compiles(tmp_path: Path) -> None:
-    from agent.paper.compile import compile_paper
+    from agent.paper.build.compile import compile_paper
 
     latex = tmp_path / "latex"
     shutil.copytree(Path(__file__).parents[1] / "templates" / "sae_variants" / "latex", latex)

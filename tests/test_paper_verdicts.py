@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from agent.paper.evidence import build_evidence
-from agent.paper.grounding import check_grounding, check_paper
-from agent.paper.spec import MetricSpec
+from agent.paper.build.spec import MetricSpec
+from agent.paper.ground.evidence import build_evidence
+from agent.paper.ground.grounding import check_grounding, check_paper
 from agent.stats import summarize
 
 METRICS = [MetricSpec("l0", "L0", "lower", True, ".1f"),

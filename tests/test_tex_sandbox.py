@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from agent import sandbox
-from agent.paper import compile as compile_mod
+from agent.paper.build import compile as compile_mod
 
 pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None,
                                 reason="pdflatex/pdftotext not installed")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent import pdftools
-from agent.paper import compile as compile_mod
-from agent.paper import typeset
+from agent.paper.build import compile as compile_mod
+from agent.paper.ground import typeset
 
 RESULTS = "\\newcommand{\\RunOneExplainedVariance}{0.780\\xspace}\n\\newcommand{\\NumSeeds}{3\\xspace}\n"
 PAPER = r"""\documentclass{article}

@@ -169,7 +169,7 @@ def _metrics(ctx: RunContext) -> list[dict[str, str]]:
 
 
 def _final_infos(ctx: RunContext) -> dict[str, dict[str, Any]]:
-    from agent.paper.results_tex import load_final_infos
+    from agent.paper.build.results_tex import load_final_infos
 
     return load_final_infos(ctx.ws.root)
 

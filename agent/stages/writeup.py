@@ -33,7 +33,9 @@ def _gate_report(runs: list[Any]) -> list[str]:
 
 
 def run_stage(ctx: RunContext) -> str:
-    from agent.paper import checks, evidence, grounding, results_tex, sections
+    from agent.paper.build import results_tex, sections
+    from agent.paper.ground import evidence, grounding
+    from agent.paper.tex import checks
 
     runs = finished_runs(ctx.ws.root, ctx.template)
     failing = _gate_report(runs)
@@ -153,7 +155,7 @@ def _record_check(ctx: RunContext, part: str, after: str, findings: list[str]) -
 
 def _literature(ctx: RunContext, bib: str) -> str:
     """Add what a literature search finds to references.bib (cached; skipped when offline)."""
-    from agent.paper import literature
+    from agent.paper.build import literature
 
     done = ctx.find("literature.searched")
     if done is None:
@@ -182,7 +184,8 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
     """Pre-compile checks and pdflatex, with the real errors fed back a bounded number of times:
     the last result, its source problems, and the numbers its PDF shows untraced (`_typeset`,
     fed back as problems too, returned apart for review.json's grounding findings)."""
-    from agent.paper import checks, compile
+    from agent.paper.build import compile
+    from agent.paper.tex import checks
 
     tex_path, latex_dir = ctx.ws.resolve(TEX), ctx.ws.resolve("latex")
     figures = _figures(ctx)
@@ -225,9 +228,9 @@ def _compile(ctx: RunContext, system: dict[str, str], rt: Any) -> tuple[Any, lis
 
 def _typeset(ctx: RunContext, compiled: Any) -> list[Any]:
     """Numbers the compiled PDF shows that neither the source nor results.tex holds
-    (`agent.paper.typeset`); none when there is no PDF or its text cannot be read."""
+    (`agent.paper.ground.typeset`); none when there is no PDF or its text cannot be read."""
     from agent import pdftools
-    from agent.paper import typeset
+    from agent.paper.ground import typeset
 
     if compiled is None or not compiled.ok or compiled.pdf_path is None:
         return []
@@ -243,8 +246,8 @@ def _typeset(ctx: RunContext, compiled: Any) -> list[Any]:
 
 def _refused(problems: list[Any]) -> Any:
     """Not compiled: what TeX would run is not what the checker reads when the paper leaves the
-    LaTeX allowlist (`agent.paper.allowlist`). Each use is an error, fed back like TeX's own."""
-    from agent.paper import compile
+    LaTeX allowlist (`agent.paper.tex.allowlist`). Each use is an error, fed back like TeX's own."""
+    from agent.paper.build import compile
 
     outside = [p for p in problems if p.kind == "refused_command"]
     if not outside:

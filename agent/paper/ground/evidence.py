@@ -7,7 +7,7 @@ never the LLM's own prose (the runs' descriptions), the training process's self-
 bookkeeping (commits, hashes, dates). A number equals a
 value when the value lies within half a unit of the number's last written digit (`0.95`:
 ±0.005; `0.005`: ±0.0005, so it does not "match" a metric that is 0), with its sign, and
-within 5 % of it (`agent.paper.matching`). Derived
+within 5 % of it (`agent.paper.ground.matching`). Derived
 values (a difference, ratio or relative change of one metric between two runs) use interval
 arithmetic over the metric's printed precision, because authors compute them from the rounded
 numbers they see (1.055 / 0.75 - 1 = 40.7%, not 40.6%).
@@ -18,7 +18,7 @@ of each run from the baseline on each metric with its Welch interval (`agent.sta
 sign, since a paper may write baseline − run), the interval level (`95% CI`), and the numbers
 of the hypotheses' verdicts. The evidence also keeps the runs' records and the hypotheses'
 verdicts (`hypotheses_verdicts.json`), which the statistical claim rules
-(`agent.paper.verdicts`) decide with. Matching a number against it: `agent.paper.matching`.
+(`agent.paper.ground.verdicts`) decide with. Matching a number against it: `agent.paper.ground.matching`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent import stats
-from agent.paper.spec import MetricSpec, as_specs
+from agent.paper.build.spec import MetricSpec, as_specs
 
 Source = Literal["metrics", "config", "measurements", "timings", "gates", "data", "evaluation", "statistics",
                  "other"]

@@ -1,6 +1,6 @@
 """A sentence read for a statistical claim: which runs, which metric, which way.
 
-`SentenceView` locates in one sentence of `agent.paper.reading` the metrics it names (names,
+`SentenceView` locates in one sentence of `agent.paper.read.reading` the metrics it names (names,
 labels and aliases of the template specs; the metric of a cited results macro), the runs it
 names (`Run 2`, `the baseline`, a results macro's run), whether each run is named as the one
 compared with ("than the baseline", "relative to Run 1", "from 131.5 (baseline)"), and its
@@ -8,7 +8,7 @@ clauses. `cues` finds the direction words ("lowers", "higher", "improves", "outp
 "no effect", "comparable"), each with its negation ("does not lower"); `cue_metrics` and
 `pairs` say which metric and which (run, reference) pairs a direction word is about, or
 nothing when the text does not determine them ("our method lowers L0"). The rules that
-decide the claims are `agent.paper.verdicts`'.
+decide the claims are `agent.paper.ground.verdicts`'.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.paper.evidence import Evidence
-from agent.paper.matching import direct_matches
-from agent.paper.reading import PLACEHOLDER, Sentence
-from agent.paper.results_tex import metric_word, number_word
+from agent.paper.build.results_tex import metric_word, number_word
+from agent.paper.ground.evidence import Evidence
+from agent.paper.ground.matching import direct_matches
+from agent.paper.read.reading import PLACEHOLDER, Sentence
 
 Claim = Literal["up", "down", "better", "worse", "same"]
 
@@ -118,7 +118,7 @@ class Cue:
 
 
 class MacroNames:
-    """results.tex macro names decoded by the naming scheme of `agent.paper.results_tex`."""
+    """results.tex macro names decoded by the naming scheme of `agent.paper.build.results_tex`."""
 
     def __init__(self, evidence: Evidence, known: Mapping[str, tuple[str, str]]):
         self.known = known

@@ -1,7 +1,7 @@
 """Which quantity a number of a sentence is said to be: what the sentence names for it.
 
 `quantity_of(mention, sentence, context)` reads the words around one number of a read sentence
-(`agent.paper.reading`) and returns its `agent.paper.quantity.Quantity`, looking in this order:
+(`agent.paper.read.reading`) and returns its `agent.paper.ground.quantity.Quantity`, looking in this order:
 a duration (a time unit after it); a setting written as one (`lambda = 0.5`, `a learning rate
 of`); a metric named right after it (`0.93 explained variance`, `a 3.2% drop in EV`); the noun
 it counts (`488 steps`); a metric named before it in its clause, or by the label its
@@ -21,9 +21,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from agent.paper.evidence import Evidence
-from agent.paper.mentions import Mention
-from agent.paper.quantity import (
+from agent.paper.ground.evidence import Evidence
+from agent.paper.ground.quantity import (
     Keys,
     Quantity,
     counted_keys,
@@ -34,7 +33,8 @@ from agent.paper.quantity import (
     timing_keys,
     words,
 )
-from agent.paper.reading import Sentence
+from agent.paper.read.mentions import Mention
+from agent.paper.read.reading import Sentence
 
 _CONFIG_ALIASES = {"learning rate": "lr", "lr": "lr", "batch size": "batch_size", "batch": "batch_size",
                    "lambda": "l1_penalty", "l1 coefficient": "l1_penalty", "sparsity penalty": "l1_penalty",
@@ -177,7 +177,7 @@ def _described(after: str) -> bool:
 
 
 def quantity_of(m: Mention, s: Sentence, ctx: Context) -> Quantity:
-    """What the number is said to be (`agent.paper.quantity`), in this order: a setting written
+    """What the number is said to be (`agent.paper.ground.quantity`), in this order: a setting written
     as one; a metric named right after it; the noun it counts; a metric named before it in its
     clause; a config key named right before it; what the previous number of its clause is; a
     metric named in its clause, its sentence, or by a results macro there."""

@@ -4,7 +4,7 @@ A number of the prose is grounded only by evidence of the quantity its sentence 
 a setting named by its config key or an alias (`a batch size of 4096`, `Learning rate & 3e-4`),
 a counted noun (`488 steps`, `2 million tokens`), a metric by its name, label or alias, or
 nothing named. `Quantity.admits(value)` says whether one value of the evidence
-(`agent.paper.evidence`) may ground it:
+(`agent.paper.ground.evidence`) may ground it:
 
 - a duration (`41.2 s`): timings, those whose key the clause names if it names one
   ("harvesting took");
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from agent.paper.evidence import Evidence, EvidenceValue
-from agent.paper.mentions import Mention
+from agent.paper.ground.evidence import Evidence, EvidenceValue
+from agent.paper.read.mentions import Mention
 
 Kind = Literal["setting", "count", "duration", "metric", "value"]
 

@@ -12,8 +12,8 @@ difference by the 95% Welch interval of the difference, or `no interval (1 seed)
 `...DeltaHigh`. Intervals and verdicts are computed here from the per-seed values by
 `agent.stats`, and checked against what the record states. `\\NumRuns` (runs besides the
 baseline), `\\ResultsTable` (a float) and `\\ResultsTabular` (its tabular); setup facts, seeds
-and gates (`agent.paper.setup_tex`); the pre-registered hypotheses, their verdicts and
-`\\HypothesesTable` (`agent.paper.hypotheses_tex`).
+and gates (`agent.paper.build.setup_tex`); the pre-registered hypotheses, their verdicts and
+`\\HypothesesTable` (`agent.paper.build.hypotheses_tex`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from agent import stats
-from agent.paper import hypotheses_tex
-from agent.paper.macros import (  # noqa: F401  (re-exported: the names other modules import from here)
+from agent.paper.build import hypotheses_tex
+from agent.paper.build.macros import (  # noqa: F401  (re-exported: the names other modules import from here)
     RUN_NAME,
     Macro,
     MacroKind,
@@ -39,8 +39,14 @@ from agent.paper.macros import (  # noqa: F401  (re-exported: the names other mo
     signed,
     spread,
 )
-from agent.paper.setup_tex import gate_summary, run_words, seed_count, seed_summary, setup_macros  # noqa: F401
-from agent.paper.spec import MetricSpec, as_specs
+from agent.paper.build.setup_tex import (  # noqa: F401
+    gate_summary,
+    run_words,
+    seed_count,
+    seed_summary,
+    setup_macros,
+)
+from agent.paper.build.spec import MetricSpec, as_specs
 
 RESULTS_FILE = "results.tex"
 NO_INTERVAL = "no interval (1 seed)"
@@ -309,7 +315,7 @@ def build_results_tex(final_infos: Mapping[str, Mapping[str, Any]], metrics: Seq
     macros += hypotheses_tex.hypothesis_macros(hypotheses, specs)
     tabular, any_failed, marks = build_tabular(final_infos, metrics, descriptions)
     runs, _ = _sorted_runs(final_infos)
-    lines = ["% Generated from the runs' final_info.json files by agent.paper.results_tex.",
+    lines = ["% Generated from the runs' final_info.json files by agent.paper.build.results_tex.",
              "% Do not edit: it is rewritten whenever results change. Cite numbers through these macros.",
              r"\providecommand{\xspace}{}"]
     lines += [f"\\newcommand{{\\{m.name}}}{{{m.value}\\xspace}}" for m in macros]

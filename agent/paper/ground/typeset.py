@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.paper.findings import Finding
-from agent.paper.prose import section_at, section_marks, strip_comments
+from agent.paper.ground.findings import Finding
+from agent.paper.read.prose import section_at, section_marks, strip_comments
 
 _NUMBER = re.compile(r"(?<![\d.])\d+(?:,\d{3})*(?:\.\d+)?")
 _WORD = re.compile(r"[A-Za-z]{4,}")

@@ -26,7 +26,7 @@ class Finding:
     the difference is detectable; hypothesis: a verdict on a pre-registered hypothesis that is
     not its verdict; interval: a difference stated without its interval where there is no
     detectable difference; typeset: a number the compiled PDF shows that neither the source nor
-    results.tex holds (`agent.paper.typeset`)."""
+    results.tex holds (`agent.paper.ground.typeset`)."""
     text: str
     """The offending number or phrase, as written."""
     context: str

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from agent.paper.evidence import Evidence
-from agent.paper.findings import Finding, FindingKind
-from agent.paper.prose import sentence_bounds
-from agent.paper.texnum import count_claims, run_refs
+from agent.paper.ground.evidence import Evidence
+from agent.paper.ground.findings import Finding, FindingKind
+from agent.paper.read.prose import sentence_bounds
+from agent.paper.read.texnum import count_claims, run_refs
 
 _SPECULATIVE = re.compile(r"\b(future|could|would|should|might|may|leave|left for|remains?|plan|not yet|"
                           r"did not|do not|does not|no ablation|not run|not perform|beyond the scope|interesting)\b", re.I)

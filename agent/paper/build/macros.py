@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.paper.spec import MetricSpec
+from agent.paper.build.spec import MetricSpec
 
 MacroKind = Literal[
     "value", "delta", "delta_pct", "count", "setup", "gates", "seeds",

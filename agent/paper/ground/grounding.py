@@ -1,10 +1,10 @@
 """Every number in the paper must trace to a result file; every run it names must exist.
 
-`check_paper(tex, evidence, results_macros)` reads the paper once (`agent.paper.reading`:
-pylatexenc's parse into sentences; `agent.paper.mentions`: their typed number mentions), reads
-each mention as a quantity (`agent.paper.naming`: what its own stretch of the sentence names)
+`check_paper(tex, evidence, results_macros)` reads the paper once (`agent.paper.read.reading`:
+pylatexenc's parse into sentences; `agent.paper.read.mentions`: their typed number mentions), reads
+each mention as a quantity (`agent.paper.ground.naming`: what its own stretch of the sentence names)
 and applies these rules, in order; a number is grounded only by evidence of its quantity
-(`agent.paper.quantity`):
+(`agent.paper.ground.quantity`):
 
 | rule       | the mention                                  | grounded when a value equals it, of            |
 |------------|----------------------------------------------|------------------------------------------------|
@@ -34,21 +34,21 @@ from two runs) grounds only a number said to be a difference ("by 0.06", "+0.04"
 `evaluation` and `data` sections, an evaluation's config) only a sentence that names the
 evaluation or a word of the value's own key ("window").
 
-"Equals" (`agent.paper.matching`): within half a unit of the last digit written, sign
+"Equals" (`agent.paper.ground.matching`): within half a unit of the last digit written, sign
 included, but never more than 5 % of the number (a one-digit "0.002" is not 0.0018); "about"
 allows 5-10 %, "exactly" a tenth of the unit; "over"/"at least" X reaches from X to one unit of
 X's leading digit above it ("over 100": 100-200) and "under"/"at most" as far below, never to
 infinity. With seeds, the statistics count as values (per-seed values, standard deviations,
 interval bounds and half-widths, each run's difference from the baseline and its interval:
-`agent.paper.evidence`). A number said to be a run's (the last run or "baseline" named before
+`agent.paper.ground.evidence`). A number said to be a run's (the last run or "baseline" named before
 it, with no other subject, label or number between; the run a label names, "baseline 0.852")
 must be that run's, else it is an attribution finding; a run that labels the number after it
 ("0.933 (baseline 0.852)") does not own the one before. A paper that redefines a results.tex
 macro is a finding; a macro it defines itself is read where it is used, so its numbers meet
 the rules in their sentence. Claims of runs, counts, ablations and comparisons:
-`agent.paper.claims`.
+`agent.paper.ground.claims`.
 
-Then the statistical claims of each sentence (`agent.paper.verdicts`, decided by `agent.stats`
+Then the statistical claims of each sentence (`agent.paper.ground.verdicts`, decided by `agent.stats`
 and hypotheses_verdicts.json):
 
 | rule          | the sentence says                                | flagged when                                |
@@ -66,16 +66,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from agent.paper.claims import check_claims
-from agent.paper.evidence import Evidence, Match
-from agent.paper.findings import Finding
-from agent.paper.matching import closest, derived_matches, direct_matches, nearest_derived
-from agent.paper.mentions import Mention
-from agent.paper.naming import Context, ordinary, phrases_of, quantity_of
-from agent.paper.prose import group_end, prose_view, section_marks
-from agent.paper.quantity import Keys, Quantity
-from agent.paper.reading import Reading, Sentence, definitions, read, sentences_of
-from agent.paper.verdicts import check_verdicts
+from agent.paper.ground.claims import check_claims
+from agent.paper.ground.evidence import Evidence, Match
+from agent.paper.ground.findings import Finding
+from agent.paper.ground.matching import closest, derived_matches, direct_matches, nearest_derived
+from agent.paper.ground.naming import Context, ordinary, phrases_of, quantity_of
+from agent.paper.ground.quantity import Keys, Quantity
+from agent.paper.ground.verdicts import check_verdicts
+from agent.paper.read.mentions import Mention
+from agent.paper.read.prose import group_end, prose_view, section_marks
+from agent.paper.read.reading import Reading, Sentence, definitions, read, sentences_of
 
 # Between a subject ("the baseline", "Run 3") and a number, these hand the number to another
 # subject: "from the baseline's 0.82 to 0.91", "the baseline, while ours reaches 0.91".

@@ -1,6 +1,6 @@
 """Number mentions in one sentence of read text: what each number is, as written.
 
-`mentions(text)` finds the numbers a reader sees in a sentence that `agent.paper.reading` has
+`mentions(text)` finds the numbers a reader sees in a sentence that `agent.paper.read.reading` has
 already turned into plain text (digits, scientific notation, `10^-3`, numbers in words), and
 keeps how each is written: sign, the digits that set its tolerance, percent / percentage
 points / factor, a multiplier (`2 million`), a time unit, a qualifier ("about", "above",
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.paper.texnum import run_refs_in
+from agent.paper.read.texnum import run_refs_in
 
 Qualifier = Literal["exact", "approx", "at_least", "at_most", "exactly"]
 """`exact`: written plainly; `exactly`: "exactly", "precisely"."""

@@ -1,8 +1,8 @@
 """Run references and run counts: `Run 3`, `Runs 2--4`, `run_5`, `eight runs`.
 
-The claims checker (`agent.paper.claims`) finds them on the prose view (`agent.paper.prose`);
-the grounding rules find run references in the text `agent.paper.reading` read, with the same
-`run_refs_in`. Numbers themselves are `agent.paper.mentions`'.
+The claims checker (`agent.paper.ground.claims`) finds them on the prose view (`agent.paper.read.prose`);
+the grounding rules find run references in the text `agent.paper.read.reading` read, with the same
+`run_refs_in`. Numbers themselves are `agent.paper.read.mentions`'.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.paper.prose import prose_view
+from agent.paper.read.prose import prose_view
 
 _RUN_REF = re.compile(r"\b([Rr]uns?)(?:\s|~|\\,|\\ |\\?_|\{|\})*(\d+)(?![.,]\d)((?:\s*(?:,|and|&|--|-|–|—|to|through|or)"
                       r"\s*(?:[Rr]uns?(?:\s|~|\\?_)*)?\d+(?![.,]?\d|\s*\\?%))*)")
@@ -42,7 +42,7 @@ class CountClaim:
 
 def run_refs_in(text: str, offset: int = 0) -> list[RunRef]:
     """Every `Run N` / `Runs N--M` / `run_N` in `text` (a prose view, or text already read by
-    `agent.paper.reading`); positions are `offset` + the position in `text`."""
+    `agent.paper.read.reading`); positions are `offset` + the position in `text`."""
     refs = []
     for m in _RUN_REF.finditer(text):
         indices: list[int] = [int(m.group(2))]

@@ -1,6 +1,6 @@
 """Claims the statistics must carry: directions, no-effect claims, hypotheses, intervals.
 
-`check_verdicts(sentences, evidence, ...)` reads each sentence of `agent.paper.reading` for a
+`check_verdicts(sentences, evidence, ...)` reads each sentence of `agent.paper.read.reading` for a
 claim between two runs on a metric and decides it with `agent.stats` (the runs' per-seed
 values, Welch's interval of the difference at 95%) or with `hypotheses_verdicts.json`:
 
@@ -15,12 +15,12 @@ values, Welch's interval of the difference at 95%) or with `hypotheses_verdicts.
 | hypothesis    | "H1 is supported / refuted / inconclusive"       | its verdict is another                        |
 |               | "of the 4 pre-registered hypotheses", "support   | the count is not that of the registered       |
 |               | 3, refute 0 and leave 1 inconclusive", "both /   | hypotheses, or of those with that verdict     |
-|               | all / none were supported" (`agent.paper.tallies`)|                                              |
+|               | all / none were supported" (`agent.paper.ground.tallies`)|                                              |
 | interval      | a difference (`...Delta` macro, or a number that | the pair's verdict is no detectable           |
 |               | is the difference of two runs' means)            | difference and the sentence gives no interval |
 
 Which runs and which metric a sentence's direction word is about is read by
-`agent.paper.statements` (explicit run references, "the baseline", results macros; a run named
+`agent.paper.read.statements` (explicit run references, "the baseline", results macros; a run named
 alone is compared with the baseline; a subject the text does not determine, "our method", is
 not a claim). "Improves" and "better" follow the metric's direction (L0: lower is better),
 "lowers" and "higher" its raw value; a negation ("does not lower") denies a change; a hedge
@@ -36,13 +36,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
-from agent.paper import tallies
-from agent.paper.evidence import Evidence, HypothesisRecord
-from agent.paper.findings import Finding, FindingKind
-from agent.paper.matching import derived_matches, direct_matches
-from agent.paper.reading import PLACEHOLDER, Sentence
-from agent.paper.results_tex import metric_word, number_word
-from agent.paper.statements import (
+from agent.paper.build.results_tex import metric_word, number_word
+from agent.paper.ground import tallies
+from agent.paper.ground.evidence import Evidence, HypothesisRecord
+from agent.paper.ground.findings import Finding, FindingKind
+from agent.paper.ground.matching import derived_matches, direct_matches
+from agent.paper.read.reading import PLACEHOLDER, Sentence
+from agent.paper.read.statements import (
     CONDITIONAL,
     NEGATION,
     STATISTICAL_SAME,

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import re
 
-from agent.paper.evidence import Evidence
-from agent.paper.texnum import WORDS, count_value
+from agent.paper.ground.evidence import Evidence
+from agent.paper.read.texnum import WORDS, count_value
 
 _N = r"(\d+|" + "|".join(WORDS) + r")"
 _KIND = r"(?:(?:pre-?registered|registered|pre-?specified|stated|initial|original|main)\s+)?"

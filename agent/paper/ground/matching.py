@@ -1,4 +1,4 @@
-"""Matching a number of the paper against the evidence (`agent.paper.evidence`): directly (its
+"""Matching a number of the paper against the evidence (`agent.paper.ground.evidence`): directly (its
 rounding, sign and qualifier; a unit's scale), or as a value derived from two runs (difference,
 relative change, ratio, by interval arithmetic over the printed precision), and the nearest
 values to name in a finding."""
@@ -9,9 +9,9 @@ import math
 import re
 from collections.abc import Callable
 
-from agent.paper.evidence import Evidence, EvidenceValue, Match, MatchKind
-from agent.paper.mentions import Mention
-from agent.paper.quantity import is_duration
+from agent.paper.ground.evidence import Evidence, EvidenceValue, Match, MatchKind
+from agent.paper.ground.quantity import is_duration
+from agent.paper.read.mentions import Mention
 
 _LIST_ITEM = re.compile(r"\.\d+(?:\.|$)")
 _TIME_SCALE = {"ms": 1e3, "millisecond": 1e3, "milliseconds": 1e3, "min": 1 / 60, "minute": 1 / 60,
@@ -24,7 +24,7 @@ _EXACT_SHARE, _APPROX_SHARE = 0.05, 0.10
 
 
 def _token_interval(token: Mention) -> tuple[float, float]:
-    """The values the number can stand for (see the rule table of `agent.paper.grounding`):
+    """The values the number can stand for (see the rule table of `agent.paper.ground.grounding`):
     half a unit of its last digit, but never more than 5 % of it; "about" widens that to 5-10 %;
     "exactly" narrows it to a tenth; a bound ("above 0.9", "below 16%") reaches from the number
     to one unit of its leading digit beyond it ("over 100": 100-200), not to infinity."""
@@ -63,7 +63,7 @@ def direct_matches(token: Mention, evidence: Evidence, allowed: frozenset[str] |
                    admit: Callable[[EvidenceValue], bool] | None = None) -> list[Match]:
     """Values equal to the number within its written digits, sign included (`allowed`: the
     metrics the prose names around it; `sources`: which parts of final_info.json count;
-    `admit`: which values are of the quantity the number is about, `agent.paper.quantity`)."""
+    `admit`: which values are of the quantity the number is about, `agent.paper.ground.quantity`)."""
     lo, hi = _token_interval(token)
     out = []
     for v in evidence.values:

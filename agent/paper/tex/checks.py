@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from agent.paper import allowlist
-from agent.paper.prose import group_end, section_at, section_marks, strip_comments
+from agent.paper.read.prose import group_end, section_at, section_marks, strip_comments
+from agent.paper.tex import allowlist
 
 ProblemKind = Literal["missing_citation", "missing_bib", "missing_figure", "figure_outside_results",
                       "duplicate_section", "duplicate_label", "duplicate_command", "placeholder",
@@ -222,7 +222,7 @@ def check_tex(tex: str, latex_dir: Path, macro_names: Iterable[str] | None = Non
     `macro_names`: the names results.tex defines (without backslash); when given, uses of
     `\\Baseline...` / `\\Run...` macros that do not exist are reported. `skeleton`: the
     template's own .tex; when given, everything outside the LaTeX allowlist is refused
-    (`agent.paper.allowlist`; `figures`: what plot.py made, the only files it may include).
+    (`agent.paper.tex.allowlist`; `figures`: what plot.py made, the only files it may include).
     """
     clean = strip_comments(tex)
     problems = (_citations(clean, latex_dir) + _figures(clean, latex_dir) + _duplicates(clean)

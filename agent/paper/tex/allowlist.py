@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-from agent.paper.prose import strip_comments
+from agent.paper.read.prose import strip_comments
 
 TEXT = frozenset("""
     section subsection subsubsection paragraph subparagraph appendix

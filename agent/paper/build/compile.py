@@ -26,7 +26,7 @@ from agent import runfiles, runner, sandbox
 from agent.executors import LOCAL, OnStart, Process
 
 CompileStatus = Literal["ok", "failed", "timed_out", "skipped", "refused"]
-SHARED_LATEX_DIR = Path(__file__).resolve().parents[2] / "latex"
+SHARED_LATEX_DIR = Path(__file__).resolve().parents[3] / "latex"
 SHARED_STYLE_FILES = ("trustedpaper.sty",)
 STALE_SUFFIXES = (".aux", ".bbl", ".blg", ".out", ".toc", ".log", ".pdf")
 # chktex messages that are style opinions, not problems: command terminated with space,

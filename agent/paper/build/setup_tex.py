@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.paper.macros import Macro, number_word
+from agent.paper.build.macros import Macro, number_word
 from agent.stats import LEVEL
 
 SETUP: tuple[tuple[str, tuple[str, ...], str], ...] = (

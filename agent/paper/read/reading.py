@@ -9,7 +9,7 @@ placeholder that remembers the macro (its run and metric); a macro the paper def
 definition is reported. The text is then cut into sentences (table cells and caption each
 one), and each sentence into number mentions with how they are written (sign, decimals,
 percent, factor, unit, the other end of a range, qualifier, direction words) and run
-references. The grounding rules (`agent.paper.grounding`) read only this.
+references. The grounding rules (`agent.paper.ground.grounding`) read only this.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from pylatexenc.latexwalker import (
     get_default_latex_context_db,
 )
 
-from agent.paper.mentions import Mention, mentions
-from agent.paper.texnum import RunRef, run_refs_in
+from agent.paper.read.mentions import Mention, mentions
+from agent.paper.read.texnum import RunRef, run_refs_in
 
 PLACEHOLDER = "\uE000"
 """Stands for one results.tex macro in the read text (a private-use character)."""

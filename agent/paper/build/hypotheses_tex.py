@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.paper.macros import Macro, bound, finite, latex_text, number_word, signed
-from agent.paper.spec import MetricSpec
+from agent.paper.build.macros import Macro, bound, finite, latex_text, number_word, signed
+from agent.paper.build.spec import MetricSpec
 from agent.stats import LEVEL
 
 TABLE = "HypothesesTable"
