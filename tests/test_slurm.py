@@ -276,8 +276,11 @@ def test_reattach_collects_a_job_whose_submitter_was_killed(cluster: Path, tmp_p
     out = json.loads(proc.stdout.splitlines()[-1])
     assert out["status"] == "ok", (out, proc.stderr[-2000:])
     assert (tmp_path / "logs" / f"{name}_stdout.txt").read_text() == "finished\n"
-    jobs = subprocess.run(["sacct", "-n", "-X", "-P", f"--name={name}", "-o", "JobID"],
-                          capture_output=True, text=True, check=True).stdout.split()
+    deadline, jobs = time.monotonic() + 30, []
+    while not jobs and time.monotonic() < deadline:  # accounting can lag behind the job's end
+        jobs = subprocess.run(["sacct", "-n", "-X", "-P", f"--name={name}", "-o", "JobID"],
+                              capture_output=True, text=True, check=True).stdout.split()
+        time.sleep(0 if jobs else 0.5)
     assert jobs == [job_id]  # reattached, never submitted again
 
     # A finished job is collected at once.

@@ -3,27 +3,29 @@
 `check_paper(tex, evidence, results_macros)` reads the paper once (`agent.paper.read.reading`:
 pylatexenc's parse into sentences; `agent.paper.read.mentions`: their typed number mentions), reads
 each mention as a quantity (`agent.paper.ground.naming`: what its own stretch of the sentence names)
-and applies these rules, in order; a number is grounded only by evidence of its quantity
+and applies the first of these rules that fits it (`agent.paper.ground.rules.RULES`, from
+which this table is generated); a number is grounded only by evidence of its quantity
 (`agent.paper.ground.quantity`):
 
-| rule       | the mention                                  | grounded when a value equals it, of            |
-|------------|----------------------------------------------|------------------------------------------------|
-| formula    | a term of a formula in math (`1 - \\sum`)    | always: notation, not a claim                  |
-| level      | the level of an interval (`95% CI`)          | the runs' intervals (they have that level)     |
-| duration   | written with a time unit (`41.2 s`)          | the timings its clause names ("harvesting"),   |
-|            |                                              | else any timing                                |
-| setting    | a setting written as one (`lambda = 0.5`, `a | the config keys its name names (`learning rate`|
-|            | learning rate of`), or a key named right     | = `lr`), of its run (any run if none named); a |
-|            | before it (`Learning rate & 3e-4`)           | symbol no key has: any training setting; a     |
-|            |                                              | name no key has: none                          |
-| count      | counting a noun (`488 steps`, `4096 latents`)| the keys of that noun (`steps`, `d_sae`)       |
-| metric     | a metric named right after it, before it in  | those metrics (their seed statistics included),|
-|            | its clause, by its parenthesis' or colon's   | with the settings its sentence names; a change |
-|            | label, or (else) in its sentence             | of them between two runs only if it is said to |
-|            |                                              | be a change                                    |
-| ordinary   | a year, or a small count (<= 10), no metric  | always                                         |
-|            | named in its clause                          |                                                |
-| value      | nothing named (`15.2% of latents are dead`)  | any value but a difference or a harness value  |
+| rule       | the mention                                    | grounded when it equals                              |
+|------------|------------------------------------------------|------------------------------------------------------|
+| formula    | a term of a formula in math (`1 - \\sum`)       | always: notation, not a claim                        |
+| level      | the level of an interval (`95% CI`)            | the runs' intervals (they have that level)           |
+| duration   | written with a time unit (`41.2 s`)            | a timing its clause names ("harvesting"), else any   |
+|            |                                                | timing                                               |
+| setting    | a setting written as one (`lambda = 0.5`, `a   | a config value of the keys its name names (`learning |
+|            | learning rate of`), or a key named right       | rate` = `lr`), of its run (any run if none named); a |
+|            | before it (`Learning rate & 3e-4`)             | symbol no key has: any training setting; a name no   |
+|            |                                                | key has: none                                        |
+| ordinary   | a year, or a small count (<= 10, or a number   | always                                               |
+|            | word), no metric named in its clause           |                                                      |
+| count      | counting a noun (`488 steps`, `4096 latents`)  | a value of the keys of that noun (`steps`, `d_sae`)  |
+| metric     | a metric named right after it, before it in    | a value of those metrics (their seed statistics      |
+|            | its clause, by its parenthesis' or colon's     | included), or of the settings its sentence names; a  |
+|            | label, or (else) in its sentence               | change of them between two runs only if it is said   |
+|            |                                                | to be a change                                       |
+| value      | nothing named (`15.2% of latents are dead`)    | any value but a difference between runs or an        |
+|            |                                                | evaluation-harness value                             |
 
 A number with only connecting words after the previous number of its clause ("0.004 in the
 baseline and 0.0 in Runs 1--4", "40.7% (0.75 to 1.055)") is of that number's quantity; a
@@ -64,14 +66,13 @@ and hypotheses_verdicts.json):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from agent.paper.ground.claims import check_claims
-from agent.paper.ground.evidence import Evidence, Match
+from agent.paper.ground.evidence import Evidence
 from agent.paper.ground.findings import Finding
-from agent.paper.ground.matching import closest, derived_matches, direct_matches, nearest_derived
-from agent.paper.ground.naming import Context, ordinary, phrases_of, quantity_of
-from agent.paper.ground.quantity import Keys, Quantity
+from agent.paper.ground.naming import Context, phrases_of, quantity_of
+from agent.paper.ground.quantity import Keys
+from agent.paper.ground.rules import Facts, decide
 from agent.paper.ground.verdicts import check_verdicts
 from agent.paper.read.mentions import Mention
 from agent.paper.read.prose import group_end, prose_view, section_marks
@@ -124,99 +125,12 @@ def _subject(s: Sentence, m: Mention, ctx: Context, baseline: str | None) -> tup
     return names, frozenset().union(*(o[2] for o in ordered))
 
 
-def _is_level(m: Mention, s: Sentence, ev: Evidence) -> bool:
-    """`95% CI`, `95% confidence interval`, `a 95% level`, where the runs' intervals have that level."""
-    after = s.text[m.end - s.start:]
-    if not (m.percent and re.match(r"\s*(?:%|percent)?[\s-]*(?:CIs?|confidence|credible|intervals?|level)\b", after, re.I)):
-        return False
-    return any(v.path.endswith("level") and abs(100 * v.value - m.value) <= m.half for v in ev.values
-               if v.source == "statistics")
-
-
-def _finding(section: str, kind: str, m: Mention, s: Sentence, reason: str, hints: Iterable[str],
-             line: int) -> Finding:
-    return Finding(section, kind, m.text, " ".join(s.text.replace("\uE000", "<macro>").split())[:240],  # type: ignore[arg-type]
-                   reason, tuple(hints), line)
-
-
-def _why_other_run(matches: list[Match], subject: str) -> str:
-    where = "; ".join(sorted({mt.values[0].describe() if mt.kind == "direct" else
-                              f"{mt.kind} of {mt.values[0].path} between {mt.values[0].run} and "
-                              f"{mt.values[1].run}" for mt in matches})[:3])
-    return f"the text attributes it to {subject}, but it matches {where}"
-
-
 def _check_mention(m: Mention, s: Sentence, ctx: Context, section: str, line: int) -> Finding | None:
-    ev = ctx.evidence
-    if m.formula:
-        return None  # a term of a formula: 1 - sum(...)/sum(...), (a)/(b)
-    if _is_level(m, s, ev):
-        return None  # "95% CI": the level the intervals were computed at
-    baseline = "run_0" if "run_0" in ev.runs else None
-    q = quantity_of(m, s, ctx)
-    subject = _subject(s, m, ctx, baseline)
-    runs = subject[1] if subject else None
-    if q.kind == "setting":
-        return _check_setting(m, s, q, subject, section, line, ev)
-    if q.kind != "metric":  # value rule: any value of the quantity; a small count or a year is ordinary
-        if direct_matches(m, ev, runs=runs, admit=q.admits) or ordinary(m):
-            return None
-        if subject and direct_matches(m, ev, admit=q.admits):
-            return _finding(section, "attribution", m, s, _why_other_run(direct_matches(m, ev, admit=q.admits),
-                                                                         subject[0]),
-                            closest(m, ev, None, n=2), line)
-        what = f"no value of {q.name}" if q.kind == "count" else "no value of any result file"
-        return _finding(section, "number", m, s, f"matches {what} within its written digits "
-                        f"(±{m.half:.2g}{'%' if m.percent else ''}) and names no metric whose change "
-                        "between runs it could be; cite results through the results.tex macros",
-                        closest(m, ev, None, n=3), line)
-    return _check_metric(m, s, q, subject, section, line, ev)
-
-
-def _derived(m: Mention, ev: Evidence, q: Quantity, runs: frozenset[str] | None = None) -> list[Match]:
-    """Changes of the named metrics between two runs, when the number is said to be one."""
-    return derived_matches(m, ev, q.metrics, runs) if q.difference or m.ratio else []
-
-
-def _check_metric(m: Mention, s: Sentence, q: Quantity, subject: tuple[str, frozenset[str]] | None,
-                  section: str, line: int, ev: Evidence) -> Finding | None:
-    """Metric rule: a value of a named metric (its seed statistics included), or its change
-    between two runs where the number is said to be a change."""
-    runs = subject[1] if subject else None
-    if direct_matches(m, ev, runs=runs, admit=q.admits) or _derived(m, ev, q, runs):
-        return None
-    elsewhere = direct_matches(m, ev, admit=q.admits) + _derived(m, ev, q)
-    if subject and elsewhere:
-        own = [v for v in closest(m, ev, q.metrics, n=50) if v.split(" ", 1)[0] in subject[1]][:2]
-        return _finding(section, "attribution", m, s, _why_other_run(elsewhere, subject[0]), own, line)
-    hints = [*closest(m, ev, q.metrics, n=2), *(nearest_derived(m, ev, q.metrics) if (m.percent or m.ratio
-                                                                                     or m.change != "none") else [])]
-    other = direct_matches(m, ev, None, runs)
-    if other:
-        reason = f"the text says it is {q.name}, but it only matches {other[0].values[0].describe()}"
-    else:
-        reason = (f"matches no value of {q.name} within its written digits (±{m.half:.2g}"
-                  f"{'%' if m.percent else ''}), nor a difference, ratio or relative change of "
-                  f"{q.name} between two runs it is said to be; cite results through the results.tex macros")
-    return _finding(section, "number", m, s, reason, hints, line)
-
-
-def _check_setting(m: Mention, s: Sentence, q: Quantity, subject: tuple[str, frozenset[str]] | None,
-                   section: str, line: int, ev: Evidence) -> Finding | None:
-    """Setting rule: a config value of the setting its name names (any run if none is named)."""
-    if direct_matches(m, ev, runs=subject[1] if subject else None, admit=q.admits):
-        return None
-    hints = [h for h in closest(m, ev, None, n=3)]
-    if subject and direct_matches(m, ev, admit=q.admits):
-        return _finding(section, "attribution", m, s, f"the setting '{q.name}' is attributed to "
-                        f"{subject[0]}, but only another run's configuration has it", hints, line)
-    if q.keys is not None and not q.keys:
-        return _finding(section, "setting", m, s, f"'{q.name}' = {m.text}: no run's configuration has a "
-                        f"setting named '{q.name}': write only settings a run's config has", hints, line)
-    keys = ", ".join(sorted({k.rsplit(".", 1)[-1] for k in q.keys})) if q.keys else "any setting"
-    return _finding(section, "setting", m, s, f"'{q.name}' = {m.text} is not the value of {keys} in the "
-                    "effective configuration of any run it could describe: write only settings a run's config has",
-                    hints, line)
+    """The first rule of `agent.paper.ground.rules.RULES` that applies to the mention decides it."""
+    baseline = "run_0" if "run_0" in ctx.evidence.runs else None
+    facts = Facts(m, s, ctx.evidence, section, line, lambda: quantity_of(m, s, ctx),
+                  _subject(s, m, ctx, baseline))
+    return decide(facts)
 
 
 def check_grounding(tex_section_text: str, evidence: Evidence, section: str = "",
