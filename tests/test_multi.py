@@ -78,6 +78,12 @@ def test_an_unknown_idea_among_several_starts_nothing(tmp_path):
     assert not (tmp_path / "runs").exists() or not _run_dirs(tmp_path / "runs")
 
 
+def _terminal_sigint() -> None:
+    """Ctrl-C as a terminal delivers it: a suite started in the background by a shell without
+    job control inherits SIGINT ignored, and Python then installs no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_every_idea_cleanly_and_each_resumes_on_its_own(tmp_path):
     templates = _templates(tmp_path)
@@ -88,7 +94,7 @@ def test_ctrl_c_stops_every_idea_cleanly_and_each_resumes_on_its_own(tmp_path):
          "--templates-dir", str(templates), "--max-runs", "3", "--stages", "experiment",
          "--runs-dir", str(tmp_path / "runs"), "--no-sandbox"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=_terminal_sigint)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         dirs = _run_dirs(tmp_path / "runs") if (tmp_path / "runs").exists() else []
