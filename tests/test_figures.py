@@ -91,6 +91,8 @@ def test_a_declaration_is_drawn_from_the_results_with_the_recorded_intervals(tmp
     (dict(title="EV 0.99 for every run"), "says 0.99, which is no setting of the plotted runs"),
     (dict(labels={"run_1": "run_1 (EV=0.990)"}), "says 0.990"),
     (dict(labels={"run_1": "alpha=0.2"}), "says 0.2"),
+    (dict(labels={"run_1": "TopK64"}), "says 64"),
+    (dict(title="EV0.99 everywhere"), "says 0.99"),
     (dict(runs=["run_0", "run_9"]), "no results for run_9"),
     (dict(file="../outside.png"), "'file' must be a new plain name"),
     (dict(file="notes.txt"), "'file' must be a new plain name"),
