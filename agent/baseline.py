@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from agent import notes, runs
+from agent import notes, runner, runs
 from agent.context import RunContext
 from agent.errors import TemplateError
 from agent.executors import Process
@@ -179,8 +179,7 @@ def prepare(ctx: RunContext) -> None:
             f"the harness could not prepare preset {ctx.preset or 'default'} (its model, "
             f"activations and zero-ablation sums): it {outcome.describe()}.{bound} Nothing was "
             f"run.\n--- end of its stderr ---\n{outcome.stderr_tail}")
-    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
-    found = json.loads(lines[-1]) if lines else {}
+    found = runner.last_json(stdout)
     ctx.record("harness.prepared", network=hub, **{"preset": ctx.preset, **found})
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from agent import figures as figures_record
 from agent import history as history_mod
-from agent import report_runs, report_steps, runfiles
+from agent import report_runs, report_steps
 from agent.errors import UsageError
 from agent.history import History
 from agent.journal import Event
@@ -279,18 +280,11 @@ def _wall(events: list[Event], starts: list[Event]) -> float:
 
 def _figures(root: Path, template: Template | None, events: list[Event]) -> list[Figure]:
     """The template's figures and every image at the top of the run, each with who drew it
-    (the last plot attempt that finished says; a renderer's figure must still match its hash)."""
+    (`agent.figures`: the journal's record, checked against the file)."""
     declared = list(template.figures) if template else []
     found = sorted(p.name for p in [*root.glob("*.png"), *root.glob("*.pdf")] if p.is_file() and p.name != "paper.pdf")
-    finished = [e.data for e in events if e.kind == "plot.finished"]
-    last = finished[-1] if finished else {}
-    rendered, own = last.get("rendered") or {}, set(last.get("by_plot_py") or [])
-
-    def who(name: str) -> str:
-        if name in rendered:
-            return "renderer" if runfiles.sha256(root / name) == rendered[name] else "unknown"
-        return "plot.py" if name in own else "unknown"
-    return [Figure(name, root / name if (root / name).is_file() else None, who(name))
+    who = figures_record.drawn_by(root, events)
+    return [Figure(name, root / name if (root / name).is_file() else None, who.get(name, "unknown"))
             for name in dict.fromkeys([*declared, *found])]
 
 

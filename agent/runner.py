@@ -8,6 +8,7 @@ code, inside a bubblewrap sandbox (`agent.sandbox.Sandbox`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from agent import runfiles
 from agent.sandbox import Sandbox, child_env, scratch_env
@@ -184,6 +185,18 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 3.0) -> None:
     deadline = time.monotonic() + 10
     while _group_members(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    """The last line of a child's stdout that is a JSON object (its receipt); {} if none."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                found = json.loads(line)
+            except ValueError:
+                return {}
+            return found if isinstance(found, dict) else {}
+    return {}
 
 
 def log_paths(log_dir: Path, name: str = "") -> tuple[Path, Path]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent import stats
-from harness import figures
+from harness import figure_spec, figures
 
 TOML = Path(__file__).parents[1] / "templates" / "sae_variants" / "template.toml"
 
@@ -133,5 +133,5 @@ def test_missing_or_broken_declarations_say_what_to_do(tmp_path: Path) -> None:
     (root / "figures.json").unlink()
     (root / "figures.json").symlink_to(root / "run_0" / "final_info.json")
     assert "plot.py wrote no figures.json" in figures.run(root, root / "figures.json", TOML)["problems"][0]
-    assert figures.figure_files({"figures": [{"file": "a.png"}, {"file": "../b.png"}, {"file": "c.txt"}, 3]}) == ["a.png"]
-    assert figures.figure_files("nonsense") == []
+    assert figure_spec.figure_files({"figures": [{"file": "a.png"}, {"file": "../b.png"}, {"file": "c.txt"}, 3]}) == ["a.png"]
+    assert figure_spec.figure_files("nonsense") == []

@@ -16,21 +16,20 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
+from agent import figures as figures_record
 from agent import prompting, runfiles, runner
 from agent.context import RunContext
 from agent.executors import Process
 from agent.results import finished_runs, full_table, run_summaries
 from agent.stages.common import StageFailed, edit_session
-from harness import figures as figures_mod
-from harness import provenance
+from harness import figure_spec, provenance
 
 STAGE = "plot"
 PLOT_TIMEOUT_S = 600
 RENDER_TIMEOUT_S = 300
-SPEC = figures_mod.SPEC
-MAX_SPEC_BYTES = figures_mod.MAX_SPEC_BYTES
+SPEC = figure_spec.SPEC
+MAX_SPEC_BYTES = figure_spec.MAX_SPEC_BYTES
 _PNG = b"\x89PNG\r\n\x1a\n"
 _PDF = b"%PDF-"
 
@@ -119,7 +118,8 @@ def _render(ctx: RunContext, log_dir: Path, attempt: int | str) -> tuple[dict[st
     process = Process(tuple(argv), cwd=ctx.ws.root, log_dir=log_dir, timeout_s=RENDER_TIMEOUT_S, name="render",
                       sandbox=ctx.sandbox_for(new_files_only_except=declared))
     outcome = ctx.execute(process, label="figure renderer", gpu="none")
-    receipt = _receipt(runner.log_paths(log_dir, "render")[0])
+    stdout = runner.log_paths(log_dir, "render")[0]
+    receipt = runner.last_json(stdout.read_text(encoding="utf-8", errors="replace") if stdout.is_file() else "")
     problems = [str(p) for p in receipt.get("problems") or []]
     if not outcome.ok and not problems:
         problems = [f"the renderer {outcome.describe()}: {outcome.stderr_tail[-300:]}"]
@@ -128,8 +128,6 @@ def _render(ctx: RunContext, log_dir: Path, attempt: int | str) -> tuple[dict[st
         return {}, "; ".join(problems[:3])
     drawn = [f for f in receipt.get("rendered") or [] if f in declared and figure_problem(ctx.ws.resolve(f)) is None]
     rendered = {f: runfiles.sha256(ctx.ws.resolve(f)) for f in drawn}
-    ctx.record("figures.rendered", attempt=attempt, figures=rendered,
-               values_checked=receipt.get("values_checked", 0))
     return rendered, ""
 
 
@@ -139,26 +137,13 @@ def declared_files(spec: Path) -> list[str]:
         data = json.loads(runfiles.read_bytes(spec)[:MAX_SPEC_BYTES].decode("utf-8"))
     except (OSError, ValueError, runfiles.UnsafeFile):
         return []
-    return figures_mod.figure_files(data)
-
-
-def _receipt(stdout: Path) -> dict[str, Any]:
-    """The renderer's last stdout line, a JSON object; {} if there is none."""
-    try:
-        lines = stdout.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        found = json.loads(lines[-1]) if lines else {}
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+    return figure_spec.figure_files(data)
 
 
 def trusted_figures(ctx: RunContext) -> list[str]:
-    """The figures the renderer drew in the last successful plot attempt and that are still
-    what it drew (same sha256): the only figures the paper may show."""
-    done = [e for e in ctx.journal.events() if e.kind == "plot.finished" and e.data.get("ok")]
-    rendered = done[-1].data.get("rendered") or {} if done else {}
-    return [f for f, sha in rendered.items()
-            if figure_problem(ctx.ws.resolve(f)) is None and runfiles.sha256(ctx.ws.resolve(f)) == sha]
+    """The figures the renderer drew and that are unchanged since: the only ones the paper may show."""
+    return [f for f in figures_record.trusted(ctx.ws.root, ctx.journal.events())
+            if figure_problem(ctx.ws.resolve(f)) is None]
 
 
 def _remove_strays(ctx: RunContext, keep: list[str]) -> None:
@@ -211,8 +196,7 @@ def run_stage(ctx: RunContext) -> str:
         if not ok:
             raise StageFailed(f"plot stage: even the template's default plot.py failed: {problem}\n{tail}")
     figures = trusted_figures(ctx)
-    last = [e for e in ctx.journal.events() if e.kind == "plot.finished"][-1].data
-    _describe(ctx, system, runs, figures, last.get("by_plot_py") or [])
+    _describe(ctx, system, runs, figures, figures_record.last_plot(ctx.journal.events()).get("by_plot_py") or [])
     how = "the template's default plot.py (the model's attempts failed)" if fallback else f"attempt {attempt}"
     return f"{len(figures)} figure(s) ({', '.join(figures)}) drawn by the renderer from {how}'s declaration"
 
