@@ -96,6 +96,7 @@ def test_a_declaration_is_drawn_from_the_results_with_the_recorded_intervals(tmp
     (dict(runs=["run_0", "run_9"]), "no results for run_9"),
     (dict(file="../outside.png"), "'file' must be a new plain name"),
     (dict(file="notes.txt"), "'file' must be a new plain name"),
+    (dict(file="paper.pdf"), "'file' must be a new plain name"),
     (dict(panels=[{"kind": "bar", "y": "accuracy"}]), "'y' must name a metric or numeric setting"),
     (dict(panels=[{"kind": "pie", "y": "l0"}]), "'kind' must be one of bar, scatter, line"),
     (dict(panels=[{"kind": "bar", "y": "l0", "data": [0.99]}]), "unknown key(s) data"),

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 SPEC = "figures.json"
-FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,60}\.(png|pdf)")
+FILE_NAME = re.compile(r"(?!paper\.pdf$)[A-Za-z0-9][A-Za-z0-9_-]{0,60}\.(png|pdf)")
+"""A plain figure name (never the paper the writeup compiles)."""
 KINDS = ("bar", "scatter", "line")
 MAX_FIGURES, MAX_PANELS, MAX_TEXT, MAX_SPEC_BYTES = 8, 9, 160, 65536
 _FIGURE_KEYS = {"file", "title", "runs", "labels", "values", "panels"}
