@@ -283,7 +283,8 @@ def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout:
                 f"started (sha256 {str(ctx.harness_sha256)[:12]} -> {now[:12]}): not evaluated",
                 stderr_tail, fields)
     argv = provenance.evaluator_command(Path(f"run_{index}"), ctx.preset,
-                                        manifest=ctx.template.root / "template.toml", seeds=seeds)
+                                        manifest=ctx.template.root / "template.toml", seeds=seeds,
+                                        module=ctx.template.evaluator)
     ctx.record("run.evaluating", run=index, attempt=attempt, harness_sha256=now)
     process = Process(tuple(argv), cwd=ctx.ws.root, log_dir=out_dir, timeout_s=timeout, name="evaluator",
                       env_extra=_harness_env(ctx), sandbox=ctx.sandbox_for(write=out_dir))

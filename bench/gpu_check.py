@@ -225,7 +225,7 @@ def evaluate(check: Check, m: Machine, run: str, cpu: bool = False,
 
     env = m.env(cpu=cpu, EXPERIMENT_PRESET="tiny")
     argv = provenance.evaluator_command(Path(run), "tiny", manifest=m.run_dir / "template.toml",
-                                        seeds=[0])
+                                        seeds=[0], module=provenance.EVALUATOR)
     rc, seconds, _ = run_child(isolated(argv), m.run_dir, env, min(check.left(), 180), "eval")
     if rc != 0:
         raise RuntimeError(f"the evaluator exited {rc}")

@@ -6,8 +6,10 @@ Pure Python (no torch import), so the orchestrator can use it cheaply.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 
 ENCODE = "sae_encode.pt2"
 DECODE = "sae_decode.pt2"
@@ -55,10 +57,29 @@ def _isolated(module: str, args: list[str], python: str) -> list[str]:
     return [python, "-I", "-c", boot, *args]
 
 
+def contract(evaluator: str) -> ModuleType:
+    """The contract of a template's evaluation package, from its evaluator's module name
+    (`harness.<package>.evaluator` -> `harness.<package>.contract`, torch-free): `EVALUATOR`
+    (its module name), `EXPORTS` ({provenance key: file the experiment exports into each seed
+    folder}, e.g. `{"encode_sha256": "sae_encode.pt2"}`), `CHECKPOINT` (the weights file the
+    evaluator checks, or None), `EXPORT_HINT` (how an experiment exports, said to the model when
+    it did not), `PREPARE` (module filling the caches before the baseline, or None)."""
+    parts = evaluator.split(".")
+    if len(parts) != 3 or parts[0] != "harness" or parts[2] != "evaluator" \
+            or not parts[1].isidentifier() or not (PACKAGE / parts[1] / "contract.py").is_file():
+        raise ValueError(f"{evaluator!r} is no evaluator of the harness: expected "
+                         f"harness.<package>.evaluator with experiment/harness/<package>/contract.py")
+    found = importlib.import_module(f"harness.{parts[1]}.contract")
+    if found.EVALUATOR != evaluator:
+        raise ValueError(f"harness.{parts[1]}.contract names {found.EVALUATOR!r}, not {evaluator!r}")
+    return found
+
+
 def evaluator_command(run_dir: Path, preset: str | None, manifest: Path | None = None,
-                      python: str = sys.executable, seeds: list[int] | None = None) -> list[str]:
-    """argv of the evaluator process (see `_isolated`); with `seeds`, of every
-    `run_dir/seed_<k>/` and the run's aggregate."""
+                      python: str = sys.executable, seeds: list[int] | None = None, *,
+                      module: str) -> list[str]:
+    """argv of the evaluator `module` (`harness.<package>.evaluator`, see `_isolated`); with
+    `seeds`, of every `run_dir/seed_<k>/` and the run's aggregate."""
     args = [str(run_dir)]
     if preset:
         args += ["--preset", preset]
@@ -66,7 +87,7 @@ def evaluator_command(run_dir: Path, preset: str | None, manifest: Path | None =
         args += ["--manifest", str(manifest)]
     if seeds is not None:
         args += ["--seeds", ",".join(map(str, seeds))]
-    return _isolated("evaluator", args, python)
+    return _isolated(module.removeprefix("harness."), args, python)
 
 
 def seeds_command(run_dir: Path, seeds: list[int], manifest: Path | None = None,

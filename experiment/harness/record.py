@@ -58,7 +58,7 @@ def finish(out_dir: str | Path, sae: torch.nn.Module, source: ActivationSource,
     # The evaluator is another process on the same device: leave it the GPU memory the
     # training split held (tens of GB for the gpu presets).
     source.release()
-    argv = prov.evaluator_command(out.resolve(), source.preset.name)
+    argv = prov.evaluator_command(out.resolve(), source.preset.name, module=prov.EVALUATOR)
     done = subprocess.run(argv, cwd=Path.cwd(), check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the evaluator failed (exit {done.returncode}); see its output above")
