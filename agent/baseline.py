@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from agent import notes, runner, runs
+from agent import notes, presets, runner, runs
 from agent.context import RunContext
 from agent.errors import TemplateError
 from agent.executors import Process
 from agent.sandbox import Sandbox, hub_cache
+from agent.template import Template
 
 CACHE_DIR = ".baseline-cache"
 _SKIP = {"ideas", "__pycache__", ".git", ".pytest_cache"}
@@ -55,11 +56,11 @@ def cache_key(template_root: Path, preset: str | None, seeds: list[int] | None =
 def machine_facts() -> dict[str, str]:
     """What changes a baseline's numbers besides the code: the device kind (a CPU baseline is
     never compared with GPU runs), torch's version and build, and the harness's dense-matmul
-    switch. Read without importing torch where possible (`harness.presets.cuda_present`)."""
+    switch. Read without importing torch where possible (`harness.machine.cuda_present`)."""
     from importlib import metadata
 
     from harness import DENSE_MATMUL_ENV
-    from harness.presets import cuda_present
+    from harness.machine import cuda_present
 
     try:
         torch_version = metadata.version("torch")
@@ -70,14 +71,13 @@ def machine_facts() -> dict[str, str]:
 
 
 HUB_TOKENS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-"""Passed to `harness.prepare` only (trusted code): a gated hub preset's download needs one."""
+"""Passed to `harness.sae.prepare` only (trusted code): a gated hub preset's download needs one."""
 
 
 def ensure(ctx: RunContext) -> None:
     """Make sure the harness's caches are filled and `run_0` exists and is committed, with its
     notes section."""
-    if ctx.template.evaluator:
-        prepare(ctx)
+    prepare_caches(ctx)
     if ctx.find("run.recorded", run=0, status="ok") is None and ctx.find("baseline.cached") is None:
         ctx.console.stage("baseline")
         key = cache_key(ctx.template.root, ctx.preset, ctx.seeds)
@@ -114,70 +114,67 @@ def _cache_lock(ctx: RunContext, cached: Path) -> Iterator[None]:
         lock.release()
 
 
-def _is_hub(preset: str | None) -> bool:
-    from harness.presets import PRESETS
-
-    found = PRESETS.get(preset or "")
-    return found is not None and found.source == "hub"
-
-
-def prepare_sandbox(base: Sandbox | None, preset: str | None) -> Sandbox | None:
-    """`harness.prepare`'s sandbox: the harness's cache writable and, for a hub preset, the
-    network and the Hugging Face cache; nothing of the run directory."""
+def prepare_sandbox(base: Sandbox | None, template: Template, preset: str | None) -> Sandbox | None:
+    """The sandbox of the template's cache-filling step: the harness's cache writable and, for
+    a preset that downloads, the network and the Hugging Face cache; nothing of the run
+    directory."""
     if base is None:
         return None
     from harness import cache
 
-    hub = _is_hub(preset)
+    hub = presets.needs_network(template, preset)
     return replace(base, writable=(cache.root(), hub_cache()) if hub else (cache.root(),),
                    readonly=(), visible=(), network=hub)
 
 
-def prepare_timeout(preset: str | None, run_timeout_s: float) -> float:
-    """Seconds `harness.prepare` may take: the preset's own `prepare_timeout_s` (the largest
-    of all presets for an unnamed or unknown one: the machine's default may be a hub preset),
-    never less than a run's timeout. Not the per-run timeout: a first harvest of a hub preset
-    downloads the model and streams the data, which no run does."""
-    from harness.presets import PRESETS
-
-    found = PRESETS.get(preset or "")
-    bound = found.prepare_timeout_s if found is not None else \
-        max(p.prepare_timeout_s for p in PRESETS.values())
-    return max(float(bound), run_timeout_s)
+def prepare_timeout(template: Template, preset: str | None, run_timeout_s: float) -> float:
+    """Seconds the template's cache-filling step may take: the preset's own bound (its presets
+    provider's `prepare_timeout_s`), never less than a run's timeout. Not the per-run timeout:
+    a first harvest of a hub preset downloads the model and streams the data, which no run does."""
+    bound = presets.prepare_timeout_s(template, preset)
+    return max(bound or 0.0, run_timeout_s)
 
 
-def prepare(ctx: RunContext) -> None:
-    """Fill the harness's caches (model, activations, zero-ablation sums) in a process of the
-    harness's own (`harness.prepare`), the only one that may write them: experiments and the
-    evaluator see them read-only, so no experiment can change what it is measured against.
-    Cheap when everything is cached, so it runs on every launch and resume."""
+def prepare_caches(ctx: RunContext) -> None:
+    """Run the template's cache-filling step, if its evaluation has one (contract's `PREPARE`)."""
+    contract = ctx.template.contract
+    if contract is not None and contract.PREPARE:
+        prepare(ctx, contract.PREPARE)
+
+
+def prepare(ctx: RunContext, module: str) -> None:
+    """Fill the harness's caches (for the SAE: model, activations, zero-ablation sums) in a
+    process of the harness's own (the template's contract's `PREPARE`), the only one that may
+    write them: experiments and the evaluator see them read-only, so no experiment can change
+    what it is measured against. Cheap when everything is cached, so it runs on every launch
+    and resume."""
     from harness import cache, provenance
 
-    sandbox = prepare_sandbox(ctx.sandbox, ctx.preset)
-    hub = _is_hub(ctx.preset)
+    sandbox = prepare_sandbox(ctx.sandbox, ctx.template, ctx.preset)
+    hub = presets.needs_network(ctx.template, ctx.preset)
     ctx.status(f"preparing the harness's caches for preset {ctx.preset or 'default'}")
     with tempfile.TemporaryDirectory(prefix="harness-prepare-") as logs:
-        timeout_s = prepare_timeout(ctx.preset, ctx.template.timeout_for(ctx.preset,
-                                                                         ctx.config.timeout_s))
+        timeout_s = prepare_timeout(ctx.template, ctx.preset,
+                                    ctx.template.timeout_for(ctx.preset, ctx.config.timeout_s))
         cwd = cache.root() if sandbox is not None else ctx.ws.root  # the run is not in its view
         cwd.mkdir(parents=True, exist_ok=True)
-        process = Process(tuple(provenance.prepare_command(ctx.preset)), cwd=cwd, log_dir=Path(logs),
+        process = Process(tuple(provenance.prepare_command(ctx.preset, module=module)), cwd=cwd, log_dir=Path(logs),
                           timeout_s=timeout_s, name="prepare", sandbox=sandbox,
                           pass_env=HUB_TOKENS if hub else ())
-        outcome = ctx.execute(process, label="harness.prepare", on_start=ctx.process_started("prepare"),
+        outcome = ctx.execute(process, label=module, on_start=ctx.process_started("prepare"),
                               gpu="all")
         stdout = (Path(logs) / "prepare_stdout.txt").read_text(encoding="utf-8", errors="replace")
     if not outcome.ok:
         bound = ""
         if outcome.status == "timed_out":
             bound = (f" Its bound, {timeout_s:.0f} s, is its own (the preset's prepare_timeout_s "
-                     "in harness.presets), not the per-run timeout: a first harvest builds or "
-                     "downloads the model and streams and harvests the data. Run "
-                     f"`python -m harness.prepare --preset {ctx.preset or '<name>'}` once by "
+                     f"in {ctx.template.presets_provider}), not the per-run timeout: a first "
+                     "preparation builds or downloads what the preset needs. Run "
+                     f"`python -m {module} --preset {ctx.preset or '<name>'}` once by "
                      "hand to fill the cache without a bound, then launch again.")
         raise TemplateError(
-            f"the harness could not prepare preset {ctx.preset or 'default'} (its model, "
-            f"activations and zero-ablation sums): it {outcome.describe()}.{bound} Nothing was "
+            f"the harness could not prepare preset {ctx.preset or 'default'} ({module}): it "
+            f"{outcome.describe()}.{bound} Nothing was "
             f"run.\n--- end of its stderr ---\n{outcome.stderr_tail}")
     found = runner.last_json(stdout)
     ctx.record("harness.prepared", network=hub, **{"preset": ctx.preset, **found})
@@ -189,9 +186,10 @@ def _cached_problem(ctx: RunContext, cached: Path) -> str | None:
     whose numbers no evaluation of these files produced is never copied into a run)."""
     if not (cached / "final_info.json").is_file():
         return "none cached"
-    if not ctx.template.evaluator:
+    contract = ctx.template.contract
+    if contract is None:
         return None
-    return runs.provenance_problem(cached, str(ctx.harness_sha256))
+    return runs.provenance_problem(cached, str(ctx.harness_sha256), contract)
 
 
 def _restore(ctx: RunContext, cached: Path, key: str) -> None:

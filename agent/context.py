@@ -138,7 +138,7 @@ class RunContext:
         its own from the pool (`CUDA_VISIBLE_DEVICES`, waiting while every GPU is busy; on the
         CPU its share of the cores as `threads`, and its memory limit); "none" sees no GPU (a
         process that needs none); "all" sees the GPUs the launch sees and waits for none
-        (`harness.prepare`: a cached preparation must not wait for a GPU an experiment
+        (`harness.sae.prepare`: a cached preparation must not wait for a GPU an experiment
         holds). `label` names it in the journal and the status line."""
         if self.slurm is not None and job_key is not None:
             cores = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}

@@ -40,9 +40,9 @@ def parse(text: str) -> tuple[str, ...]:
 def discover() -> tuple[str, ...]:
     """The GPUs torch can use here, as CUDA indices. Never the presence of nvidia-smi: a
     CPU-only torch on a GPU box has none. torch is imported only when a CUDA build of it and a
-    driver are present (`harness.presets.cuda_present`)."""
+    driver are present (`harness.machine.cuda_present`)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    from harness.presets import cuda_present
+    from harness.machine import cuda_present
 
     if not cuda_present():
         return ()

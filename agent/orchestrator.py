@@ -180,7 +180,7 @@ def _sandbox(config: LaunchConfig, console: Console) -> tuple[Sandbox | None, st
         return None, f"unavailable: {found.reason}"
     from harness import cache
 
-    # In view of every child: the harness's caches (read-only; harness.prepare alone writes them)
+    # In view of every child: the harness's caches (read-only; harness.sae.prepare alone writes them)
     seen = (cache.root(), sandbox_mod.hub_cache())
     return sandbox_mod.Sandbox(writable=(), visible=seen), f"bubblewrap: {found.reason}"
 

@@ -4,7 +4,7 @@ A template lists its presets in `template.toml`; a template whose harness can te
 presets this machine can run names a `presets_provider` module with `available()` (name ->
 None when usable, else the reason and what to do) and optionally `default_name()`.
 
-Whether a GPU is there is the provider's question; `harness.presets.cuda_present` asks torch,
+Whether a GPU is there is the provider's question; `harness.machine.cuda_present` asks torch,
 never the driver (a CPU-only torch next to an NVIDIA driver cannot use the GPU).
 """
 
@@ -56,3 +56,15 @@ def choose(template: Template, requested: str | None) -> str | None:
         raise UsageError(f"no preset of template '{template.name}' can run here: "
                          + "; ".join(f"{n}: {status.get(n)}" for n in template.presets))
     return usable[0]
+
+
+def needs_network(template: Template, preset: str | None) -> bool:
+    """Whether preparing `preset` downloads (the provider's `needs_network`; False without one)."""
+    provider = _provider(template)
+    return bool(provider.needs_network(preset)) if hasattr(provider, "needs_network") else False
+
+
+def prepare_timeout_s(template: Template, preset: str | None) -> float | None:
+    """The provider's bound on a first preparation of `preset` (`prepare_timeout_s`), if any."""
+    provider = _provider(template)
+    return float(provider.prepare_timeout_s(preset)) if hasattr(provider, "prepare_timeout_s") else None

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from agent import devices, runfiles, runner
@@ -273,10 +274,13 @@ def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout:
             ignored.append((folder / provenance.EXPERIMENT_FINAL_INFO).relative_to(out_dir.parent).as_posix())
     fields: dict[str, Any] = {"evaluator": ctx.template.evaluator,
                               "ignored_final_info": ignored or None}
-    if not any((seeds_mod.seed_dir(out_dir, s) / provenance.ENCODE).is_file() for s in seeds):
-        return ("no_results", f"{describe}, but exported no SAE graphs ({provenance.ENCODE}): call "
-                "harness.finish(out_dir, sae, source, ...); metrics written by experiment.py are "
-                "ignored", stderr_tail, fields)
+    contract = ctx.template.contract
+    assert contract is not None
+    first = next(iter(contract.EXPORTS.values()))
+    if not any((seeds_mod.seed_dir(out_dir, s) / first).is_file() for s in seeds):
+        return ("no_results", f"{describe}, but exported nothing to evaluate (no {first}): "
+                f"{contract.EXPORT_HINT}; metrics written by experiment.py are ignored",
+                stderr_tail, fields)
     now = provenance.harness_sha256()
     if now != ctx.harness_sha256:
         return ("untrusted", f"{describe}, but the harness source changed since this launch "
@@ -294,14 +298,14 @@ def _evaluate(ctx: RunContext, index: int, attempt: int, out_dir: Path, timeout:
     if not outcome.ok:
         return (outcome.status, f"{describe}; its evaluation {outcome.describe()}",
                 outcome.stderr_tail, fields)
-    problem = provenance_problem(out_dir, now)
+    problem = provenance_problem(out_dir, now, contract)
     if problem:
         return "untrusted", f"{describe}, but {problem}", stderr_tail, fields
     return "ok", f"{describe}; evaluated in {outcome.duration_s:.1f} s", stderr_tail, fields
 
 
 def _harness_env(ctx: RunContext) -> dict[str, str]:
-    """The preset, and the Hugging Face libraries told to stay offline: `harness.prepare`
+    """The preset, and the Hugging Face libraries told to stay offline: `harness.sae.prepare`
     fetched what a hub preset needs, and neither an experiment nor its evaluator has the
     network (nor waits for it)."""
     env = {"EXPERIMENT_PRESET": ctx.preset} if ctx.preset else {}
@@ -310,7 +314,7 @@ def _harness_env(ctx: RunContext) -> dict[str, str]:
     return env
 
 
-def provenance_problem(out_dir: Path, harness: str) -> str | None:
+def provenance_problem(out_dir: Path, harness: str, contract: ModuleType) -> str | None:
     """Why run_i/final_info.json cannot be trusted, or None when its provenance verifies. A
     run with seeds verifies when each seed's record does, is the very file the aggregate was
     made from, and the aggregate's means are those of the seeds' values."""
@@ -318,40 +322,42 @@ def provenance_problem(out_dir: Path, harness: str) -> str | None:
         record = json.loads(runfiles.read_text(out_dir / "final_info.json", out_dir))
         prov = record["provenance"]
         if "aggregate_of" in prov:
-            return _aggregate_problem(out_dir, record, harness)
-        expected = {"evaluator": provenance.EVALUATOR, "harness_sha256": harness,
-                    "encode_sha256": provenance.sha256_file(out_dir / provenance.ENCODE),
-                    "decode_sha256": provenance.sha256_file(out_dir / provenance.DECODE),
-                    "meta_sha256": provenance.sha256_file(out_dir / provenance.META)}
+            return _aggregate_problem(out_dir, record, harness, contract)
+        expected = {"evaluator": contract.EVALUATOR, "harness_sha256": harness,
+                    **{key: provenance.sha256_file(out_dir / name)
+                       for key, name in contract.EXPORTS.items()}}
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         return f"its final_info.json has no readable provenance ({type(exc).__name__}: {exc})"
     wrong = [k for k, v in expected.items() if prov.get(k) != v]
     if wrong:
         return f"the provenance of final_info.json does not verify ({', '.join(wrong)})"
+    if contract.CHECKPOINT is None:
+        return None
     checkpoint = record.get("checkpoint")
-    path = out_dir / provenance.CHECKPOINT
+    path = out_dir / contract.CHECKPOINT
     if isinstance(checkpoint, dict):
         if not path.is_file() or checkpoint.get("sha256") != provenance.sha256_file(path):
-            return f"{out_dir.name}/{provenance.CHECKPOINT} changed after its evaluation"
+            return f"{out_dir.name}/{contract.CHECKPOINT} changed after its evaluation"
         if checkpoint.get("matches_evaluated") is not True:
-            return (f"{out_dir.name}/{provenance.CHECKPOINT} does not hold the weights that were "
+            return (f"{out_dir.name}/{contract.CHECKPOINT} does not hold the weights that were "
                     f"evaluated ({checkpoint.get('problem', 'unknown')}): the checkpoint or the "
                     "graphs were replaced after export")
     elif path.is_file():
-        return f"the evaluator did not check {out_dir.name}/{provenance.CHECKPOINT}"
+        return f"the evaluator did not check {out_dir.name}/{contract.CHECKPOINT}"
     return None
 
 
-def _aggregate_problem(out_dir: Path, record: dict[str, Any], harness: str) -> str | None:
+def _aggregate_problem(out_dir: Path, record: dict[str, Any], harness: str,
+                       contract: ModuleType) -> str | None:
     prov, section = record["provenance"], record["seeds"]
-    if prov.get("evaluator") != provenance.EVALUATOR or prov.get("harness_sha256") != harness:
+    if prov.get("evaluator") != contract.EVALUATOR or prov.get("harness_sha256") != harness:
         return "the provenance of final_info.json does not verify (evaluator, harness_sha256)"
     succeeded = [int(s) for s in section["succeeded"]]
     if sorted(prov["aggregate_of"]) != sorted(f"seed_{s}" for s in succeeded):
         return "final_info.json does not name the seeds it was made from"
     for seed in succeeded:
         folder = seeds_mod.seed_dir(out_dir, seed)
-        problem = provenance_problem(folder, harness)
+        problem = provenance_problem(folder, harness, contract)
         if problem:
             return f"seed {seed}: {problem}"
         if provenance.sha256_file(folder / "final_info.json") != \

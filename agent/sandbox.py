@@ -13,7 +13,7 @@ excepted; pdflatex: `latex/`). Nothing else of the machine is there: no home fil
 run, no `/root`, no `/etc/shadow`, whatever they are called.
 
 The harness's caches (activations, models, zero-ablation sums) are read-only to all of them:
-`harness.prepare` fills them beforehand in a process of its own that runs no LLM-edited
+`harness.sae.prepare` fills them beforehand in a process of its own that runs no LLM-edited
 code, the only one with the network (a hub preset's downloads). A child's environment holds
 only the variables named below (never "everything but known secrets"), plus those its
 template lists in `pass_env`.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 from agent.errors import UsageError
@@ -16,8 +17,6 @@ from harness.gates import Gate, GateSyntaxError, parse_gate
 
 Direction = Literal["higher", "lower"]
 MANIFEST = "template.toml"
-EVALUATORS = ("harness.evaluator",)
-"""Evaluators a template may name (trusted code the loop starts after each run)."""
 DEFAULT_EDITABLE = ("experiment.py", "plot.py", "notes.txt", "latex/template.tex")
 DEFAULT_SEEDS = 3
 """Seeds per run unless the template, its preset or --seeds says otherwise."""
@@ -96,8 +95,18 @@ class Template:
     """Seeds per run (each run is trained and evaluated this many times; a preset or --seeds
     may override)."""
     evaluator: str | None = None
-    """`harness.evaluator`: the loop evaluates each run in a process of its own from the graphs
-    `harness.finish` exports; None: the experiment's own final_info.json is the result."""
+    """`harness.<package>.evaluator` (e.g. `harness.sae.evaluator`): the loop evaluates each run
+    in a process of its own from what the experiment exported (the package's `contract`); None:
+    the experiment's own final_info.json is the result, and its runs are marked untrusted."""
+
+    @property
+    def contract(self) -> ModuleType | None:
+        """The evaluation package's contract (`harness.provenance.contract`), or None."""
+        if not self.evaluator:
+            return None
+        from harness import provenance
+
+        return provenance.contract(self.evaluator)
 
     @property
     def headline(self) -> tuple[Metric, ...]:
@@ -189,9 +198,15 @@ def load(root: Path, *, run_dir: bool = False) -> Template:
             raise UsageError(f"{root}: the template has no {rel}")
     pass_env = _str_list(data["pass_env"], "pass_env", path) if data.get("pass_env") else ()
     evaluator = data.get("evaluator")
-    if evaluator not in (None, *EVALUATORS):
-        raise UsageError(f"{path}: field 'evaluator' must be one of {', '.join(EVALUATORS)} "
-                         f"(or absent), not {evaluator!r}")
+    if evaluator is not None:
+        from harness import provenance
+
+        try:
+            provenance.contract(evaluator if isinstance(evaluator, str) else repr(evaluator))
+        except (ValueError, ImportError, AttributeError) as exc:
+            raise UsageError(f"{path}: field 'evaluator': {exc} (or leave it out: the experiment "
+                             "then writes final_info.json itself and its runs are marked "
+                             "untrusted)") from exc
     seeds = data.get("seeds", DEFAULT_SEEDS)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise UsageError(f"{path}: field 'seeds' must be a positive integer (seeds per run)")

@@ -176,8 +176,7 @@ def _execute(tree: Path, run: int, config: LaunchConfig, launch: dict[str, Any],
                      only_seeds=tuple(seeds) if seeds else None)
     if seeds and not ctx.seeds:
         return None, f"none of seeds {_listed(seeds)} is a seed of this launch (seeds {_listed(ctx.all_seeds)})"
-    if template.evaluator:
-        baseline.prepare(ctx)
+    baseline.prepare_caches(ctx)
     finished = runs._run_process(ctx, run, 1, "verify", f"run_{run}")
     if finished.data["status"] != "ok":
         tail = str(finished.data.get("stderr_tail") or "").strip().splitlines()[-3:]

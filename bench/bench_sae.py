@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 # As the agent's runner starts experiments: OpenMP threads sleep when idle instead of spinning,
-# so torch keeps its threads on a shared machine (see harness.activations.fit_threads_to_machine).
+# so torch keeps its threads on a shared machine (see harness.sae.activations.fit_threads_to_machine).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
@@ -63,8 +63,8 @@ def matmul_rate(n: int = 2048, reps: int = 10) -> float:
 
 def harvest_rate(preset_name: str, tokens: int) -> float:
     """Tokens/s of harvesting a fresh entry (model already loaded, so loading is not counted)."""
-    from harness.activations import ActivationSource
-    from harness.presets import resolve
+    from harness.sae.activations import ActivationSource
+    from harness.sae.presets import resolve
 
     preset = dataclasses.replace(resolve(preset_name), train_tokens=tokens + int(time.time()) % 97)
     source = ActivationSource(preset)
@@ -79,7 +79,7 @@ def harvest_rate(preset_name: str, tokens: int) -> float:
 
 
 def batches(preset_name: str, batch_size: int, steps: int) -> tuple[list[torch.Tensor], int]:
-    from harness.activations import ActivationSource
+    from harness.sae.activations import ActivationSource
 
     source = ActivationSource(preset_name)
     return list(source.batches(batch_size, steps, seed=0)), source.d_in
@@ -99,7 +99,7 @@ def ours(xs: list[torch.Tensor], d_in: int, warmup: int, dense: bool = False
          ) -> tuple[float, float]:
     """Tokens/s of the template's trainer over xs, and the fraction of its products that
     skipped zeros; `dense` turns the harness's zero-skipping off."""
-    from harness import sparse
+    from harness.sae import sparse
 
     mod = template_module()
     cfg = mod.Config()
@@ -216,7 +216,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}, preset {args.preset}")
 
     print(f"harvesting: {harvest_rate(args.preset, args.harvest_tokens):,.0f} tokens/s")
-    from harness.presets import resolve
+    from harness.sae.presets import resolve
 
     cfg, preset = template_module().Config(), resolve(args.preset)
     steps = args.steps or preset.train_epochs * preset.train_tokens // args.batch_size

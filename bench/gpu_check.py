@@ -5,12 +5,12 @@
 Needs torch and transformers only (and what they bring: numpy, tokenizers, safetensors,
 huggingface_hub, filelock); no network and none of the project's other dependencies. Within
 `--budget` seconds it:
-1. prepares the tiny preset's caches in a fresh HARNESS_CACHE_DIR (`harness.prepare`: the tiny
+1. prepares the tiny preset's caches in a fresh HARNESS_CACHE_DIR (`harness.sae.prepare`: the tiny
    model is trained on the CPU, about a minute, then harvests its activations on the device);
 2. trains the template's SAE for seed 0 as the loop does: `EXPERIMENT_SEED=0
    EXPERIMENT_PRESET=tiny python experiment.py --out_dir=run_0/seed_0` in a copy of
    templates/sae_variants, evaluation left to the orchestrator (HARNESS_EVALUATOR=orchestrator);
-3. evaluates it as agent/runs.py does (`harness.evaluator run_0 --preset tiny --manifest
+3. evaluates it as agent/runs.py does (`harness.sae.evaluator run_0 --preset tiny --manifest
    template.toml --seeds 0`, an isolated process);
 4. prints the device, each phase's wall time, training and evaluation throughput, peak GPU
    memory and the headline metrics;
@@ -176,13 +176,14 @@ def isolated(argv: list[str]) -> list[str]:
 
 def prepare(check: Check, m: Machine) -> None:
     from harness import provenance
+    from harness.sae import contract
 
     env = m.env()
     print("  building the tiny model on the CPU (about a minute), then harvesting on the device")
-    rc, seconds, tail = run_child(isolated(provenance.prepare_command("tiny")), m.work, env,
+    rc, seconds, tail = run_child(isolated(provenance.prepare_command("tiny", module=contract.PREPARE)), m.work, env,
                                   check.left(), "prepare")
     if rc != 0:
-        raise RuntimeError(f"harness.prepare exited {rc}")
+        raise RuntimeError(f"harness.sae.prepare exited {rc}")
     found = json.loads([ln for ln in tail if ln.startswith("{")][-1])
     check.note("prepare", f"{seconds:.1f} s (d_in {found['d_in']}, {found['train_tokens']} train "
                f"tokens, {found['eval_tokens']} eval tokens)")
@@ -220,12 +221,13 @@ def train(check: Check, m: Machine, run: str, cpu: bool = False) -> None:
 
 def evaluate(check: Check, m: Machine, run: str, cpu: bool = False,
              label: str = "") -> dict[str, Any]:
-    """`harness.evaluator <run> --preset tiny --manifest template.toml --seeds 0` (runs.py)."""
+    """`harness.sae.evaluator <run> --preset tiny --manifest template.toml --seeds 0` (runs.py)."""
     from harness import provenance
+    from harness.sae import contract
 
     env = m.env(cpu=cpu, EXPERIMENT_PRESET="tiny")
     argv = provenance.evaluator_command(Path(run), "tiny", manifest=m.run_dir / "template.toml",
-                                        seeds=[0], module=provenance.EVALUATOR)
+                                        seeds=[0], module=contract.EVALUATOR)
     rc, seconds, _ = run_child(isolated(argv), m.run_dir, env, min(check.left(), 180), "eval")
     if rc != 0:
         raise RuntimeError(f"the evaluator exited {rc}")
@@ -285,7 +287,8 @@ def device_functions(check: Check, m: Machine) -> None:
     """The device-sensitive functions of the unit tests, on the device against the CPU."""
     import torch
 
-    from harness import evaluate, export, graph_run, measurements, metrics, transfer
+    from harness import graph_run, transfer
+    from harness.sae import evaluate, export, measurements, metrics
 
     dev = torch.device(m.device if m.device == "cpu" else "cuda", None if m.device == "cpu" else 0)
     cpu = torch.device("cpu")
@@ -371,7 +374,7 @@ def device_functions(check: Check, m: Machine) -> None:
                 "pinned activations = CPU")
 
     def loaders() -> str:
-        from harness.activations import LOADER_ENV, ActivationSource
+        from harness.sae.activations import LOADER_ENV, ActivationSource
 
         old = os.environ.get(LOADER_ENV)
         try:
@@ -418,8 +421,8 @@ def device_functions(check: Check, m: Machine) -> None:
         return "encode/decode traced on the CPU, run on the device (CPU inputs) = CPU"
 
     def lm_throughput() -> str:
-        from harness import models
-        from harness.presets import resolve
+        from harness.sae import models
+        from harness.sae.presets import resolve
 
         lm = models.load(resolve("tiny"))
         rows = torch.randint(2, 2048, (64, 128), device=lm.device)
@@ -449,8 +452,8 @@ def cpu_preset(check: Check, m: Machine) -> None:
     """The cpu preset's model (Gemma-3-270M) on the device, if it can be had without network."""
     import torch
 
-    from harness import models
-    from harness.presets import PresetUnavailable, resolve
+    from harness.sae import models
+    from harness.sae.presets import PresetUnavailable, resolve
 
     try:
         preset = resolve("cpu")

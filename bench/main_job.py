@@ -6,7 +6,7 @@ One real launch of the quickstart's command (`python -m agent.launch --idea orth
 [--preset P]`; the offline replay of the reference session, real runs, LaTeX and review) in a
 fresh runs folder and with an empty harness cache, so the first launch's harvest (for the tiny
 preset: training the in-project model too) is part of it, as it is on a fresh machine. The
-journal then says how long the harvest took (`harness.prepare`, which a later launch finds
+journal then says how long the harvest took (`harness.sae.prepare`, which a later launch finds
 cached and skips in seconds) and each stage: the figure "without the first harvest" is the
 launch's wall time less the harvest's.
 
@@ -47,7 +47,7 @@ def stage_times(events: list[dict]) -> list[tuple[str, float]]:
         if kind == "process.started" and data.get("name") == "prepare":
             started["prepare"] = e["ts"]
         elif kind == "harness.prepared" and "prepare" in started:
-            out.append(("harvest (harness.prepare)", e["ts"] - started.pop("prepare")))
+            out.append(("harvest (harness.sae.prepare)", e["ts"] - started.pop("prepare")))
         elif kind == "stage.started":
             started[data["stage"]] = e["ts"]
         elif kind == "stage.finished" and data["stage"] in started:

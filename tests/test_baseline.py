@@ -166,14 +166,14 @@ def test_two_launches_at_once_compute_one_baseline_and_the_other_waits_for_it(tm
 def test_the_cache_key_includes_the_device_torch_and_the_dense_matmul_switch(tmp_path: Path, monkeypatch) -> None:
     from importlib import metadata
 
-    import harness.presets
+    import harness.machine
 
     root = counting_template(tmp_path, tmp_path / "count.txt")
     key = baseline.cache_key(root, "tiny", [0, 1, 2])
     monkeypatch.setenv("HARNESS_DENSE_MATMUL", "1")
     dense = baseline.cache_key(root, "tiny", [0, 1, 2])
     monkeypatch.delenv("HARNESS_DENSE_MATMUL")
-    monkeypatch.setattr(harness.presets, "cuda_present", lambda: True)
+    monkeypatch.setattr(harness.machine, "cuda_present", lambda: True)
     gpu = baseline.cache_key(root, "tiny", [0, 1, 2])
     monkeypatch.undo()
     real = metadata.version

@@ -17,9 +17,10 @@ from types import ModuleType
 import pytest
 import torch
 
-from harness import provenance, sparse
-from harness.export import export_sae
+from harness import provenance
 from harness.graph_run import GraphProgram, Refused
+from harness.sae import contract, sparse
+from harness.sae.export import export_sae
 from tests.conftest import REPO
 from tests.e2e_helpers import block, cli, write_session
 
@@ -50,8 +51,8 @@ def test_exported_graphs_run_safely_equal_the_eager_sae(tmp_path: Path, act: str
     sae = _sae(act, d_in, 8 * d_in)
     meta = export_sae(sae, d_in, tmp_path)
     assert meta["d_sae"] == 8 * d_in and meta["sae_class"] == "CustomSAE"
-    enc = GraphProgram((tmp_path / provenance.ENCODE).read_bytes())
-    dec = GraphProgram((tmp_path / provenance.DECODE).read_bytes())
+    enc = GraphProgram((tmp_path / contract.ENCODE).read_bytes())
+    dec = GraphProgram((tmp_path / contract.DECODE).read_bytes())
     x = torch.randn(777, d_in)  # another batch size than the trace's
     before = dict(sparse.calls)
     with torch.no_grad():
@@ -69,8 +70,8 @@ def test_graphs_traced_on_the_cpu_run_on_the_device_they_are_loaded_for(tmp_path
     # a node (zeros_like, arange ...) and the input all go to that device. "meta" stands for
     # another device here (bench/gpu_check.py runs them on CUDA against the CPU).
     export_sae(_sae(act, 128, 1024), 128, tmp_path)
-    enc = GraphProgram((tmp_path / provenance.ENCODE).read_bytes(), device="meta")
-    dec = GraphProgram((tmp_path / provenance.DECODE).read_bytes(), device="meta")
+    enc = GraphProgram((tmp_path / contract.ENCODE).read_bytes(), device="meta")
+    dec = GraphProgram((tmp_path / contract.DECODE).read_bytes(), device="meta")
     assert {w.device.type for w in enc.weights.values()} == {"meta"}
     f = enc(torch.randn(5, 128))  # a CPU input
     assert f.device.type == "meta" and tuple(f.shape) == (5, 1024)
@@ -88,7 +89,7 @@ def test_a_persistent_buffer_is_read_as_a_weight(tmp_path: Path) -> None:
     sae.register_buffer("scale", torch.full((16,), 2.0))  # a read-only tensor, like group ids
     export_sae(sae, 16, tmp_path)
     f = torch.relu(torch.randn(5, 64))
-    out = GraphProgram((tmp_path / provenance.DECODE).read_bytes())(f)
+    out = GraphProgram((tmp_path / contract.DECODE).read_bytes())(f)
     torch.testing.assert_close(out, sae.decode(f).detach())
 
 
@@ -182,7 +183,7 @@ ATTACKS = {"guards_code": _model_edit(_guards), "opaque_object": _opaque,
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_tampered_archives_are_refused_without_running_anything(tmp_path: Path, attack: str) -> None:
     export_sae(_sae("relu", 16, 64), 16, tmp_path)
-    source = (tmp_path / provenance.DECODE).read_bytes()
+    source = (tmp_path / contract.DECODE).read_bytes()
     with zipfile.ZipFile(io.BytesIO(source)) as z:
         files = {i.filename: z.read(i.filename) for i in z.infolist()}
     root = next(iter(files)).split("/", 1)[0] + "/"
@@ -224,8 +225,8 @@ def test_an_honest_sae_written_with_in_place_kernels_exports_as_pure_graphs(tmp_
     sae = _InPlaceTopK(16, 64).eval()
     export_sae(sae, 16, tmp_path)
     x = torch.randn(9, 16)
-    enc = GraphProgram((tmp_path / provenance.ENCODE).read_bytes())
-    dec = GraphProgram((tmp_path / provenance.DECODE).read_bytes())
+    enc = GraphProgram((tmp_path / contract.ENCODE).read_bytes())
+    dec = GraphProgram((tmp_path / contract.DECODE).read_bytes())
     with torch.no_grad():
         assert torch.allclose(dec(enc(x)), sae.decode(sae.encode(x)), atol=1e-6)
 
@@ -266,7 +267,7 @@ def test_an_encode_that_writes_its_reconstruction_into_x_is_refused_at_export(tm
     sae.encode = encode  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="must not modify buffers or their input"):
         export_sae(sae, 16, tmp_path)
-    assert not (tmp_path / provenance.ENCODE).exists()
+    assert not (tmp_path / contract.ENCODE).exists()
 
 
 def test_a_decode_that_returns_a_stashed_x_is_refused_at_export(tmp_path: Path) -> None:
@@ -281,7 +282,7 @@ def test_a_decode_that_returns_a_stashed_x_is_refused_at_export(tmp_path: Path) 
     sae.decode = lambda f: sae.stash  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="torch.export|evaluator does not run|differ"):
         export_sae(sae, 16, tmp_path)
-    assert not (tmp_path / provenance.DECODE).exists()
+    assert not (tmp_path / contract.DECODE).exists()
 
 
 class _Counting(_InPlaceTopK):
@@ -302,21 +303,21 @@ def test_a_buffer_written_by_encode_is_refused_at_export(tmp_path: Path) -> None
 
 
 def test_a_checkpoint_holding_other_weights_than_the_graphs_is_named(tmp_path: Path) -> None:
-    from harness.evaluator import checkpoint_check
-    from harness.record import save_checkpoint
+    from harness.sae.evaluator import checkpoint_check
+    from harness.sae.record import save_checkpoint
 
     sae = _sae("relu", 16, 64)
     export_sae(sae, 16, tmp_path)
-    programs = [GraphProgram((tmp_path / n).read_bytes()) for n in (provenance.ENCODE, provenance.DECODE)]
+    programs = [GraphProgram((tmp_path / n).read_bytes()) for n in (contract.ENCODE, contract.DECODE)]
     assert checkpoint_check(tmp_path, programs) is None
-    save_checkpoint(sae, {"lr": 1.0}, tmp_path / provenance.CHECKPOINT)
+    save_checkpoint(sae, {"lr": 1.0}, tmp_path / contract.CHECKPOINT)
     assert checkpoint_check(tmp_path, programs)["matches_evaluated"] is True
     with torch.no_grad():
         sae.W_dec.mul_(1.01)
-    save_checkpoint(sae, {}, tmp_path / provenance.CHECKPOINT)
+    save_checkpoint(sae, {}, tmp_path / contract.CHECKPOINT)
     found = checkpoint_check(tmp_path, programs)
     assert found["matches_evaluated"] is False and "W_dec" in found["problem"]
-    (tmp_path / provenance.CHECKPOINT).write_bytes(b"\x80\x04not safetensors")
+    (tmp_path / contract.CHECKPOINT).write_bytes(b"\x80\x04not safetensors")
     assert "not a readable safetensors" in checkpoint_check(tmp_path, programs)["problem"]
 
 
@@ -325,9 +326,9 @@ def test_a_checkpoint_holding_other_weights_than_the_graphs_is_named(tmp_path: P
 @pytest.mark.slow
 def test_the_evaluators_metrics_equal_the_in_process_evaluation(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.activations import ActivationSource
-    from harness.evaluate import evaluate
-    from harness.evaluator import evaluate_run
+    from harness.sae.activations import ActivationSource
+    from harness.sae.evaluate import evaluate
+    from harness.sae.evaluator import evaluate_run
 
     monkeypatch.chdir(tmp_path)
     source = ActivationSource("tiny")
@@ -340,7 +341,7 @@ def test_the_evaluators_metrics_equal_the_in_process_evaluation(tmp_path: Path,
     assert set(record["metrics"]) == set(reference)
     for name, value in reference.items():
         assert record["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-5), name
-    assert record["config"]["lr"] == 1.0 and record["reported"]["source"] == provenance.META
+    assert record["config"]["lr"] == 1.0 and record["reported"]["source"] == contract.META
 
 
 # --- attacks through the real loop ---------------------------------------------------------------
@@ -350,7 +351,7 @@ FABRICATE_AND_PATCH = """    import atexit
     import json as _json
     import pathlib
 
-    import harness.metrics as _hm
+    import harness.sae.metrics as _hm
 
     _real_result = _hm.ReconstructionStats.result
     _hm.ReconstructionStats.result = lambda self: {**_real_result(self), "explained_variance": 0.998}
@@ -468,8 +469,8 @@ def test_decoder_geometry_uses_the_decode_graphs_own_w_dec_for_a_non_affine_deco
     """Group-specific biases in proportion to the code's mass per group (the orthogonal idea)
     make decode(e_i) - decode(0) differ from W_dec; the evaluator measures the W_dec weight
     its decode graph multiplies by, as the in-process harness did."""
-    from harness.evaluator import graph_sae
-    from harness.measurements import decoder_directions
+    from harness.sae.evaluator import graph_sae
+    from harness.sae.measurements import decoder_directions
 
     base = type(_sae("relu", 16, 64))
 
@@ -482,8 +483,8 @@ def test_decoder_geometry_uses_the_decode_graphs_own_w_dec_for_a_non_affine_deco
     sae = GroupBiased(16, 64, "relu", 16)
     sae.group_bias = torch.nn.Parameter(torch.randn(16))
     meta = export_sae(sae.eval(), 16, tmp_path)
-    graph = graph_sae((tmp_path / provenance.ENCODE).read_bytes(),
-                      (tmp_path / provenance.DECODE).read_bytes(), meta, "cpu")
+    graph = graph_sae((tmp_path / contract.ENCODE).read_bytes(),
+                      (tmp_path / contract.DECODE).read_bytes(), meta, "cpu")
     measured = decoder_directions(graph, 64, 16)
     torch.testing.assert_close(measured, sae.W_dec.detach())
     probe = graph.decode(torch.eye(64)) - graph.decode(torch.zeros(1, 64))
@@ -508,8 +509,8 @@ DENSE_ORACLE = """    import atexit
     import pathlib
 
     import torch as _t
-    from harness.export import export_sae as _export
-    from harness.record import save_checkpoint as _checkpoint
+    from harness.sae.export import export_sae as _export
+    from harness.sae.record import save_checkpoint as _checkpoint
 
     class _Oracle(_t.nn.Module):  # x -> [relu(x), relu(-x), 0...]: perfect and dense
         def __init__(self, d):
@@ -606,7 +607,7 @@ def test_graphs_replaced_by_a_dense_oracle_are_evaluated_honestly(runs_dir: Path
         seed_info = json.loads((run / "run_1" / f"seed_{seed}" / "final_info.json").read_text())
         assert seed_info["checkpoint"]["matches_evaluated"] is True
         assert seed_info["provenance"]["encode_sha256"] == provenance.sha256_file(
-            run / "run_1" / f"seed_{seed}" / provenance.ENCODE)
+            run / "run_1" / f"seed_{seed}" / contract.ENCODE)
     notes = (run / "notes.txt").read_text()
     assert "l0_vs_model_width" in notes or "denser than the input" in notes
 
@@ -633,7 +634,7 @@ def test_the_harness_cache_is_read_only_to_the_experiment(runs_dir: Path, tmp_pa
 
     if not _sandboxed():
         pytest.skip("without bubblewrap the cache is writable (said at launch)")
-    prepared = subprocess.run(provenance.prepare_command(PRESET), capture_output=True, text=True,
+    prepared = subprocess.run(provenance.prepare_command(PRESET, module=contract.PREPARE), capture_output=True, text=True,
                               timeout=600)
     assert prepared.returncode == 0, prepared.stderr[-2000:]
     files = sorted(p for p in Path(cache.root()).rglob("*") if p.is_file()
@@ -663,11 +664,11 @@ def test_a_cached_baseline_is_reused_only_while_its_provenance_verifies(tmp_path
     cached = [e for e in _journal(first) if e["kind"] in ("baseline.cached", "run.recorded")]
     assert cached, "the baseline ran or was reused"
     (entry,) = [p for p in (runs_dir / CACHE_DIR).iterdir() if (p / "final_info.json").is_file()]
-    assert (entry / "seed_0" / provenance.DECODE).is_file()
-    assert (entry / "seed_0" / provenance.CHECKPOINT).is_file()
+    assert (entry / "seed_0" / contract.DECODE).is_file()
+    assert (entry / "seed_0" / contract.CHECKPOINT).is_file()
     second = _launch(runs_dir, tmp_path / "b", None, exit_code=6, seeds=1)
     assert [e for e in _journal(second) if e["kind"] == "baseline.cached"]
-    decode = entry / "seed_0" / provenance.DECODE
+    decode = entry / "seed_0" / contract.DECODE
     decode.write_bytes(decode.read_bytes() + b"\0")  # the cached graph is not what was evaluated
     third = _launch(runs_dir, tmp_path / "c", None, exit_code=6, seeds=1)
     events = _journal(third)

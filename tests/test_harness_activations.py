@@ -13,10 +13,11 @@ import sys
 import pytest
 import torch
 
-from harness import activations, evaluate, models, transfer
-from harness.activations import ActivationSource, residual, token_mask
-from harness.evaluate import downstream
-from harness.presets import PRESETS
+from harness import transfer
+from harness.sae import activations, evaluate, models
+from harness.sae.activations import ActivationSource, residual, token_mask
+from harness.sae.evaluate import downstream
+from harness.sae.presets import PRESETS
 
 # A small slice of the tiny preset: its own cache entries, harvested in about a second.
 SMALL = dataclasses.replace(PRESETS["tiny"], train_tokens=4096, eval_tokens=2048, ce_tokens=512)
@@ -170,8 +171,8 @@ def test_two_processes_harvesting_at_once_share_one_entry() -> None:
     probe = dataclasses.replace(SMALL, train_tokens=3001)
     entry = ActivationSource(probe).entry("train")
     shutil.rmtree(entry, ignore_errors=True)
-    code = ("import dataclasses, numpy as np; from harness.activations import ActivationSource; "
-            "from harness.presets import PRESETS; "
+    code = ("import dataclasses, numpy as np; from harness.sae.activations import ActivationSource; "
+            "from harness.sae.presets import PRESETS; "
             "p = dataclasses.replace(PRESETS['tiny'], train_tokens=3001, eval_tokens=2048, "
             "ce_tokens=512); s = ActivationSource(p); "
             "print(float(np.asarray(s._split('train')[0], dtype='float64').sum()))")
@@ -187,7 +188,7 @@ def test_two_processes_harvesting_at_once_share_one_entry() -> None:
 
 _PAGE_FAULTS = """
 import resource, sys, torch
-from harness.activations import keep_freed_memory
+from harness.sae.activations import keep_freed_memory
 tuned = keep_freed_memory() if sys.argv[1] == "tuned" else False
 def step():  # six 4 MB tensors alive at once, then freed, like a training step's temporaries
     tensors = [torch.ones(1024, 1024) for _ in range(6)]

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from harness import measurements
-from harness.metrics import (
+from harness.sae import measurements
+from harness.sae.metrics import (
     ReconstructionStats,
     counted_positions,
     downstream_scores,
@@ -211,7 +211,7 @@ def test_float32_batches_with_float64_totals_match_the_float64_metrics() -> None
 
 
 def test_evaluation_reduces_in_float64_on_the_cpu_and_float32_on_a_gpu() -> None:
-    from harness.metrics import eval_dtype
+    from harness.sae.metrics import eval_dtype
 
     assert eval_dtype("cpu") == torch.float64
     assert eval_dtype("cuda") == torch.float32 and eval_dtype(torch.device("cuda", 1)) == torch.float32

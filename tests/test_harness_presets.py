@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import presets
-from harness.presets import PresetUnavailable
+from harness.sae import presets
+from harness.sae.presets import PresetUnavailable
+from tests.conftest import REPO
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +21,7 @@ def _no_selection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_presets_import_without_torch() -> None:
-    code = ("import sys, harness.presets as p; p.available(); p.default_name(); "
+    code = ("import sys, harness.sae.presets as p; p.available(); p.default_name(); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -91,14 +92,17 @@ def test_every_preset_is_listed_in_the_template() -> None:
 
 
 def test_a_first_harvest_is_bounded_by_its_own_timeout_not_the_runs() -> None:
+    from agent import template as template_mod
     from agent.baseline import prepare_timeout
-    from harness.presets import PRESETS
+    from harness.sae.presets import PRESETS
+
+    sae = template_mod.load(REPO / "templates" / "sae_variants")
 
     for name, preset in PRESETS.items():
         assert preset.prepare_timeout_s >= preset.timeout_s, name
     # a hub preset's first prepare downloads its model and streams its data: hours, not a run's
-    assert prepare_timeout("gpu-gemma", 3600) == PRESETS["gpu-gemma"].prepare_timeout_s >= 4 * 3600
-    assert prepare_timeout("gpu", 1800) > 1800
-    assert prepare_timeout("tiny", 10**6) == 10**6  # never shorter than a run's own timeout
+    assert prepare_timeout(sae, "gpu-gemma", 3600) == PRESETS["gpu-gemma"].prepare_timeout_s >= 4 * 3600
+    assert prepare_timeout(sae, "gpu", 1800) > 1800
+    assert prepare_timeout(sae, "tiny", 10**6) == 10**6  # never shorter than a run's own timeout
     # an unnamed preset may resolve to a hub one on this machine: the largest bound
-    assert prepare_timeout(None, 300) == max(p.prepare_timeout_s for p in PRESETS.values())
+    assert prepare_timeout(sae, None, 300) == max(p.prepare_timeout_s for p in PRESETS.values())

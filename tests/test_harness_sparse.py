@@ -1,4 +1,4 @@
-"""harness.sparse: the products that skip a sparse code's zeros give torch.addmm's numbers and
+"""harness.sae.sparse: the products that skip a sparse code's zeros give torch.addmm's numbers and
 gradients, take the sparse path only where it pays, and never drop gradient where f is zero."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from harness import sparse
+from harness.sae import sparse
 
 N, D_IN, D_SAE = 64, 256, 2048  # D_IN >= sparse.MIN_WIDTH
 

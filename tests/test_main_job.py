@@ -173,7 +173,7 @@ def _paper_text(run_dir: Path) -> str:
 def _assert_setup_facts_of(preset: str, run_dir: Path) -> None:
     """The setup section of one session, written for two presets: model, layer, data, token
     counts, sizes, seed and gate results come from each run directory's own records."""
-    from harness.presets import DATASET_LABELS, MODEL_LABELS, PRESETS
+    from harness.sae.presets import DATASET_LABELS, MODEL_LABELS, PRESETS
 
     text = _paper_text(run_dir)
     info = json.loads((run_dir / "run_0" / "final_info.json").read_text())

@@ -25,7 +25,7 @@ OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 
 @pytest.fixture
 def harness_presets(monkeypatch: pytest.MonkeyPatch) -> object:
-    from harness import presets as module
+    from harness.sae import presets as module
 
     monkeypatch.delenv(module.PRESET_ENV, raising=False)
     return module
@@ -83,7 +83,7 @@ import json, sys
 from pathlib import Path
 from agent import presets, template
 from agent.errors import UsageError
-import harness.presets as harness_presets
+import harness.sae.presets as harness_presets
 
 driver_says = harness_presets.default_name()  # decided without importing torch
 torch_imported = "torch" in sys.modules

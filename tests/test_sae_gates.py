@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import finish
-from harness.activations import ActivationSource
-from harness.evaluate import reconstruction
-from harness.presets import PRESETS
+from harness.sae import finish
+from harness.sae.activations import ActivationSource
+from harness.sae.evaluate import reconstruction
+from harness.sae.presets import PRESETS
 
 TEMPLATE = Path(__file__).parents[1] / "templates" / "sae_variants"
 SMALL = dataclasses.replace(PRESETS["tiny"], train_tokens=4096, eval_tokens=2048, ce_tokens=512)

@@ -95,7 +95,7 @@ def test_fused_encode_and_decode_compute_the_documented_formula_and_its_gradient
     """encode folds b_dec into the encoder bias and both products go through the harness's
     zero-skipping addmm: the outputs and the gradients of every parameter must equal those of
     the formula in the docstring, whether the products run dense (narrow SAE) or sparse."""
-    from harness import sparse
+    from harness.sae import sparse
 
     mod = _template_module()
     torch.manual_seed(0)
@@ -187,12 +187,13 @@ def test_baseline_runs_as_typed_in_a_run_directory_and_passes_the_gates(tmp_path
     assert "sae.safetensors" not in _git(run_dir, "status", "--porcelain", "--untracked-files=all")
     # typed by hand, finish() started the evaluator itself: the record is verifiable
     from harness import provenance
+    from harness.sae import contract
 
     out, prov = run_dir / "run_0", info["provenance"]
-    assert prov["evaluator"] == "harness.evaluator"
-    assert prov["encode_sha256"] == provenance.sha256_file(out / provenance.ENCODE)
-    assert prov["decode_sha256"] == provenance.sha256_file(out / provenance.DECODE)
-    assert prov["meta_sha256"] == provenance.sha256_file(out / provenance.META)
+    assert prov["evaluator"] == "harness.sae.evaluator"
+    assert prov["encode_sha256"] == provenance.sha256_file(out / contract.ENCODE)
+    assert prov["decode_sha256"] == provenance.sha256_file(out / contract.DECODE)
+    assert prov["meta_sha256"] == provenance.sha256_file(out / contract.META)
     assert prov["harness_sha256"] == provenance.harness_sha256()
 
     plotted = subprocess.run(["python", "plot.py"], cwd=run_dir, env=env, capture_output=True,

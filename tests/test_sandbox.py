@@ -19,6 +19,7 @@ import pytest
 
 from agent import runner, sandbox
 from agent.journal import read
+from tests.conftest import REPO
 from tests.e2e_helpers import (
     PLAN,
     TOY_KINDS_WITH_PLOT,
@@ -310,9 +311,12 @@ def test_no_sandbox_is_explicit_and_recorded(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_only_the_harness_preparation_of_a_hub_preset_gets_the_network(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent import template as template_mod
     from agent.baseline import prepare_sandbox
     from agent.context import RunContext
     from harness import cache
+
+    sae = template_mod.load(REPO / "templates" / "sae_variants")
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     run = tmp_path / "run"
@@ -323,14 +327,14 @@ def test_only_the_harness_preparation_of_a_hub_preset_gets_the_network(tmp_path:
     experiment = ctx.sandbox_for(write=run / "run_1")
     assert experiment is not None and experiment.writable == (run / "run_1",) and not experiment.network
     for preset in ("tiny", "cpu", None):
-        prep = prepare_sandbox(box, preset)
+        prep = prepare_sandbox(box, sae, preset)
         assert prep is not None and not prep.network and prep.writable == (cache.root(),)
         assert prep.visible == ()  # nothing of the run directory
     for preset in ("gpu", "gpu-gemma"):
-        prep = prepare_sandbox(box, preset)
+        prep = prepare_sandbox(box, sae, preset)
         assert prep is not None and prep.network and prep.writable == (cache.root(), tmp_path / "hub")
         assert "--unshare-net" not in prep.wrap(["true"], tmp_path)
-    assert prepare_sandbox(None, "gpu") is None
+    assert prepare_sandbox(None, sae, "gpu") is None
 
 
 def test_the_filesystem_is_an_allowlist_not_a_denylist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

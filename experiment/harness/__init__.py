@@ -1,16 +1,24 @@
-"""The trusted experiment harness: activations, evaluation and result records for templates.
+"""The trusted experiment harness: the shared core, and one package per template's evaluation.
 
 Templates import it as `harness` (not `experiment`, which is the template's own script).
-Importing the package is cheap and torch-free; the heavy names load on first use:
+Importing it is cheap and torch-free. The core is template-neutral:
+
+    cache        $HARNESS_CACHE_DIR, content keys, locks, atomic staging
+    provenance   file and harness hashes; the isolated command lines of every trusted process;
+                 `contract(evaluator)`, what a template's evaluation package promises
+    seeds        a run's seeds: `run_seed()`, their means and 95% intervals
+    graph_run    running a torch.export archive without pickle, kernel by kernel, allowlisted
+    results      writing final_info.json (metrics, config, gates); `gates` the gate expressions
+    config       the full effective configuration of a run, by introspection
+    figures      drawing the figures a plot.py declares, from the results (`figure_spec` checks)
+    machine      whether torch can use a GPU here (without importing torch)
+    transfer     arrays onto a device
+
+A template's evaluation lives in `harness.<package>` (`harness.sae`, `harness.diffusion`):
+its data, what its experiment calls to export what it trained (`finish`), and its evaluator,
+the only writer of metrics, described by `harness.<package>.contract`.
 
     cfg.seed = harness.run_seed(cfg.seed)    # EXPERIMENT_SEED, set per seed by the loop
-    source = harness.ActivationSource()      # preset from EXPERIMENT_PRESET / preset.json
-    for step, x in enumerate(source.batches(batch_size, steps, device=device)): ...
-    record = harness.finish(out_dir, sae, source, cfg, trainer, timings=...)
-    print(harness.summary(record))
-
-    harness.addmm_skip_zeros(b, f, W)       # torch.addmm(b, f, W), skipping the zeros of f
-    harness.addmm_skip_grad_zeros(b, x, W)  # torch.addmm(b, x, W), backward skips zero grads
 """
 
 from __future__ import annotations
@@ -18,22 +26,15 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "ActivationSource": ("harness.activations", "ActivationSource"),
-    "evaluate": ("harness.evaluate", "evaluate"),
-    "finish": ("harness.record", "finish"),
-    "summary": ("harness.record", "summary"),
     "collect_config": ("harness.config", "collect"),
-    "resolve_preset": ("harness.presets", "resolve"),
     "run_seed": ("harness.seeds", "run_seed"),
-    "addmm_skip_zeros": ("harness.sparse", "addmm_skip_zeros"),
-    "addmm_skip_grad_zeros": ("harness.sparse", "addmm_skip_grad_zeros"),
 }
 
 __all__ = sorted(_LAZY)
 
 DENSE_MATMUL_ENV = "HARNESS_DENSE_MATMUL"
-"""Set to 1 to always multiply densely (`harness.sparse`; to compare, or to rule the sparse path
-out). Here, not in `harness.sparse`, so that reading it imports no torch."""
+"""Set to 1 to always multiply densely (`harness.sae.sparse`; to compare, or to rule the sparse
+path out). Here, where reading it imports no torch: the loop keys cached baselines by it."""
 
 
 def __getattr__(name: str) -> Any:

@@ -57,7 +57,7 @@ ALLOWED_ATEN = frozenset({
 """Pure tensor kernels an SAE's encode/decode may use (`torch.ops.aten.<name>`). No in-place
 kernel: one could write into the input x the evaluator compares against, or into a weight to
 carry state from one batch to the next; no uninitialized memory (`empty_like`), which could
-hold what an earlier tensor left there. `harness.export` functionalizes the graphs, so an
+hold what an earlier tensor left there. `harness.sae.export` functionalizes the graphs, so an
 honest SAE's in-place code (`h.relu_()`) arrives here as its pure kernel."""
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -218,7 +218,7 @@ class GraphProgram:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        # The graph was traced on the CPU (harness.export); its weights and every device
+        # The graph was traced on the CPU (harness.sae.export); its weights and every device
         # argument of its nodes are on self.device, so the input goes there too.
         x = x.to(self.device)
         env: dict[str, Any] = {name: (x if t is None else t) for name, t in self.inputs}

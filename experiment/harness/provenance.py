@@ -11,14 +11,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-ENCODE = "sae_encode.pt2"
-DECODE = "sae_decode.pt2"
-META = "sae_meta.json"
-CHECKPOINT = "sae.safetensors"
-"""The trained SAE's state dict; the evaluator checks it holds the weights it evaluated."""
-EVALUATOR = "harness.evaluator"
 MODE_ENV = "HARNESS_EVALUATOR"
-"""Set to `orchestrator` by the loop: `harness.finish` then exports and leaves evaluation to it."""
+"""Set to `orchestrator` by the loop: a template's `finish` then exports and leaves evaluation to it."""
 EXPERIMENT_FINAL_INFO = "experiment_final_info.json"
 """Where the loop moves a final_info.json the experiment wrote itself (ignored, reported)."""
 
@@ -57,6 +51,10 @@ def _isolated(module: str, args: list[str], python: str) -> list[str]:
     return [python, "-I", "-c", boot, *args]
 
 
+CONTRACT = ("EVALUATOR", "EXPORTS", "CHECKPOINT", "EXPORT_HINT", "PREPARE")
+"""What every `harness.<package>.contract` defines (see `contract`)."""
+
+
 def contract(evaluator: str) -> ModuleType:
     """The contract of a template's evaluation package, from its evaluator's module name
     (`harness.<package>.evaluator` -> `harness.<package>.contract`, torch-free): `EVALUATOR`
@@ -70,6 +68,9 @@ def contract(evaluator: str) -> ModuleType:
         raise ValueError(f"{evaluator!r} is no evaluator of the harness: expected "
                          f"harness.<package>.evaluator with experiment/harness/<package>/contract.py")
     found = importlib.import_module(f"harness.{parts[1]}.contract")
+    missing = [name for name in CONTRACT if not hasattr(found, name)]
+    if missing:
+        raise ValueError(f"harness.{parts[1]}.contract lacks {', '.join(missing)}")
     if found.EVALUATOR != evaluator:
         raise ValueError(f"harness.{parts[1]}.contract names {found.EVALUATOR!r}, not {evaluator!r}")
     return found
@@ -104,6 +105,7 @@ def figures_command(root: Path, manifest: Path | None = None, python: str = sys.
     return _isolated("figures", [str(root), *(["--manifest", str(manifest)] if manifest else [])], python)
 
 
-def prepare_command(preset: str | None, python: str = sys.executable) -> list[str]:
-    """argv of `harness.prepare`, which fills the caches before any experiment runs."""
-    return _isolated("prepare", ["--preset", preset] if preset else [], python)
+def prepare_command(preset: str | None, python: str = sys.executable, *, module: str) -> list[str]:
+    """argv of a template's cache-filling `module` (its contract's `PREPARE`, e.g.
+    `harness.sae.prepare`), run before any experiment."""
+    return _isolated(module.removeprefix("harness."), ["--preset", preset] if preset else [], python)

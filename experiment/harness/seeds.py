@@ -3,14 +3,14 @@
 Each seed is an independent process, `python experiment.py --out_dir=run_i/seed_<k>` with
 `EXPERIMENT_SEED=<k>` in its environment (the experiment reads it with `harness.run_seed`),
 so seeds can run concurrently. The evaluator then evaluates every seed of the run in one
-process (`python -m harness.evaluator run_i --seeds 0,1,2`): the model, the held-out
+process (`python -m harness.sae.evaluator run_i --seeds 0,1,2`): the model, the held-out
 activations and the clean forward pass are shared, each `seed_<k>/final_info.json` is
 written, and `aggregate` turns them into `run_i/final_info.json`, whose `metrics` are the
 means and whose `seeds` section holds the per-seed values, n, standard deviations and 95%
 intervals of the means (Student's t). By hand:
 
     for s in 0 1 2; do EXPERIMENT_SEED=$s python experiment.py --out_dir=run_1/seed_$s; done
-    python -m harness.evaluator run_1 --seeds 0,1,2
+    python -m harness.sae.evaluator run_1 --seeds 0,1,2
 
 (A template without an evaluator, whose experiment writes its own final_info.json, has its
 seeds combined by `python -m harness.seeds run_1 --seeds 0,1,2`.)

@@ -1,6 +1,6 @@
 """Getting arrays onto a device: whole (when they fit) or through pinned staging buffers.
 
-`harness.activations` uses these for the training split (`batches()`), `harness.evaluate` for
+`harness.sae.activations` uses these for the training split (`batches()`), `harness.sae.evaluate` for
 the held-out activations. On the CPU each is a plain copy or nothing at all.
 """
 

@@ -1,6 +1,6 @@
 """A sparse autoencoder (SAE) on a language model's residual stream: the file ideas change.
 
-The trusted harness (package `harness`, not editable) supplies the activations and computes
+The trusted harness (its SAE package `harness.sae`, not editable) supplies the activations and computes
 every reported metric from the trained SAE; this file defines the SAE and how it is trained.
 Activations arrive scaled so that E||x||^2 = d_in, whatever the model.
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-import harness
+import harness.sae as harness  # the trusted harness's SAE evaluation
 
 
 @dataclass

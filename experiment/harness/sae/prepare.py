@@ -22,8 +22,8 @@ from typing import Any
 
 def prepare(preset: str | None) -> dict[str, Any]:
     """Everything an experiment and its evaluation read from the cache, made present."""
-    from harness.activations import ActivationSource
-    from harness.evaluate import downstream
+    from harness.sae.activations import ActivationSource
+    from harness.sae.evaluate import downstream
 
     start = time.perf_counter()
     source = ActivationSource(preset)
@@ -40,10 +40,10 @@ def prepare(preset: str | None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="harness.prepare", description=__doc__)
+    parser = argparse.ArgumentParser(prog="harness.sae.prepare", description=__doc__)
     parser.add_argument("--preset", default=None)
     args = parser.parse_args(argv)
-    from harness.presets import PresetUnavailable
+    from harness.sae.presets import PresetUnavailable
 
     try:
         found = prepare(args.preset)

@@ -24,7 +24,7 @@ EVAL_WORKS = ("tempest_gut", "twelfth_night_gut")
 
 @lru_cache(maxsize=1)
 def _shipped_records() -> tuple[dict[str, str], ...]:
-    raw = files("harness").joinpath("data", SHIPPED).read_bytes()
+    raw = files("harness.sae").joinpath("data", SHIPPED).read_bytes()
     lines = lzma.decompress(raw).decode("utf-8").splitlines()
     return tuple(json.loads(line) for line in lines if line.strip())
 
@@ -38,7 +38,7 @@ def shipped_texts(split: Split) -> list[str]:
 
 def shipped_fingerprint() -> str:
     """Content hash of the shipped file: part of every cache key built on it."""
-    raw = files("harness").joinpath("data", SHIPPED).read_bytes()
+    raw = files("harness.sae").joinpath("data", SHIPPED).read_bytes()
     return hashlib.sha256(raw).hexdigest()[:16]
 
 

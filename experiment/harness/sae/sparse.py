@@ -48,7 +48,7 @@ calls = {"sparse": 0, "dense": 0}
 def as_csr(t: torch.Tensor, width: int) -> torch.Tensor | None:
     """t (n, m) as a CSR matrix when skipping its zeros pays (see the module docstring)."""
     if torch.compiler.is_compiling():
-        # While torch.export traces (harness.export), a data-dependent density check cannot be
+        # While torch.export traces (harness.sae.export), a data-dependent density check cannot be
         # traced: the exported graph multiplies densely (same numbers).
         return None
     if (t.device.type != "cpu" or t.dim() != 2 or t.dtype not in (torch.float32, torch.float64)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from harness.metrics import eval_dtype
+from harness.sae.metrics import eval_dtype
 
 GroupSpec = Sequence[Sequence[int]] | torch.Tensor
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import cache, tiny
-from harness.presets import Preset, PresetUnavailable
+from harness import cache
+from harness.sae import tiny
+from harness.sae.presets import Preset, PresetUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """The evaluator: the one process that writes metrics, and never runs LLM-edited Python.
 
     python -I -c '<boot>' RUN_I_DIR [--preset NAME] [--manifest template.toml] [--seeds 0,1,2]
-    (`harness.provenance.evaluator_command` builds that line; `python -m harness.evaluator` works too)
+    (`harness.provenance.evaluator_command` builds that line; `python -m harness.sae.evaluator` works too)
 
 It reads `run_i/sae_encode.pt2` and `sae_decode.pt2` once, as bytes, hashes them, and runs them
 with `harness.graph_run` (no pickle, no torch.export.load), forms x_hat = decode(encode(x)) itself
-and runs the unchanged `harness.evaluate.evaluate()`. What the training process reports in
+and runs the unchanged `harness.sae.evaluate.evaluate()`. What the training process reports in
 `sae_meta.json` (config, training facts, timings) is recorded as reported; groups and levels
 from it are validated index lists. A final_info.json the experiment wrote itself is ignored and
 named in the record (its values are kept out of it, so no paper can cite them). The record's
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import provenance as prov
+from harness.sae import contract
 
 MEASURED_CONFIG = ("d_in", "d_sae", "model", "layer", "dataset", "preset", "context_len",
                    "act_scale")
@@ -117,7 +118,7 @@ def checkpoint_check(run_dir: Path, programs: list[Any]) -> dict[str, Any] | Non
     import torch
     from safetensors.torch import load
 
-    path = run_dir / prov.CHECKPOINT
+    path = run_dir / contract.CHECKPOINT
     if not path.is_file():
         return None
     raw = path.read_bytes()
@@ -160,13 +161,13 @@ def weights_sha256(programs: list[Any]) -> str:
 
 
 def _read_meta(run_dir: Path) -> tuple[bytes, dict[str, Any]]:
-    path = run_dir / prov.META
+    path = run_dir / contract.META
     if not path.is_file() or path.stat().st_size > MAX_META_BYTES:
-        raise EvaluationError(f"{run_dir.name}/{prov.META} is missing or too large")
+        raise EvaluationError(f"{run_dir.name}/{contract.META} is missing or too large")
     raw = path.read_bytes()
     meta = json.loads(raw)
     if not isinstance(meta, dict) or not isinstance(meta.get("d_in"), int):
-        raise EvaluationError(f"{prov.META} must be a JSON object with an integer d_in")
+        raise EvaluationError(f"{contract.META} must be a JSON object with an integer d_in")
     return raw, meta
 
 
@@ -194,13 +195,13 @@ def _ignored(run_dir: Path) -> dict[str, Any] | None:
 
 def _loaded(run_dir: Path, device: str) -> dict[str, Any]:
     """The exported SAE of `run_dir` as the evaluator runs it, with what its record needs."""
-    for name in (prov.ENCODE, prov.DECODE):
+    for name in (contract.ENCODE, contract.DECODE):
         if not (run_dir / name).is_file():
             raise EvaluationError(
                 f"{run_dir.name}/{name} is missing: the SAE was not exported. Train it in "
                 "experiment.py and call harness.finish(out_dir, sae, source, ...), which exports "
                 "encode/decode; metrics written by experiment.py itself are ignored")
-    encode, decode = (run_dir / prov.ENCODE).read_bytes(), (run_dir / prov.DECODE).read_bytes()
+    encode, decode = (run_dir / contract.ENCODE).read_bytes(), (run_dir / contract.DECODE).read_bytes()
     meta_raw, meta = _read_meta(run_dir)
     return {"dir": run_dir, "encode": encode, "decode": decode, "meta_raw": meta_raw,
             "meta": meta, "ignored": _ignored(run_dir),
@@ -211,7 +212,7 @@ def evaluate_run(run_dir: Path, preset: str | None, manifest: Path | None = None
     """Evaluate `run_dir`'s exported SAE and write its final_info.json; return the record."""
     import torch
 
-    from harness.evaluate import evaluate_many
+    from harness.sae.evaluate import evaluate_many
 
     start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -230,8 +231,8 @@ def evaluate_seeds(run_dir: Path, seeds: list[int], preset: str | None,
 
     from harness import results
     from harness import seeds as seeds_mod
-    from harness.evaluate import evaluate_many
     from harness.graph_run import Refused
+    from harness.sae.evaluate import evaluate_many
 
     start = time.perf_counter()
     run_dir = run_dir.resolve()
@@ -269,7 +270,7 @@ def evaluate_seeds(run_dir: Path, seeds: list[int], preset: str | None,
         "data": first.get("data", {}),
         "training": {f"seed_{s}": records[s].get("training", {}) for s in order},
         "reported": first.get("reported", {}),
-        "provenance": {"evaluator": prov.EVALUATOR, "harness_sha256": prov.harness_sha256(),
+        "provenance": {"evaluator": contract.EVALUATOR, "harness_sha256": prov.harness_sha256(),
                        "aggregate_of": {f"seed_{s}": {
                            "final_info_sha256": prov.sha256_file(
                                seeds_mod.seed_dir(run_dir, s) / results.FINAL_INFO)}
@@ -290,7 +291,7 @@ def _outcomes(path: Path) -> dict[int, dict[str, Any]]:
 
 
 def _source(preset: str | None, loaded: list[dict[str, Any]]) -> Any:
-    from harness.activations import ActivationSource
+    from harness.sae.activations import ActivationSource
 
     source = ActivationSource(preset)
     for item in loaded:
@@ -324,11 +325,11 @@ def _write(item: dict[str, Any], report: Any, source: Any, manifest: Path | None
         "evaluation": {**report.windows, "held_out": f"{data['dataset']} eval split"},
         "data": data,
         "training": meta.get("training") if isinstance(meta.get("training"), dict) else {},
-        "reported": {"source": prov.META, "fields": ["config (all but "
+        "reported": {"source": contract.META, "fields": ["config (all but "
                      + ", ".join(MEASURED_CONFIG) + ")", "training", "timings (all but "
                      "harvest_s, model_load_s, eval_s, evaluator_s)", "tokens", "sae_class"],
                      "note": "stated by the training process, not measured by the evaluator"},
-        "provenance": {"evaluator": prov.EVALUATOR,
+        "provenance": {"evaluator": contract.EVALUATOR,
                        "encode_sha256": prov.sha256_bytes(item["encode"]),
                        "decode_sha256": prov.sha256_bytes(item["decode"]),
                        "meta_sha256": prov.sha256_bytes(item["meta_raw"]),
@@ -361,7 +362,7 @@ def _preset(args: argparse.Namespace, run_dir: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="harness.evaluator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="harness.sae.evaluator", description=__doc__)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--preset", default=None)
     parser.add_argument("--manifest", type=Path, default=None,

@@ -14,12 +14,11 @@ import importlib.util
 import json
 import logging
 import os
-import re
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from harness.machine import cuda_present
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ class Preset:
     gated: bool = False
     """The hub model needs an accepted licence and a token (HF_TOKEN or `huggingface-cli login`)."""
     prepare_timeout_s: int = 3600
-    """Bound on `harness.prepare` (building or downloading the model, streaming the text,
+    """Bound on `harness.sae.prepare` (building or downloading the model, streaming the text,
     harvesting both splits, the zero-ablation sums), which the loop runs before the baseline.
     A first harvest takes far longer than a run (a hub preset downloads its model and streams
     its data), so it has this bound of its own, not the per-run `timeout_s`."""
@@ -120,36 +119,6 @@ DATASET_LABELS = {"shakespeare": "the shipped Shakespeare text (train and held-o
 
 class PresetUnavailable(RuntimeError):
     """The preset's model or data cannot be had on this machine; the message says what to do."""
-
-
-def cuda_present() -> bool:
-    """Whether torch can use a CUDA device here. torch's answer, never the driver's: a CPU
-    build of torch beside an NVIDIA driver cannot use the GPU. A CPU build (or no torch) is
-    recognised from torch's `version.py` without importing torch; only a CUDA build is asked."""
-    if "torch" in sys.modules:
-        return bool(sys.modules["torch"].cuda.is_available())
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    if not _torch_is_a_cuda_build():
-        return False
-    if not (Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi")):
-        return False  # no driver: no need to import torch to know
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
-def _torch_is_a_cuda_build() -> bool:
-    """From torch's own `version.py` (`cuda = None` in a CPU build), without importing it."""
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.origin:
-        return False
-    try:
-        text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
-    except OSError:
-        return True  # cannot tell: let torch answer
-    match = re.search(r"^cuda\b[^=]*=\s*(.+)$", text, re.M)
-    return match is None or match.group(1).strip() not in ("None", "''", '""')
 
 
 def _hf_token() -> bool:
@@ -259,3 +228,18 @@ def resolve(name: str | None = None) -> Preset:
         raise PresetUnavailable(f"preset '{name}' ({PRESETS[name].model}) cannot run here: "
                                 f"{reason}{instead}")
     return PRESETS[name]
+
+
+def needs_network(name: str | None) -> bool:
+    """Whether preparing preset `name` downloads (a hub model, streamed data): the loop then
+    gives `harness.sae.prepare` the network and the Hugging Face cache."""
+    found = PRESETS.get(name or "")
+    return found is not None and found.source == "hub"
+
+
+def prepare_timeout_s(name: str | None) -> float:
+    """Seconds a first preparation of preset `name` may take (building or downloading the model,
+    harvesting); for an unnamed or unknown one the largest (the default may be a hub preset)."""
+    found = PRESETS.get(name or "")
+    return float(found.prepare_timeout_s if found is not None else
+                 max(p.prepare_timeout_s for p in PRESETS.values()))

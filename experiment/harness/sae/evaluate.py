@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
-from harness import cache, measurements
-from harness.activations import ActivationSource, spliced, token_mask
-from harness.metrics import (
+from harness import cache
+from harness.sae import measurements
+from harness.sae.activations import ActivationSource, spliced, token_mask
+from harness.sae.metrics import (
     DEFINITIONS,
     DENSE_THRESHOLD,
     ReconstructionStats,
@@ -107,7 +108,7 @@ def _zero_ablation_entry(source: ActivationSource, rows: torch.Tensor) -> Path:
 def downstream(sae: Any | None, source: ActivationSource, batch_size: int | None = None,
                reuse_zero_ablation: bool = True) -> dict[str, float]:
     """CE-loss and KL-div scores of one SAE (`downstream_many` with one SAE; `sae=None` only
-    measures and caches the zero-ablation sums: `harness.prepare`)."""
+    measures and caches the zero-ablation sums: `harness.sae.prepare`)."""
     scores, count, cached = _downstream([sae] if sae is not None else [], source, batch_size,
                                         reuse_zero_ablation)
     return scores[0] if scores else {"ce_positions": count, "zero_ablation_cached": cached}
@@ -133,7 +134,7 @@ def _downstream(saes: list[Any], source: ActivationSource, batch_size: int | Non
 
     What does not depend on the SAE is done once for all of them: the clean forward pass of
     each batch (the seeds of a run share it), and the zero-ablation sums, which are cached per
-    model, layer and rows (written by `harness.prepare`) and used only if this run's clean CE
+    model, layer and rows (written by `harness.sae.prepare`) and used only if this run's clean CE
     matches the one stored with them. Returns the scores of each SAE, the number of counted
     positions and whether the zero-ablation sums came from the cache.
     """

@@ -1,6 +1,6 @@
 """Exporting a trained SAE for the evaluator: `run_i/sae_encode.pt2`, `sae_decode.pt2`, `sae_meta.json`.
 
-The evaluator (`harness.evaluator`) runs in a process of its own that never imports the
+The evaluator (`harness.sae.evaluator`) runs in a process of its own that never imports the
 template's Python: it runs these two `torch.export` graphs (x -> f, f -> x_hat) with
 `harness.graph_run` and forms the reconstruction as decode(encode(x)) itself. The meta file
 carries what the training process reports (config, training facts, timings, groups and
@@ -20,7 +20,7 @@ import torch
 
 from harness import cache
 from harness.graph_run import GraphProgram, Refused
-from harness.provenance import DECODE, ENCODE, META
+from harness.sae.contract import DECODE, ENCODE, META
 
 TRACE_ROWS = 300
 CHECK_ROWS = 37  # another batch size than the trace's: a graph specialised to one fails here

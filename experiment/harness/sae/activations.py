@@ -26,8 +26,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from harness import cache, corpus, models
-from harness.presets import DATASET_LABELS, DATASETS, MODEL_LABELS, Preset, resolve
+from harness import cache
+from harness.sae import corpus, models
+from harness.sae.presets import DATASET_LABELS, DATASETS, MODEL_LABELS, Preset, resolve
 from harness.transfer import Staging, fits_on, indexed, to_device, torch_dtype
 
 log = logging.getLogger(__name__)

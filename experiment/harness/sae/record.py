@@ -1,8 +1,8 @@
 """Finishing a run: save the SAE, export it for the evaluator, and have it evaluated.
 
 `finish()` takes the trained SAE and the objects that configured it, never metric values. It
-saves `run_i/sae.safetensors` (weights, and the config as metadata), exports encode/decode as graphs (`harness.export`), and then, as typed by
-hand, starts the evaluator (`harness.evaluator`) in a fresh isolated process that writes
+saves `run_i/sae.safetensors` (weights, and the config as metadata), exports encode/decode as graphs (`harness.sae.export`), and then, as typed by
+hand, starts the evaluator (`harness.sae.evaluator`) in a fresh isolated process that writes
 `run_i/final_info.json`. Under the loop (`HARNESS_EVALUATOR=orchestrator`) it stops after the
 export: the orchestrator starts the evaluator itself, outside the experiment's process.
 """
@@ -20,10 +20,11 @@ import torch
 from harness import config as config_mod
 from harness import provenance as prov
 from harness import results
-from harness.activations import ActivationSource
-from harness.export import export_sae
+from harness.sae import contract
+from harness.sae.activations import ActivationSource
+from harness.sae.export import export_sae
 
-CHECKPOINT = prov.CHECKPOINT
+CHECKPOINT = contract.CHECKPOINT
 HEADLINE = ("l0", "explained_variance", "ce_loss_score", "kl_div_score", "dead_frac", "cosine")
 
 
@@ -54,11 +55,11 @@ def finish(out_dir: str | Path, sae: torch.nn.Module, source: ActivationSource,
     save_checkpoint(sae, config, out / CHECKPOINT)
     if os.environ.get(prov.MODE_ENV) == "orchestrator":
         return {"metrics": {}, "config": config, "gates": [],
-                "pending": "evaluation by the orchestrator (harness.evaluator)"}
+                "pending": "evaluation by the orchestrator (harness.sae.evaluator)"}
     # The evaluator is another process on the same device: leave it the GPU memory the
     # training split held (tens of GB for the gpu presets).
     source.release()
-    argv = prov.evaluator_command(out.resolve(), source.preset.name, module=prov.EVALUATOR)
+    argv = prov.evaluator_command(out.resolve(), source.preset.name, module=contract.EVALUATOR)
     done = subprocess.run(argv, cwd=Path.cwd(), check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the evaluator failed (exit {done.returncode}); see its output above")

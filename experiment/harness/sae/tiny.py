@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import cache, corpus
+from harness import cache
+from harness.sae import corpus
 
 log = logging.getLogger(__name__)
 
