@@ -106,7 +106,14 @@ def load(path: Path) -> Idea:
 
 
 def check_binding(idea: Idea, template: Template) -> None:
-    """Refuse an idea that assumes models, data or evaluations its template does not provide."""
+    """Refuse an idea that assumes models, data or evaluations its template does not provide,
+    or that changes what the template's trusted evaluation fixes (`requires.changes` naming one
+    of its `[refused_changes]`, e.g. the sampler its evaluator runs itself)."""
+    refused = [f"it changes the {what}, which this template does not allow: {template.refused_changes[what]}"
+               for what in idea.requires.get("changes", ()) if what in template.refused_changes]
+    if refused:
+        raise UsageError(f"idea '{idea.name}' ({idea.path}) cannot run on template '{template.name}': "
+                         + "; ".join(refused) + ". Rewrite the idea so the evaluation stays as it is.")
     problems = []
     for key, wanted in idea.requires.items():
         have = template.provides.get(key)

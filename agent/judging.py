@@ -59,7 +59,7 @@ class Judged:
         return self.registered or self
 
     def head(self) -> str:
-        """`H1 (l0, run 1 vs run 0, expected decrease >= 2; amended after run 2)`."""
+        """`H1 (top1_acc, run 1 vs run 0, expected decrease >= 2; amended after run 2)`."""
         h, e = self.effective.hypothesis, self.effective
         mark = ""
         if e.added_after_results:

@@ -6,6 +6,7 @@ which direction, which plausibility gates a run must pass, and which presets exi
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,19 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class SetupFact:
+    """A fact of the experimental setup the paper may state, as a `\\Setup...` macro of
+    results.tex (`[[setup]]` in template.toml): defined where every run records the same value."""
+
+    macro: str
+    """`SetupModel`: the macro's name (letters only, starting with `Setup`)."""
+    paths: tuple[str, ...]
+    """Where to look in final_info.json, first found: `config.hidden_dim`, `data.source_label`."""
+    format: Literal["int", "text", "tt"] = "int"
+    """How to print it: an integer with thousands separators, plain text, or typewriter text."""
+
+
+@dataclass(frozen=True)
 class Preset:
     """A named size of the experiment (model, data, time budget)."""
 
@@ -94,6 +108,11 @@ class Template:
     seeds: int = DEFAULT_SEEDS
     """Seeds per run (each run is trained and evaluated this many times; a preset or --seeds
     may override)."""
+    setup: tuple[SetupFact, ...] = ()
+    """Setup facts the paper states from the records (`[[setup]]`)."""
+    refused_changes: dict[str, str] = field(default_factory=dict)
+    """What an idea may not change, with the reason (`[refused_changes]`, e.g. the sampler an
+    evaluator runs itself): an idea whose `requires.changes` names one is refused."""
     evaluator: str | None = None
     """`harness.<package>.evaluator` (e.g. `harness.sae.evaluator`): the loop evaluates each run
     in a process of its own from what the experiment exported (the package's `contract`); None:
@@ -210,9 +229,20 @@ def load(root: Path, *, run_dir: bool = False) -> Template:
     seeds = data.get("seeds", DEFAULT_SEEDS)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise UsageError(f"{path}: field 'seeds' must be a positive integer (seeds per run)")
+    if "vocabulary" in data:
+        from agent.paper.ground import vocabulary
+
+        try:
+            vocabulary.parse(data["vocabulary"], "vocabulary")
+        except ValueError as exc:
+            raise UsageError(f"{path}: field {exc}") from exc
+    setup = tuple(_setup(f, i, path) for i, f in enumerate(_list_of_tables(data, "setup", path)))
+    refused = _table(data, "refused_changes", path)
+    if not all(isinstance(v, str) and v.strip() for v in refused.values()):
+        raise UsageError(f"{path}: field 'refused_changes' must map each change to its reason (a string)")
     return Template(name, root, description, editable, run_command, plot_command, float(timeout_s),
                     figures, metrics, tuple(gates), presets, provides, data.get("presets_provider"),
-                    pass_env, seeds, evaluator)
+                    pass_env, seeds, setup, dict(refused), evaluator)
 
 
 def _safe_rel(rel: str) -> bool:
@@ -227,6 +257,32 @@ def _table(data: dict[str, Any], key: str, where: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError(f"{where}: field '{key}' must be a table ([{key}])")
     return value
+
+
+def _list_of_tables(data: dict[str, Any], key: str, where: Path) -> list[dict[str, Any]]:
+    raw = data.get(key, [])
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise UsageError(f"{where}: field '{key}' must be a list of tables ([[{key}]])")
+    return raw
+
+
+def _setup(raw: dict[str, Any], i: int, where: Path) -> SetupFact:
+    at = f"{where}: setup[{i}]"
+    macro, paths, how = raw.get("macro"), raw.get("paths"), raw.get("format", "int")
+    if not isinstance(macro, str) or not re.fullmatch(r"Setup[A-Z][A-Za-z]*", macro):
+        raise UsageError(f"{at}: 'macro' must be a macro name of letters starting with Setup "
+                         f"(e.g. SetupModel), not {macro!r}")
+    if not isinstance(paths, list) or not paths or not all(
+            isinstance(p, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+", p)
+            for p in paths):
+        raise UsageError(f"{at}: 'paths' must list where final_info.json holds it "
+                         "(e.g. [\"config.hidden_dim\"])")
+    if how not in ("int", "text", "tt"):
+        raise UsageError(f"{at}: 'format' must be int, text or tt, not {how!r}")
+    unknown = set(raw) - {"macro", "paths", "format"}
+    if unknown:
+        raise UsageError(f"{at}: unknown field(s) {', '.join(sorted(unknown))}")
+    return SetupFact(macro, tuple(paths), how)
 
 
 def _preset(name: str, raw: Any, where: Path) -> Preset:

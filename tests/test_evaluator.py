@@ -459,7 +459,7 @@ def test_metrics_written_without_finish_are_not_recorded(runs_dir: Path, tmp_pat
     events = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
     finished = [e for e in events if e["kind"] == "run.finished" and e["data"]["run"] == 1]
     assert finished and all(e["data"]["status"] != "ok" for e in finished)
-    assert "exported no SAE graphs" in finished[-1]["data"]["describe"]
+    assert "exported nothing to evaluate (no sae_encode.pt2): call harness.finish(" in finished[-1]["data"]["describe"]
     assert finished[-1]["data"]["ignored_final_info"] == [
         f"run_1/seed_{s}/experiment_final_info.json" for s in (0, 1)]
     assert "0.999" not in (run / "notes.txt").read_text()

@@ -147,3 +147,23 @@ def test_idea_requiring_a_kind_the_template_does_not_declare_is_refused(tmp_path
     with pytest.raises(UsageError, match="datasets") as info:
         ideas.check_binding(ideas.load(path), template_mod.load(path.parents[1]))
     assert "openwebtext" in str(info.value)
+
+
+def test_idea_changing_what_the_evaluation_fixes_is_refused_with_the_templates_reason(tmp_path: Path) -> None:
+    """A template's evaluator may fix part of the method (the sampler a diffusion evaluator runs
+    itself): an idea that says it changes it is refused before any LLM call, with the reason."""
+    fields = _idea_fields()
+    fields["requires"] = {"changes": ["sampler", "loss"]}
+    path = _write_idea(tmp_path, "new_sampler", fields)
+    manifest = path.parents[1] / "template.toml"
+    manifest.write_text(manifest.read_text(encoding="utf-8")
+                        + '\n[refused_changes]\nsampler = "the evaluator runs its own sampler"\n',
+                        encoding="utf-8")
+    template = template_mod.load(path.parents[1])
+    with pytest.raises(UsageError) as info:
+        ideas.check_binding(ideas.load(path), template)
+    message = str(info.value)
+    assert "changes the sampler" in message and "the evaluator runs its own sampler" in message
+    assert "loss" not in message.split("sampler", 1)[1].split(".")[0], "only what is refused is named"
+    fields["requires"] = {}
+    ideas.check_binding(ideas.load(_write_idea(tmp_path, "same_sampler", fields)), template)

@@ -18,6 +18,7 @@ from agent.paper.build.results_tex import (
     write_results_tex,
 )
 from agent.paper.build.spec import MetricSpec, as_specs
+from tests.conftest import REPO
 
 FIXTURES = Path(__file__).parent / "fixtures" / "paper"
 
@@ -157,8 +158,12 @@ FAIL = {"name": "dead_latents", "passed": False, "severity": "fail"}
 WARN = {"name": "ce_loss_score_good", "passed": False, "severity": "warn"}
 
 
-def _defined(infos: dict) -> dict[str, str]:
-    text = build_results_tex(infos, [MetricSpec("l0", "L0")]).text
+def _defined(infos: dict, setup: tuple | None = None) -> dict[str, str]:
+    """The Setup and Gate macros, with the SAE template's setup facts (its template.toml)."""
+    from agent import template as template_mod
+
+    facts = template_mod.load(REPO / "templates" / "sae_variants").setup if setup is None else setup
+    text = build_results_tex(infos, [MetricSpec("l0", "L0")], setup=facts).text
     return dict(re.findall(r"\\newcommand\{\\((?:Setup|Gate)\w+)\}\{(.*)\\xspace\}", text))
 
 
@@ -173,6 +178,9 @@ def test_setup_facts_are_macros_read_from_the_records() -> None:
     other = _defined({"run_0": _record(2, 150_016, "the Pile", [PASS]),
                       "run_1": _record(2, 150_016, "the Pile", [PASS])})
     assert other["SetupLayer"] == "2" and other["SetupDataset"] == "the Pile"
+    # the facts are the template's: without its [[setup]] only the preset, seeds and gates remain
+    bare = _defined({"run_0": _record(1, 1, "x", [PASS])}, setup=())
+    assert set(bare) == {"SetupPreset", "SetupSeeds", "SetupNumSeeds", "GateSummary"}
 
 
 def test_a_fact_that_differs_between_runs_says_so() -> None:

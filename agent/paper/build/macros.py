@@ -1,7 +1,7 @@
 """The macros of results.tex: the record of one macro, how macros are named, how numbers print.
 
 Names are letters only, so LaTeX accepts them: run indices and digits in metric names are
-spelled in words (`\\RunTwelveLZero`). Macros print in text mode: a minus sign is `$-$`, so a
+spelled in words (`\\RunTwelveAZero`). Macros print in text mode: a minus sign is `$-$`, so a
 macro must not be wrapped in `$...$`.
 """
 
@@ -75,7 +75,7 @@ def number_word(n: int) -> str:
 
 
 def metric_word(name: str) -> str:
-    """`explained_variance` -> `ExplainedVariance`, `l0` -> `LZero`, `top10_acc` -> `TopTenAcc`."""
+    """`val_loss` -> `ValLoss`, `a0` -> `AZero`, `top10_acc` -> `TopTenAcc`."""
     parts = re.findall(r"[A-Za-z]+|\d+", name)
     word = "".join(number_word(int(p)) if p.isdigit() else p[0].upper() + p[1:] for p in parts)
     if not word:

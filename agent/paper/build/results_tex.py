@@ -144,7 +144,7 @@ def comparison_macros(name: str, found: stats.RunComparison, spec: MetricSpec) -
 
 
 def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
-                 problems: list[str] | None = None) -> tuple[list[Macro], list[str]]:
+                 problems: list[str] | None = None, setup: Sequence[Any] = ()) -> tuple[list[Macro], list[str]]:
     """The number macros for every run and metric, and the runs that were skipped; records that
     disagree with their own per-seed values are described in `problems`."""
     problems = [] if problems is None else problems
@@ -156,7 +156,7 @@ def build_macros(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence
     base = base_info.get("metrics", {})
     macros = [Macro("NumRuns", str(sum(r != "run_0" for r in runs)), "", "", "count",
                     float(sum(r != "run_0" for r in runs)))]
-    macros += setup_macros([final_infos[r] for r in runs], runs)
+    macros += setup_macros([final_infos[r] for r in runs], runs, setup)
     for run in runs:
         info = final_infos[run]
         for spec, word in zip(specs, words, strict=True):
@@ -305,12 +305,13 @@ def comparison_lines(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequ
 
 def build_results_tex(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
                       descriptions: Mapping[str, str] | None = None,
-                      hypotheses: Mapping[str, Any] | None = None) -> ResultsTex:
+                      hypotheses: Mapping[str, Any] | None = None, setup: Sequence[Any] = ()) -> ResultsTex:
     """results.tex for these runs: macros for every metric of every run, intervals, deltas and
-    verdicts, the results table, and (given `hypotheses_verdicts.json`'s document) the
-    hypotheses' macros and table; without one, `\\HypothesesTable` says none were registered."""
+    verdicts, the setup facts (the preset and the template's `setup`), the results table, and
+    (given `hypotheses_verdicts.json`'s document) the hypotheses' macros and table; without one,
+    `\\HypothesesTable` says none were registered."""
     problems: list[str] = []
-    macros, skipped = build_macros(final_infos, metrics, problems)
+    macros, skipped = build_macros(final_infos, metrics, problems, setup)
     specs = {s.name: s for s in as_specs(metrics)}
     macros += hypotheses_tex.hypothesis_macros(hypotheses, specs)
     tabular, any_failed, marks = build_tabular(final_infos, metrics, descriptions)
@@ -347,9 +348,9 @@ def load_final_infos(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def write_results_tex(latex_dir: Path, final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
                       descriptions: Mapping[str, str] | None = None,
-                      hypotheses: Mapping[str, Any] | None = None) -> ResultsTex:
+                      hypotheses: Mapping[str, Any] | None = None, setup: Sequence[Any] = ()) -> ResultsTex:
     """Build results.tex and write it into `latex_dir`."""
-    result = build_results_tex(final_infos, metrics, descriptions, hypotheses)
+    result = build_results_tex(final_infos, metrics, descriptions, hypotheses, setup)
     latex_dir.mkdir(parents=True, exist_ok=True)
     (latex_dir / RESULTS_FILE).write_text(result.text, encoding="utf-8")
     return result

@@ -1,8 +1,8 @@
 """The paper-wide macros of results.tex: setup facts, seeds, and the plausibility gates.
 
-Setup facts come from the records, never from prose: `\\SetupModel`, `\\SetupLayer`,
-`\\SetupDataset`, token counts, sizes, the preset (the baseline's value, marked where the runs
-differ); `\\SetupSeeds` (every seed a run was trained with) and `\\SetupNumSeeds` (seeds per run),
+Setup facts come from the records, never from prose: the preset, and the facts the template
+declares (`[[setup]]`: for the SAE `\\SetupModel`, `\\SetupLayer`, `\\SetupDataset`, token counts,
+sizes), the baseline's value, marked where the runs differ; `\\SetupSeeds` (every seed a run was trained with) and `\\SetupNumSeeds` (seeds per run),
 from the runs' `seeds` sections (`requested`), or `config.seed` in older single-seed records;
 `\\SeedSummary`, a sentence on how many seeds each run has, which failed, and which runs
 therefore have no interval; `\\GateSummary`, a sentence saying which runs pass or fail which
@@ -19,21 +19,10 @@ from agent.stats import LEVEL
 
 SETUP: tuple[tuple[str, tuple[str, ...], str], ...] = (
     # macro name, where to look in final_info (first found), how to print
-    ("SetupModel", ("data.model_label", "config.model"), "text"),
-    ("SetupModelName", ("config.model", "data.model"), "tt"),
-    ("SetupLayer", ("config.layer", "data.layer"), "int"),
-    ("SetupDataset", ("data.dataset_label", "config.dataset"), "text"),
     ("SetupPreset", ("preset", "config.preset"), "tt"),
-    ("SetupContextLen", ("config.context_len", "data.context_len"), "int"),
-    ("SetupDIn", ("config.d_in",), "int"),
-    ("SetupDSae", ("config.d_sae",), "int"),
-    ("SetupTrainTokens", ("config.tokens",), "int"),
-    ("SetupEvalTokens", ("evaluation.reconstruction_tokens", "data.eval_tokens"), "int"),
-    ("SetupCePositions", ("evaluation.ce_kl_positions",), "int"),
-    ("SetupBatchSize", ("config.batch_size",), "int"),
-    ("SetupSteps", ("config.total_steps",), "int"),
 )
-"""Setup facts a paper states: one macro each where every run records the same value."""
+"""Setup facts of every template; a template adds its own (`[[setup]]` in template.toml: the
+model, the data, sizes). One macro each where every run records the same value."""
 
 
 def dig(info: Mapping[str, Any], path: str) -> Any:
@@ -169,12 +158,14 @@ def seed_summary(infos: Sequence[Mapping[str, Any]], runs: Sequence[str]) -> str
     return f"{first}; values are means over the successful seeds. " + " ".join(notes)
 
 
-def setup_macros(infos: Sequence[Mapping[str, Any]], runs: Sequence[str]) -> list[Macro]:
-    """`\\Setup...` macros for the facts every run shares, the seeds, `\\GateSummary`."""
+def setup_macros(infos: Sequence[Mapping[str, Any]], runs: Sequence[str],
+                 facts: Sequence[Any] = ()) -> list[Macro]:
+    """`\\Setup...` macros for the facts every run shares (the preset and the template's
+    `facts`, `agent.template.SetupFact`), the seeds, `\\GateSummary`."""
     from pylatex.utils import escape_latex
 
     out = []
-    for name, paths, how in SETUP:
+    for name, paths, how in (*SETUP, *((f.macro, f.paths, f.format) for f in facts)):
         found = [next((v for p in paths if (v := dig(info, p)) is not None), None) for info in infos]
         shown = _setup_value(found[0], how) if found else None
         if shown is None:

@@ -14,7 +14,7 @@ class MetricSpec:
     """One metric of `final_info.json["metrics"]`, as declared in `template.toml`."""
 
     name: str
-    """Key in the metrics dict, e.g. `explained_variance`."""
+    """Key in the metrics dict, e.g. `top1_acc`."""
     label: str
     """Human name for tables and prose, e.g. `Explained variance`."""
     direction: Direction = "higher"
@@ -24,7 +24,7 @@ class MetricSpec:
     format: str = ".4g"
     """Python format spec for printing, e.g. `.3f`."""
     aliases: tuple[str, ...] = ()
-    """Other phrases the prose may use for it (e.g. `active latents` for `l0`)."""
+    """Other phrases the prose may use for it (e.g. `top-1 accuracy` for `top1_acc`)."""
 
     def fmt(self, value: float | None) -> str:
         """The value as the paper prints it (LaTeX-safe: `%` is escaped)."""

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from agent import stats
 from agent.paper.build.spec import MetricSpec, as_specs
+from agent.paper.ground import vocabulary
 
 Source = Literal["metrics", "config", "measurements", "timings", "gates", "data", "evaluation", "statistics",
                  "other"]
@@ -40,8 +41,6 @@ _NOT_EVIDENCE = frozenset({"code", "harness", "provenance", "checkpoint", "writt
                            "reported", "ignored_from_experiment", "cached_from", "pending"})
 """Bookkeeping (commits, hashes, dates) and the training process's self-report: never evidence.
 Any other section (a result file of another shape) is evidence of source `other`."""
-# Config keys that give a metric a natural denominator: L0 / dictionary size = fraction active.
-_SIZE_KEY = re.compile(r"^(dict_size|d_sae|n_latents|num_latents|dictionary_size|n_features|num_features|d_hidden|latent_dim)$")
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,11 @@ class EvidenceValue:
     run: str
     """`run_0` (baseline) ... `run_N`."""
     path: str
-    """Where it sits, e.g. `metrics.mse`, `config.lr`, `metrics.l0/config.dict_size` (derived)."""
+    """Where it sits, e.g. `metrics.loss`, `config.lr`, `metrics.active/config.n_units` (derived)."""
     value: float
     source: Source
     metric: str
-    """The metric it belongs to (`mse`, `l0` for `l0/dict_size`); empty for non-metrics."""
+    """The metric it belongs to (`loss`, `active` for `active/n_units`); empty for non-metrics."""
     half: float
     """Half a unit of the metric's printed precision (0 for non-metrics)."""
 
@@ -288,12 +287,13 @@ def build_evidence(final_infos: Mapping[str, Mapping[str, Any]], descriptions: M
     def half_of(metric: str, value: float) -> float:
         return _half(value, by_name[metric].format if metric in by_name else ".4g")
 
+    size_keys = vocabulary.known().size_keys  # a count over a width is a share (template.toml)
     for run in runs:
         info = final_infos[run]
         if isinstance(info.get("seeds"), Mapping):
             values += _statistics(run, info["seeds"], name_of, half_of)
         sizes = {k.rsplit(".", 1)[-1]: float(v) for k, v in _leaves(info.get("config", {}), "")
-                 if _SIZE_KEY.match(k.rsplit(".", 1)[-1]) and isinstance(v, (int, float)) and v > 1}
+                 if k.rsplit(".", 1)[-1] in size_keys and isinstance(v, (int, float)) and v > 1}
         for path, leaf in _leaves(info, ""):
             top = path.split(".", 1)[0]
             if top in _NOT_EVIDENCE or (top == "seeds" and isinstance(info.get("seeds"), Mapping)):

@@ -19,7 +19,8 @@ which this table is generated); a number is grounded only by evidence of its qua
 |            |                                                | key has: none                                        |
 | ordinary   | a year, or a small count (<= 10, or a number   | always                                               |
 |            | word), no metric named in its clause           |                                                      |
-| count      | counting a noun (`488 steps`, `4096 latents`)  | a value of the keys of that noun (`steps`, `d_sae`)  |
+| count      | counting a noun (`488 steps`, `4096 latents`)  | a value of the keys of that noun (`steps`,           |
+|            |                                                | `hidden_dim`)                                        |
 | metric     | a metric named right after it, before it in    | a value of those metrics (their seed statistics      |
 |            | its clause, by its parenthesis' or colon's     | included), or of the settings its sentence names; a  |
 |            | label, or (else) in its sentence               | change of them between two runs only if it is said   |

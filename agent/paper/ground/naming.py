@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from agent.paper.ground import vocabulary
 from agent.paper.ground.evidence import Evidence
 from agent.paper.ground.quantity import (
     Keys,
@@ -36,10 +37,6 @@ from agent.paper.ground.quantity import (
 from agent.paper.read.mentions import Mention
 from agent.paper.read.reading import Sentence
 
-_CONFIG_ALIASES = {"learning rate": "lr", "lr": "lr", "batch size": "batch_size", "batch": "batch_size",
-                   "lambda": "l1_penalty", "l1 coefficient": "l1_penalty", "sparsity penalty": "l1_penalty",
-                   "dictionary size": "d_sae", "latents": "d_sae", "expansion factor": "expansion_factor",
-                   "seed": "seed", "k": "k", "steps": "total_steps", "warm-up": "lr_warmup_steps"}
 _SETTING_WORDS = re.compile(r"\b(rates?|sizes?|coefficients?|penalty|penalties|weights?|factors?|"
                             r"seeds?|epochs?|warm-?up|decay|alpha|beta|gamma|lambda|kappa|tau|"
                             r"thresholds?|temperature|momentum|eps|epsilon|layer|block|heads?|"
@@ -83,7 +80,7 @@ def _is_setting(name: str, ctx: Context) -> bool:
         return False  # "95% CI 0.032 to 0.042": the bounds of an interval
     keys = {path.rsplit(".", 1)[-1].replace("_", " ").lower() for path, _ in ctx.keys.settings
             if path.startswith("config.")}
-    if norm in keys or norm in _CONFIG_ALIASES or _SETTING_WORDS.search(norm):
+    if norm in keys or norm in vocabulary.known().setting_phrases or _SETTING_WORDS.search(norm):
         return True
     return len(norm) <= 2 and not names_in(name, ctx.phrases)  # a symbol: `k = 32`
 
@@ -223,7 +220,7 @@ def quantity_of(m: Mention, s: Sentence, ctx: Context) -> Quantity:
 
 def _factor(keys: frozenset[str] | None, m: Mention, ctx: Context) -> frozenset[str] | None:
     """A setting written as a multiple ("a dictionary of eight times the width") may be the
-    factor the configuration records (`expansion_factor`)."""
+    factor the configuration records (a key naming a factor, an expansion or a multiplier)."""
     if not m.ratio or keys is None:
         return keys
     return keys | frozenset(path for path, key in ctx.keys.config if {"factor", "expansion", "multiplier"} & key)

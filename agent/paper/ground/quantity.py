@@ -27,37 +27,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from agent.paper.ground import vocabulary
 from agent.paper.ground.evidence import Evidence, EvidenceValue
 from agent.paper.read.mentions import Mention
 
 Kind = Literal["setting", "count", "duration", "metric", "value"]
 
-# Phrases of a key or a name that mean one thing, replaced before words are compared.
-_PHRASES = [(re.compile(p, re.I), w) for p, w in (
-    (r"\blearning[\s_-]*rates?\b|\blr\b|\beta\b", " lr "),
-    (r"\bbatch(?:es)?[\s_-]*(?:of\s+)?size\b|\bbatch\b|\bbs\b", " batchsize "),
-    (r"\bdictionary[\s_-]*(?:size|width)\b|\bdict[\s_-]*size\b|\bd[\s_-]*sae\b|\bn[\s_-]*latents\b|"
-     r"\bnum[\s_-]*latents\b|\bdictionary\b", " dsae "),
-    (r"\bwarm[\s_-]*up(?:[\s_-]*steps)?\b", " warmup "),
-    (r"\b(?:training|total|num|n)?[\s_-]*(?:steps|iterations)\b", " steps "),
-    (r"\bl1\b|\bsparsity\b|\blambda[\s_]*1\b", " l1 "),
-    (r"\bcoefficients?\b|\bcoeffs?\b|\bpenalty\b|\bpenalties\b|\bweights?\b|\bstrength\b|\blambda\b|λ", " coef "),
-    (r"\borthogonality\b|\bortho\b", " ortho "),
-    (r"\bcontext[\s_-]*(?:length|len|size|window)\b|\bseq(?:uence)?[\s_-]*len(?:gth)?\b|\bctx\b", " context "),
-    (r"\brandom[\s_-]*seed\b|\bseeds?\b", " seed "),
-    (r"\btop[\s_-]*k\b", " k "),
-)]
 _STOP = frozenset("a an the of to in on for with and or is was are were we our its their this that each all "
                   "every per use uses used using set sets run runs baseline value values setting settings "
                   "be by as at from it".split())
-# The keys a counted noun may be of.
-_NOUN_KEYS = {"tokens": ("token", "context", "seq", "ctx"), "steps": ("step", "iter"), "iterations": ("step", "iter"),
-              "updates": ("step", "update"), "latents": ("latent", "d_sae", "dict", "feature", "hidden"),
-              "features": ("feature", "latent", "d_sae", "dict", "hidden"), "epochs": ("epoch",),
-              "layers": ("layer",), "parameters": ("param", "model", "lm_name"),
-              "dimensions": ("dim", "d_in", "d_model", "d_sae"),
-              "batches": ("batch",), "examples": ("example", "sample"), "samples": ("sample", "example"),
-              "sequences": ("seq", "sequence", "context"), "heads": ("head",), "prompts": ("prompt",)}
 _EVALUATION = re.compile(r"\beval\w*|\btest(?:s|ing)?\b|\bheld[\s-]*out\b|\bvalidation\b|\bprob(?:e|es|ing)\b|"
                          r"\bharness\b|\bbenchmark\w*", re.I)
 _HARNESS_PATH = re.compile(r"eval|held_?out|test|valid|probe|harness", re.I)
@@ -77,8 +55,8 @@ _GENERIC = frozenset({"n", "num", "total", "size", "batchsize", "count", "steps"
 def words(text: str) -> frozenset[str]:
     """The content words of a key or a name, after aliases (`learning_rate` -> {lr})."""
     text = re.sub(r"\\?_|[.{}$\\]", " ", text).lower()
-    for pattern, word in _PHRASES:
-        text = pattern.sub(word, text)
+    for pattern, word in vocabulary.known().synonyms:
+        text = pattern.sub(f" {word} ", text)
     return frozenset(w for w in re.findall(r"[a-z0-9]+", text) if w not in _STOP and not w.isdigit())
 
 
@@ -195,7 +173,7 @@ class Quantity:
         if self.kind == "duration":
             return is_duration(v) and (self.keys is None or v.path in self.keys)
         if self.kind == "count":
-            return any(stem in v.path.lower() for stem in _NOUN_KEYS.get(self.name, (self.name.rstrip("s"),)))
+            return any(stem in v.path.lower() for stem in vocabulary.known().counted.get(self.name, (self.name.rstrip("s"),)))
         return True
 
     def _names_own_words(self, v: EvidenceValue) -> bool:
@@ -213,7 +191,7 @@ def says_difference(m: Mention, before: str, sentence: str, partner: Mention | N
 
 def counted_keys(noun: str) -> bool:
     """Whether a counted noun names a quantity of the evidence (`steps`), not a bare count (`runs`)."""
-    return noun in _NOUN_KEYS
+    return noun in vocabulary.known().counted
 
 
 def names_evaluation(text: str) -> bool:

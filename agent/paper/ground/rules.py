@@ -161,7 +161,7 @@ RULES: tuple[Rule, ...] = (
     Rule("ordinary", "a year, or a small count (<= 10, or a number word), no metric named in its clause",
          "always", lambda f: f.q.kind in ("count", "value") and ordinary(f.m), _grounded),
     Rule("count", "counting a noun (`488 steps`, `4096 latents`)", "a value of the keys of that noun "
-         "(`steps`, `d_sae`)", lambda f: f.q.kind == "count", _check_value),
+         "(`steps`, `hidden_dim`)", lambda f: f.q.kind == "count", _check_value),
     Rule("metric", "a metric named right after it, before it in its clause, by its parenthesis' or colon's "
          "label, or (else) in its sentence",
          "a value of those metrics (their seed statistics included), or of the settings its sentence names; "

@@ -78,7 +78,7 @@ _CLAUSE_BREAK = re.compile(r";|,(?!\d{3})|[()]|\b(?:but|while|whereas|although|t
 
 @dataclass(frozen=True)
 class Cited:
-    """A results macro cited in the sentence, decoded: `RunTwoLZeroDelta` -> run_2, l0, Delta."""
+    """A results macro cited in the sentence, decoded: `RunTwoTopOneAccDelta` -> run_2, top1_acc, Delta."""
 
     pos: int
     name: str
@@ -250,7 +250,7 @@ def cue_metrics(view: SentenceView, found_cues: list[Cue], i: int) -> list[tuple
     """The metrics a direction word is about: after it up to the next one in its clause, else
     before it back to the previous one; a clause that opens with it (", lower than Run 1's")
     is about the last metric of the clause before. A results macro's metric comes first: "raises
-    the largest cosine to \\RunOneDecoderMaxAbsCos" is about decoder_max_abs_cos."""
+    the largest value to \\RunOneMaxScore" is about max_score."""
     cue = found_cues[i]
     left, right = view.clause(cue.start)
     nxt = min([c.start for c in found_cues[i + 1:]] + [right])
