@@ -28,7 +28,7 @@ class Config:
     beta_start: float = 1e-4          # beta_1 of a linear / quadratic schedule
     beta_end: float = 0.02            # beta_T of a linear / quadratic schedule
     train_batch_size: int = 256       # points per step
-    num_train_steps: int | None = None  # per dataset; None: the preset's (tiny 400, cpu 1500, gpu 10000)
+    num_train_steps: int | None = None  # per dataset; None: the preset's (tiny 400, cpu 1200, gpu 10000)
     learning_rate: float = 1e-3       # AdamW, cosine-annealed to 0 over the steps
     grad_clip: float = 0.5            # max gradient norm
     embedding_dim: int | None = None  # sinusoidal embedding size; None: the preset's (32, 64, 128)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,9 @@ def export_denoisers(denoisers: dict[str, torch.nn.Module], num_timesteps: int,
                           f"got {{{', '.join(map(str, denoisers))}}}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     archives = {d: export_one(denoisers[d], num_timesteps, d) for d in DATASETS}
+    meta = {**meta, "timings": {**meta.get("timings", {}), "export_s": time.perf_counter() - start}}
     for dataset, data in archives.items():
         (out / graph_file(dataset)).write_bytes(data)
     first = denoisers[DATASETS[0]]

@@ -44,9 +44,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("tiny", n_train=2_000, n_eval=1_000, n_generate=1_000, train_steps=400, hidden_size=64,
            embedding_dim=32, timeout_s=300,
            description="For tests and CI: 400 steps per dataset, hidden 64; seconds on 2 CPU cores."),
-    Preset("cpu", n_train=8_000, n_eval=2_000, n_generate=2_000, train_steps=1_500,
+    Preset("cpu", n_train=8_000, n_eval=2_000, n_generate=2_000, train_steps=1_200,
            hidden_size=128, embedding_dim=64, timeout_s=600,
-           description="1,500 steps per dataset, hidden 128: under a minute a run (3 seeds) on "
+           description="1,200 steps per dataset, hidden 128: under a minute a run (3 seeds) on "
                        "2 CPU cores."),
     Preset("gpu", n_train=8_000, n_eval=10_000, n_generate=10_000, train_steps=10_000,
            hidden_size=256, embedding_dim=128, timeout_s=3600,
