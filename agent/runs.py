@@ -217,7 +217,7 @@ def _run_seeds(ctx: RunContext, index: int, attempt: int, out_name: str, seeds: 
         if memory is not None and runner.out_of_memory(outcome):
             describe += (f": it ran out of memory, past its limit of {memory / 2**30:.1f} GB (90% of the "
                          f"machine's memory shared by the {jobs} seed(s) running at once); use less "
-                         f"memory (smaller batches, fewer latents) or fewer --seed-jobs")
+                         f"memory (smaller batches or a smaller model) or fewer --seed-jobs")
         found = {"seed": seed, "status": outcome.status, "describe": describe,
                  "returncode": outcome.returncode, "duration_s": round(outcome.duration_s, 3),
                  "stderr_tail": outcome.stderr_tail}

@@ -53,14 +53,17 @@ ALLOWED_ATEN = frozenset({
     "masked_fill.Tensor", "copy.default", "fill.Scalar",
     "layer_norm.default", "native_layer_norm.default", "heaviside.default", "floor.default",
     "round.default", "_unsafe_view.default", "narrow.default", "diagonal.default", "outer.default",
+    "sin.default", "cos.default", "embedding.default",
 })
-"""Pure tensor kernels an SAE's encode/decode may use (`torch.ops.aten.<name>`). No in-place
-kernel: one could write into the input x the evaluator compares against, or into a weight to
+"""Pure tensor kernels an exported graph (an SAE's encode/decode, a denoiser) may use
+(`torch.ops.aten.<name>`). No in-place kernel: one could write into the input x the evaluator compares against, or into a weight to
 carry state from one batch to the next; no uninitialized memory (`empty_like`), which could
-hold what an earlier tensor left there. `harness.sae.export` functionalizes the graphs, so an
-honest SAE's in-place code (`h.relu_()`) arrives here as its pure kernel."""
+hold what an earlier tensor left there. The exporters (`harness.sae.export`,
+`harness.diffusion.export`) functionalize the graphs, so an honest model's in-place code
+(`h.relu_()`) arrives here as its pure kernel. sin/cos (sinusoidal time embeddings) and
+embedding (a learned one: a bounds-checked row lookup) serve the 2d_diffusion denoisers."""
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")  # net.0.weight: nn.Sequential
 _SYMBOL = re.compile(r"Symbol\('s\d+', positive=True, integer=True\)")
 _EXPR = re.compile(r"[0-9s*+\- ()]+")  # symbolic sizes: s77, 2*s77 (never evaluated here)
 _FILES = re.compile(r"(archive_format|archive_version|byteorder|\.data/version|"
