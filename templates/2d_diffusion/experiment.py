@@ -120,7 +120,7 @@ def main(out_dir: str) -> None:
     hd.fit_threads()
     preset = hd.resolve_preset()  # EXPERIMENT_PRESET, else ./preset.json, else this machine's
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    steps = cfg.num_train_steps or preset.train_steps
+    cfg.num_train_steps = steps = cfg.num_train_steps or preset.train_steps  # the effective value, recorded
     cfg.embedding_dim = cfg.embedding_dim or preset.embedding_dim
     cfg.hidden_size = cfg.hidden_size or preset.hidden_size
     schedule = {"num_timesteps": cfg.num_timesteps, "beta_schedule": cfg.beta_schedule,
