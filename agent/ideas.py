@@ -108,7 +108,7 @@ def load(path: Path) -> Idea:
 def check_binding(idea: Idea, template: Template) -> None:
     """Refuse an idea that assumes models, data or evaluations its template does not provide,
     or that changes what the template's trusted evaluation fixes (`requires.changes` naming one
-    of its `[refused_changes]`, e.g. the sampler its evaluator runs itself)."""
+    of its `[refused_changes]`, e.g. a procedure its evaluator runs itself)."""
     refused = [f"it changes the {what}, which this template does not allow: {template.refused_changes[what]}"
                for what in idea.requires.get("changes", ()) if what in template.refused_changes]
     if refused:

@@ -111,7 +111,7 @@ class Template:
     setup: tuple[SetupFact, ...] = ()
     """Setup facts the paper states from the records (`[[setup]]`)."""
     refused_changes: dict[str, str] = field(default_factory=dict)
-    """What an idea may not change, with the reason (`[refused_changes]`, e.g. the sampler an
+    """What an idea may not change, with the reason (`[refused_changes]`, e.g. a procedure an
     evaluator runs itself): an idea whose `requires.changes` names one is refused."""
     evaluator: str | None = None
     """`harness.<package>.evaluator` (e.g. `harness.sae.evaluator`): the loop evaluates each run

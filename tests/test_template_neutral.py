@@ -16,7 +16,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 GENERIC = frozenset({"k", "lr", "seed", "model", "tokens", "layer", "epochs", "dataset", "batch_size",
-                     "activation", "steps", "loss", "device", "dtype", "out_dir", "learning_rate"})
+                     "activation", "steps", "loss", "device", "dtype", "out_dir", "learning_rate", "datasets"})
 """Words every ML experiment has: they name no template's quantity."""
 
 
