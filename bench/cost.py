@@ -42,7 +42,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from agent.journal import read  # noqa: E402
 from agent.llm import cost  # noqa: E402
-from agent.llm.caching import ANTHROPIC, OPENAI, CacheUse, simulate  # noqa: E402
+from agent.llm.caching import (  # noqa: E402
+    ANTHROPIC,
+    OPENAI,
+    Breakpoint,
+    CacheUse,
+    input_tokens,
+    legacy_breakpoints,
+    simulate,
+)
 
 INPUT, OUTPUT = 3.0 / 1e6, 15.0 / 1e6
 """Sonnet-class list prices, USD per token."""
@@ -71,14 +79,24 @@ def price(use: CacheUse, output_tokens: int, read_factor: float, write_factor: f
             + OUTPUT * output_tokens)
 
 
+def breakpoints(request: dict) -> list[Breakpoint]:
+    """The cache breakpoints a request carried (journaled since they are chosen per call; before
+    that, every request marked its system message and its last message)."""
+    marked = request.get("cache_breakpoints")
+    if marked is None:
+        return legacy_breakpoints(request["messages"])
+    return [Breakpoint.from_json(bp) for bp in marked]
+
+
 def report(run_dir: Path) -> dict[str, float]:
     answered = calls(run_dir)
-    prompts = [cost.cache_prompt(req["messages"], at) for req, _, at in answered]
+    whole = [cost.cache_prompt(req["messages"], [], at) for req, _, at in answered]  # no blocks: as counted
+    marked = [cost.cache_prompt(req["messages"], breakpoints(req), at) for req, _, at in answered]
     outputs = [int(resp.get("output_tokens") or 0) for _, resp, _ in answered]
-    plain = [CacheUse(sum(3 + len(t) for _, t in p.messages) + 3, 0, 0) for p in prompts]
+    plain = [CacheUse(input_tokens(p), 0, 0) for p in whole]
     ways = {"no cache": (plain, 1.0, 1.0),
-            "anthropic": (simulate(prompts, ANTHROPIC), ANTHROPIC.read_factor, ANTHROPIC.write_factor),
-            "openai": (simulate(prompts, OPENAI), OPENAI.read_factor, OPENAI.write_factor)}
+            "anthropic": (simulate(marked, ANTHROPIC), ANTHROPIC.read_factor, ANTHROPIC.write_factor),
+            "openai": (simulate(whole, OPENAI), OPENAI.read_factor, OPENAI.write_factor)}
     print(f"\n{run_dir}: {len(answered)} calls")
     print(f"{'stage':12} {'calls':>5} {'input':>9} {'output':>7} {'anth. read':>10} {'anth. write':>11}"
           f" {'no cache $':>10} {'anthropic $':>11} {'openai $':>9}")

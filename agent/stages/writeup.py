@@ -81,17 +81,17 @@ def run_stage(ctx: RunContext) -> str:
         return [f for f in grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev, cited)
                 if f.section in titles]
 
+    shared = ""  # the paper before the last drafted part: the next draft starts with it
     for part in sections.DRAFT_ORDER:
         ctx.status(f"drafting {part}")
         slug = _slug(part)
         if part == "Related Work" and ctx.config.literature_search:
             bib = _literature(ctx, bib)
             system = shared_system(bib)
-        user = prompting.render("writeup_section", section=part, stubs=list(sections.stubs(part)),
-                                table_macro=rt.table_macro, tex=tex_path.read_text(encoding="utf-8"))
-        messages = [system, {"role": "user", "content": user}]
+        messages, cached, shared = writeup_prompts.draft(system, part, sections.stubs(part), rt.table_macro,
+                                                         tex_path.read_text(encoding="utf-8"), shared)
         draft = edit_session(ctx, messages, stage=STAGE, prompt_kind="writeup.draft",
-                             call_id=f"writeup/{slug}/draft", label=f"draft {part}", editable=(TEX,))
+                             call_id=f"writeup/{slug}/draft", label=f"draft {part}", editable=(TEX,), cache=cached)
         problems = [f.describe() for f in findings_for(part)]
         problems += [p.describe() for p in checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names())
                      if p.kind == "placeholder" and part in p.message]
@@ -99,8 +99,10 @@ def run_stage(ctx: RunContext) -> str:
         refine = [*messages, {"role": "assistant", "content": draft.final_reply},
                   {"role": "user", "content": prompting.render("writeup_refine", section=part,
                                                                figures=figures, problems=problems)}]
+        # the draft's breakpoints: it wrote them, the refine reads them (its own tail is not
+        # marked: no later call starts with it)
         edit_session(ctx, refine, stage=STAGE, prompt_kind="writeup.refine", call_id=f"writeup/{slug}/refine",
-                     label=f"refine {part}", editable=(TEX,), require_change=False)
+                     label=f"refine {part}", editable=(TEX,), require_change=False, cache=cached)
         for attempt in range(1, GROUNDING_FIXES + 1):
             found = findings_for(part)
             _record_check(ctx, part, f"refine/fix{attempt - 1}", [f.describe() for f in found])

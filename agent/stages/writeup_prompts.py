@@ -3,9 +3,10 @@
 Every writeup call starts with the same system message: the writeup's rules
 (`writeup_system.j2`) and the paper's material (`writeup_context.j2`: idea, runs, references,
 figures, statistics, hypotheses, the macros of results.tex, notes.txt), which do not change
-while the paper is written. What changes (the part to draft and the current paper, a refine
+while the paper is written. What changes (the current paper and the part to draft, a refine
 request, findings to fix) comes after it, so consecutive calls share the long prefix and a
-provider serves it from its cache (`agent.llm.caching`).
+provider serves it from its cache (`agent.llm.caching`). A draft's prompt starts with the
+paper, whose drafted sections the next draft starts with too (`draft`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent import prompting
+from agent.llm.caching import Breakpoint
 
 
 def macro_listing(macros: Sequence[Any]) -> str:
@@ -41,3 +43,29 @@ def system_message(template_name: str, template_description: str, **material: An
     rules = prompting.render("writeup_system", template_name=template_name,
                              template_description=template_description)
     return {"role": "system", "content": rules + "\n" + prompting.render("writeup_context", **material)}
+
+
+def paper_before(tex: str, stubs: Sequence[str]) -> str:
+    """The paper up to the line of the first of `stubs` it still holds ("" if none): what the
+    drafting of their part leaves as it is, and the next part's draft starts with (parts are
+    drafted in document order, but Related Work)."""
+    found = [tex.find(s) for s in stubs if s in tex]
+    return tex[:tex.rfind("\n", 0, min(found)) + 1] if found else ""
+
+
+def draft(system: dict[str, str], part: str, stubs: Sequence[str], table_macro: str, tex: str,
+          shared: str) -> tuple[list[dict[str, str]], list[Breakpoint], str]:
+    """The messages that ask for `part`, where they are cached, and the paper prefix the next
+    draft will share. Breakpoints: after the system message; after `shared` (the prefix the
+    draft before wrote to the cache), where the paper still starts with it, so this call reads
+    it; after the paper before this part's stubs, written for the next draft; at the end, since
+    the part's refine resends the whole prompt. Four, the most a provider accepts."""
+    user = prompting.render("writeup_section", section=part, stubs=list(stubs), table_macro=table_macro, tex=tex)
+    start = user.index(tex)  # the message opens with the paper
+    before = paper_before(tex, stubs)
+    marks = [Breakpoint(0), Breakpoint(1)]
+    if shared and tex.startswith(shared):
+        marks.append(Breakpoint(1, start + len(shared)))
+    if before:
+        marks.append(Breakpoint(1, start + len(before)))
+    return [system, {"role": "user", "content": user}], marks, before
