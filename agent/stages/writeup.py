@@ -14,6 +14,7 @@ from typing import Any
 
 from agent import prompting
 from agent.context import RunContext
+from agent.notes import recorded_sections
 from agent.results import finished_runs, run_summaries
 from agent.stages import writeup_prompts
 from agent.stages.common import StageFailed, edit_session
@@ -70,9 +71,11 @@ def run_stage(ctx: RunContext) -> str:
         return writeup_prompts.system_message(
             ctx.template.name, ctx.template.description, idea_title=ctx.idea.title,
             idea=ctx.idea.fields["Experiment"], runs=run_list, macros=macros, seed_note=rt.seed_note,
-            comparisons=list(rt.comparisons), hypotheses=list(rt.hypotheses),
+            comparisons=list(rt.verdicts), hypotheses=list(rt.hypotheses),
             references=[e.line() for e in checks.bib_entries(bib)], figures=figures, gate_failures=failing,
-            notes=ctx.ws.resolve("notes.txt").read_text(encoding="utf-8"))
+            notes=writeup_prompts.notes_for_writeup(ctx.ws.resolve("notes.txt").read_text(encoding="utf-8"),
+                                                    [text for _, text, _ in recorded_sections(ctx)],
+                                                    [m.label for m in ctx.template.headline]))
 
     system = shared_system(bib)
 
@@ -97,8 +100,7 @@ def run_stage(ctx: RunContext) -> str:
                      if p.kind == "placeholder" and part in p.message]
         _record_check(ctx, part, "draft", problems)
         refine = [*messages, {"role": "assistant", "content": draft.final_reply},
-                  {"role": "user", "content": prompting.render("writeup_refine", section=part,
-                                                               figures=figures, problems=problems)}]
+                  {"role": "user", "content": prompting.render("writeup_refine", section=part, problems=problems)}]
         # the draft's breakpoints: it wrote them, the refine reads them (its own tail is not
         # marked: no later call starts with it)
         edit_session(ctx, refine, stage=STAGE, prompt_kind="writeup.refine", call_id=f"writeup/{slug}/refine",
