@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -229,9 +229,11 @@ class RunContext:
             self._llm = self.llm_factory()
         return self._llm
 
-    def ask(self, messages: list[dict[str, str]], *, stage: str, prompt_kind: str, call_id: str) -> Any:
+    def ask(self, messages: list[dict[str, str]], *, stage: str, prompt_kind: str, call_id: str,
+            cache: Sequence[Any] | None = None) -> Any:
         """An answer for `call_id`: from the journal if this call was answered before a crash,
-        else from the model. Returns the client's Completion or ContextOverflow value."""
+        else from the model (`cache`: the call's cache breakpoints, `agent.llm.caching`).
+        Returns the client's Completion or ContextOverflow value."""
         done = self.find("llm.response", call_id=call_id)
         if done is not None:
             from agent.llm import Completion
@@ -241,7 +243,7 @@ class RunContext:
                               output_tokens=d.get("output_tokens") or 0, cost_usd=d.get("cost_usd"),
                               latency_s=d.get("latency_s") or 0.0, retries=d.get("retries") or 0,
                               model=d.get("model") or self.model, replay=bool(d.get("replay")))
-        return self.llm.complete(messages, stage=stage, prompt_kind=prompt_kind, call_id=call_id)
+        return self.llm.complete(messages, stage=stage, prompt_kind=prompt_kind, call_id=call_id, cache=cache)
 
     def spent(self) -> tuple[int, float | None]:
         """Tokens and dollars spent so far in this run (cost None if any price is unknown)."""

@@ -7,9 +7,11 @@ order, exactly the messages), its input tokens (tiktoken's cl100k, as `agent.llm
 counts a replay), its reply's output tokens (`llm.response`), per stage; then the cost at
 Sonnet-class list prices ($3 input / $15 output per million tokens) three ways:
 - no cache: what the code before prompt caching paid (it sent no breakpoints);
-- anthropic: the breakpoints the client sends now (`agent.llm.caching.with_breakpoints`: the
-  system message and the last message), Anthropic's documented rules (1,024-token minimum,
-  writes at 1.25x, reads at 0.1x, 5-minute lifetime, reads at block boundaries);
+- anthropic: the breakpoints each request carried (journaled with it, `llm.request`'s
+  `cache_breakpoints`; a journal older than that: the system message and the last message, as
+  the client marked them then), Anthropic's documented rules (1,024-token minimum, writes at
+  1.25x, reads at 0.1x, 5-minute lifetime, at most 4 breakpoints, reads at block boundaries up
+  to 20 blocks before a breakpoint; `agent.llm.caching`);
 - openai: the automatic cache (1,024 tokens and up, 128-token steps, reads at 0.5x).
 The cache is simulated from the prompts' real shared prefixes (`agent.llm.caching.simulate`).
 The lifetime is checked against the journal's timestamps, each call moved later by what a live
@@ -20,16 +22,28 @@ Method for the before/after figures: BEFORE is the tiny main job run with the co
 change (the reference session templates/sae_variants/ideas/orthogonal_sae.session.jsonl
 replayed); AFTER is the same launch with this code, `python -m agent.launch --idea orthogonal_sae
 --preset tiny --runs-dir DIR` (the same 24 replies, so the same calls; only the prompts differ).
-Measured 2026-12-07 on the same 24 replies (cl100k tokens; output 14,742 tokens = $0.22 both):
+Measured 2026-12-07 on the same 24 replies (cl100k tokens; output 14,742 tokens = $0.22 each time):
   before (/tmp/qs/20261207_070353_orthogonal_sae): 625,324 input tokens (writeup 577,146);
     $2.10 as sent (no breakpoints); $1.59 had Anthropic's cache been used; OpenAI's $1.67
-  after (/tmp/cost-runs/20261207_073145_orthogonal_sae): 396,122 input tokens (writeup 347,946,
-    of which 293,405 read from the cache); $0.69 with Anthropic's cache (writeup $0.40,
-    experiment $0.21, review $0.06, plot $0.04); OpenAI's $0.97; $1.41 without a cache.
-  The paper of the after run passes every check (grounding clean, compiled, no problems).
-The $0.55 target is missed by $0.14: the experiment, plot and review calls are not continued, so
-marking their last message costs the 1.25x write for nothing ($0.04), and the experiment stage's
-system message (951 tokens) is under the 1,024-token minimum, so its turns share nothing.
+  stable prefixes, system + last message marked (/tmp/cost-runs/20261207_073145_orthogonal_sae):
+    396,122 input tokens; $0.69 with Anthropic's cache; OpenAI's $0.97; $1.41 without a cache.
+  after (/tmp/costrun2/20261207_100940_orthogonal_sae): 346,051 input tokens (writeup 295,790,
+    of which 264,601 read from the cache); $0.54 with Anthropic's cache (writeup $0.29,
+    experiment $0.17, review $0.05, plot $0.03); OpenAI's $0.85; $1.26 without a cache.
+  What took it from $0.69 to $0.54: consecutive drafts read the paper drafted so far from the
+  cache (a breakpoint where the draft before marked it, one where the next draft will); the
+  last message is marked only where the next call resends it (a draft's, for its refine); the
+  experiment stage's system message holds the idea (1,467 tokens, over the minimum) and the
+  turns after run 1 open with the plan, marked; the writeup's material says each fact once
+  (notes.txt without the orchestrator's metric lines, the verdicts without the numbers the
+  macros hold, a DeltaCI that spells out DeltaLow and DeltaHigh by name) and holds the refine
+  checklist, which each refine sent after its draft in full (17,831 -> 14,780 tokens).
+  The paper of the after run is the before run's, byte for byte (grounding clean, compiled, no
+  problems). The margin depends on the cache's lifetime: in a launch on a machine loaded with
+  other work, the runs took 220 s instead of 125 s, run 2's turn came 330 s after run 1's (its
+  4,175-token reply counted at 50 tokens a second) and wrote the system message again: about
+  $0.005 more than on an idle machine. A preset whose runs take over 5 minutes loses the
+  experiment stage's reads the same way (about $0.02 here); the writeup's calls come seconds apart.
 """
 
 from __future__ import annotations
@@ -42,7 +56,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from agent.journal import read  # noqa: E402
 from agent.llm import cost  # noqa: E402
-from agent.llm.caching import ANTHROPIC, OPENAI, CacheUse, simulate  # noqa: E402
+from agent.llm.caching import (  # noqa: E402
+    ANTHROPIC,
+    OPENAI,
+    Breakpoint,
+    CacheUse,
+    input_tokens,
+    legacy_breakpoints,
+    simulate,
+)
 
 INPUT, OUTPUT = 3.0 / 1e6, 15.0 / 1e6
 """Sonnet-class list prices, USD per token."""
@@ -71,14 +93,24 @@ def price(use: CacheUse, output_tokens: int, read_factor: float, write_factor: f
             + OUTPUT * output_tokens)
 
 
+def breakpoints(request: dict) -> list[Breakpoint]:
+    """The cache breakpoints a request carried (journaled since they are chosen per call; before
+    that, every request marked its system message and its last message)."""
+    marked = request.get("cache_breakpoints")
+    if marked is None:
+        return legacy_breakpoints(request["messages"])
+    return [Breakpoint.from_json(bp) for bp in marked]
+
+
 def report(run_dir: Path) -> dict[str, float]:
     answered = calls(run_dir)
-    prompts = [cost.cache_prompt(req["messages"], at) for req, _, at in answered]
+    whole = [cost.cache_prompt(req["messages"], [], at) for req, _, at in answered]  # no blocks: as counted
+    marked = [cost.cache_prompt(req["messages"], breakpoints(req), at) for req, _, at in answered]
     outputs = [int(resp.get("output_tokens") or 0) for _, resp, _ in answered]
-    plain = [CacheUse(sum(3 + len(t) for _, t in p.messages) + 3, 0, 0) for p in prompts]
+    plain = [CacheUse(input_tokens(p), 0, 0) for p in whole]
     ways = {"no cache": (plain, 1.0, 1.0),
-            "anthropic": (simulate(prompts, ANTHROPIC), ANTHROPIC.read_factor, ANTHROPIC.write_factor),
-            "openai": (simulate(prompts, OPENAI), OPENAI.read_factor, OPENAI.write_factor)}
+            "anthropic": (simulate(marked, ANTHROPIC), ANTHROPIC.read_factor, ANTHROPIC.write_factor),
+            "openai": (simulate(whole, OPENAI), OPENAI.read_factor, OPENAI.write_factor)}
     print(f"\n{run_dir}: {len(answered)} calls")
     print(f"{'stage':12} {'calls':>5} {'input':>9} {'output':>7} {'anth. read':>10} {'anth. write':>11}"
           f" {'no cache $':>10} {'anthropic $':>11} {'openai $':>9}")

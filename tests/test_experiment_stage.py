@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from agent.journal import read
@@ -37,6 +39,19 @@ def test_experiment_stage_with_failed_edit_crash_retry_and_all_completed(tmp_pat
     assert "RuntimeError: boom: planted crash" in crash.data["stderr_tail"]
     assert "RuntimeError: boom: planted crash" in requests[3]["messages"][-1]["content"]
     assert not (run_dir / "run_3").exists()
+    # Cached prefixes: the system message (rules, codebase, idea) in every turn; the plan that
+    # opens every turn after the first; an edit retry's conversation, which the next retry resends.
+    marks = [e.data["cache_breakpoints"] for e in events if e.kind == "llm.request"]
+    sent = [e.data["messages"] for e in events if e.kind == "llm.request"]
+    assert "The idea the experiments implement" in sent[0][0]["content"] and all(m[0] == sent[0][0] for m in sent)
+    assert marks[0] == [[0, None]] and marks[1] == [[0, None], [3, None]]
+    heads = set()
+    for turn, marked in zip(sent[2:], marks[2:], strict=True):
+        user, at = turn[1]["content"], marked[1][1]
+        assert user.startswith("Your plan was:\n") and marked == [[0, None], [1, at]]
+        assert re.match(r"\n\nRun \d (completed|\(attempt)", user[at:])  # the turn's own part follows
+        heads.add(user[:at])
+    assert len(heads) == 1  # the same plan, a prefix every turn after the first shares
     assert "stage.finished" in kinds and "experiment.completed_by_model" in kinds
     # Results come from the runs: run 1 used momentum 0.5 and lr 0.05, run 2 momentum 0.9.
     import json

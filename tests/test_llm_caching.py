@@ -10,7 +10,7 @@ import pytest
 from agent.journal import Journal
 from agent.llm import Completion, LLMClient, LLMSettings, caching, register_price
 from agent.llm import cost as llm_cost
-from agent.llm.caching import ANTHROPIC, OPENAI, Prompt, simulate
+from agent.llm.caching import ANTHROPIC, OPENAI, Breakpoint, Prompt, simulate
 from agent.llm.client import request_args
 from tests.fakellm import FakeLLM, Reply
 
@@ -47,15 +47,34 @@ def test_cached_tokens_are_journaled_and_priced_at_the_cache_price(tmp_path: Pat
     assert llm_cost.spent_usd(journal.events()) == pytest.approx(first.cost_usd + second.cost_usd)
 
 
-def test_anthropic_requests_mark_the_system_message_and_the_last_message_for_caching() -> None:
+def test_anthropic_requests_mark_the_system_message_and_not_the_last_message_by_default() -> None:
+    """The last message is marked only where the caller says the next call resends it: writing
+    it costs 1.25x its input price, for nothing otherwise."""
     args = request_args(LLMSettings("anthropic/claude-sonnet-4-5"), REFINE, 1000, {})
     marked = [i for i, m in enumerate(args["messages"]) if isinstance(m["content"], list)]
-    assert marked == [0, 3]
-    block = args["messages"][3]["content"][0]
-    assert block == {"type": "text", "text": "Refine it.", "cache_control": {"type": "ephemeral"}}
-    assert [m["role"] for m in args["messages"]] == ["system", "user", "assistant", "user"]
+    assert marked == [0]
+    assert args["messages"][0]["content"] == [{"type": "text", "text": SYSTEM["content"],
+                                               "cache_control": {"type": "ephemeral"}}]
+    assert args["messages"][1:] == REFINE[1:]
     # OpenAI caches by itself: the messages go as they are
     assert request_args(LLMSettings("openai/gpt-4.1"), REFINE, 1000, {})["messages"] == REFINE
+
+
+def test_a_breakpoint_inside_a_message_sends_it_as_blocks_with_the_cut_marked() -> None:
+    user = "The paper so far.\nThe request."
+    messages = [SYSTEM, {"role": "user", "content": user}]
+    cut = user.index("The request.")
+    args = request_args(LLMSettings("anthropic/claude-sonnet-4-5"), messages, 1000, {},
+                        [Breakpoint(0), Breakpoint(1, cut), Breakpoint(1)])
+    assert args["messages"][1]["content"] == [
+        {"type": "text", "text": user[:cut], "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "The request.", "cache_control": {"type": "ephemeral"}}]
+    # a cut with no text after it is the message's end; one with no text before it is dropped
+    # (Anthropic refuses empty blocks); a cut not at the end leaves an unmarked last block
+    assert caching.normalized(messages, [Breakpoint(1, len(user)), Breakpoint(1, 0)]) == [Breakpoint(1)]
+    assert caching.blocks(messages, [Breakpoint(1, cut)])[1] == [(user[:cut], True), ("The request.", False)]
+    with pytest.raises(ValueError, match="at most 4"):
+        caching.normalized(messages, [Breakpoint(0), *(Breakpoint(1, i) for i in (3, 6, 9)), Breakpoint(1)])
 
 
 def test_the_budget_check_prices_the_prefix_shared_with_the_last_call_at_the_cache_price(tmp_path: Path) -> None:
@@ -68,20 +87,26 @@ def test_the_budget_check_prices_the_prefix_shared_with_the_last_call_at_the_cac
                                       [], 10)
     journal.append("llm.request", stage="writeup", prompt_kind="writeup.draft", messages=first)
     client = LLMClient(LLMSettings("anthropic/claude-test"), journal)
-    client._pending = second
+    client._pending, client._pending_breakpoints = second, [Breakpoint(0)]
     cached = client._cached_guess(journal.events())
     assert cached >= 3000
     cheaper = llm_cost.estimate_call_usd("anthropic/claude-test", llm_cost.estimate_tokens(second, "openai/gpt-4"),
                                          [], 10, cached_tokens=cached)
     assert cheaper < 0.3 * full
-    # only whole prefixes a breakpoint wrote count: the first user message differs, the system is shared
-    assert caching.reusable_messages(first, second, ANTHROPIC) == 1
-    assert caching.reusable_messages(DRAFT, REFINE, ANTHROPIC) == 2
+    # only prefixes the call before wrote at a breakpoint count: the first user message differs,
+    # the system is shared; a refine reads its draft when the draft marked its end
+    assert caching.cached_prefix(first, [Breakpoint(0)], second, [Breakpoint(0)], ANTHROPIC) == [system]
+    assert caching.cached_prefix(DRAFT, [Breakpoint(0)], REFINE, [Breakpoint(0), Breakpoint(1)], ANTHROPIC) == [SYSTEM]
+    assert caching.cached_prefix(DRAFT, [Breakpoint(0), Breakpoint(1)], REFINE, [Breakpoint(0), Breakpoint(1)],
+                                 ANTHROPIC) == DRAFT
 
 
-def _prompt(at: float, *contents: tuple[str, int, int]) -> Prompt:
-    """A prompt of messages (role, first token id, length): equal ids = equal content."""
-    return Prompt(at, tuple((role, tuple(range(start, start + n))) for role, start, n in contents))
+def _prompt(at: float, *contents: tuple[str, int, int], marked: tuple[int, ...] | None = None) -> Prompt:
+    """A prompt of one-block messages (role, first token id, length): equal ids = equal content;
+    marked: the blocks that end at a breakpoint (default: the system message and the last one)."""
+    if marked is None:
+        marked = (0, len(contents) - 1)
+    return Prompt(at, tuple((role, (tuple(range(start, start + n)),)) for role, start, n in contents), marked)
 
 
 def test_explicit_caching_reads_a_prefix_written_at_a_breakpoint_and_not_after_its_ttl() -> None:
@@ -104,3 +129,26 @@ def test_a_prefix_under_the_minimum_is_never_cached_and_automatic_caching_goes_b
     long = [_prompt(0, ("system", 0, 1500), ("user", 5000, 10)), _prompt(1, ("system", 0, 1500), ("user", 9000, 10))]
     uses = simulate(long, OPENAI)
     assert uses[1].read_tokens == 1024 + 3 * 128 and uses[1].write_tokens == 0  # 1,506 shared tokens
+
+
+def test_a_draft_reads_the_paper_prefix_the_draft_before_wrote_at_a_block_boundary() -> None:
+    """Consecutive drafts: the second starts with the system, the paper drafted before the first
+    draft's part (P), that part (S), then its own request. The first wrote P; the second reads
+    it only because a block (and a breakpoint) ends there; within one block it reads the system."""
+    system, paper, part = (0, 3000), (10_000, 800), (20_000, 600)
+
+    def draft(at: float, *blocks: tuple[int, int], marked: tuple[int, ...]) -> Prompt:
+        return Prompt(at, (("system", (tuple(range(system[0], system[0] + system[1])),)),
+                           ("user", tuple(tuple(range(s, s + n)) for s, n in blocks))), marked)
+
+    first = draft(0, paper, (30_000, 400), marked=(0, 1, 2))  # system | P | request 1
+    second = draft(30, paper, part, (40_000, 400), marked=(0, 1, 2, 3))  # system | P | S | request 2
+    uses = simulate([first, second], ANTHROPIC)
+    assert uses[1].read_tokens == 3003 + 3 + 800  # the system and P, from the cache
+    assert uses[1].write_tokens == 600 + 400  # S (for the next draft) and the request (for the refine)
+    whole = draft(30, (10_000, 1800), marked=(0, 1))  # the same text in one block: no boundary after P
+    assert simulate([first, whole], ANTHROPIC)[1].read_tokens == 3003
+    # a boundary more than 20 blocks before every breakpoint is not looked at
+    tail = tuple((50_000 + i,) for i in range(25))  # 25 one-token blocks after P, the last marked
+    far = draft(30, paper, *((t[0], 1) for t in tail), marked=(26,))
+    assert simulate([first, far], ANTHROPIC)[1].read_tokens == 0

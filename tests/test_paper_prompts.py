@@ -29,7 +29,7 @@ SAMPLES = {
         references=["gao2024scaling: Gao et al. (2024), Scaling and Evaluating Sparse Autoencoders"],
         figures=[{"name": "ev_vs_l0.png", "description": "explained variance against L0"}],
         gate_failures=["run_1: 15.2% of latents are dead (warn)"], notes="Run 1: TopK."),
-    "writeup_refine": dict(section="Results", figures=[{"name": "ev_vs_l0.png", "description": "EV"}],
+    "writeup_refine": dict(section="Results",
                            problems=["line 80: \\cite key 'x' is not in references.bib"]),
     "writeup_grounding_fix": dict(findings=['[Results, line 80] number: "15\\%" -- matches no value'],
                                   macros="\\RunOneMse = 0.0275", runs=RUNS, comparisons=COMPARISONS,

@@ -5,21 +5,24 @@ The rules, as the providers document them (2026):
 - **anthropic** (and Claude through other providers): explicit `cache_control` breakpoints on
   content blocks, at most 4 a request. A prefix under 1,024 tokens is not cached. Writing a
   prefix costs 1.25x the input price, reading it 0.1x; an entry lives 5 minutes from its last
-  use. A request reads the longest cached prefix that ends at one of its block boundaries
-  (looking back from its breakpoints); it writes the prefixes that end at its breakpoints.
+  use. A request reads the longest cached prefix that ends at one of its breakpoints or at a
+  block boundary up to 20 blocks before one; it writes the prefixes that end at its breakpoints.
 - **openai**: automatic for prompts of 1,024 tokens or more: the longest prefix seen before,
   in steps of 128 tokens, at 0.5x the input price (less on newer models; litellm's price map
   says), with no charge for writing.
 - anything else: no caching is assumed (a cached token would be priced as input).
 
-We put one breakpoint at the end of the system message (the stable part every call of a stage
-shares) and one at the end of the last message (so the next call, which resends this one and
-adds to it — a refine, an edit retry — reads all of it).
+Each call says where its breakpoints go (`Breakpoint`; journaled with the request): by default
+the end of the system message (the stable part every call of a stage shares). A caller marks
+more where the next call reuses it: the writeup marks the paper drafted so far (the next
+section's draft starts the same) and the end of a draft's prompt (its refine resends it); an
+edit retry marks its last message (a further retry resends it). Marking a part no later call
+reads would cost the 1.25x write for nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,26 +66,134 @@ def rules_for(model: str) -> CacheRules | None:
     return None
 
 
-def with_breakpoints(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """The messages as Anthropic wants them cached (through litellm): the system message and
-    the last message as one text block each, marked `cache_control: ephemeral`."""
-    marked = set(breakpoint_indices(messages))
-    out: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class Breakpoint:
+    """A place in a request where the provider is asked to cache the prompt's prefix before it
+    (Anthropic's `cache_control` on the content block that ends there)."""
+
+    message: int
+    """Index of the message the prefix ends in."""
+    at: int | None = None
+    """Characters of that message's content inside the prefix; None: all of it. A message cut
+    by breakpoints is sent as several text blocks, one ending at each."""
+
+    def to_json(self) -> list[int | None]:
+        return [self.message, self.at]
+
+    @staticmethod
+    def from_json(value: Sequence[int | None]) -> Breakpoint:
+        return Breakpoint(int(value[0] or 0), None if value[1] is None else int(value[1]))
+
+
+def system_breakpoint(messages: Sequence[Message]) -> list[Breakpoint]:
+    """What a call marks unless its caller knows better: the system message, the stable part
+    every call of a stage shares. The last message is not marked by default: writing it costs
+    1.25x its input price, for nothing unless the next call resends it."""
+    return [Breakpoint(0)] if messages and messages[0].get("role") == "system" else []
+
+
+def legacy_breakpoints(messages: Sequence[Message]) -> list[Breakpoint]:
+    """What requests journaled before breakpoints were journaled carried: the system message
+    and the last message."""
+    return sorted({*system_breakpoint(messages), *([Breakpoint(len(messages) - 1)] if messages else [])},
+                  key=_order)
+
+
+def _order(bp: Breakpoint) -> tuple[int, float]:
+    return (bp.message, float("inf") if bp.at is None else bp.at)
+
+
+def normalized(messages: Sequence[Message], breakpoints: Iterable[Breakpoint]) -> list[Breakpoint]:
+    """The breakpoints in prompt order, each once, every one ending a block with text in it: a
+    cut at a message's end (or with only whitespace after it) is its end, a cut that would leave
+    a block of whitespace is dropped (Anthropic refuses empty text blocks). More than
+    `MAX_BREAKPOINTS` is a bug of the caller (the provider would refuse the request)."""
+    out: set[Breakpoint] = set()
+    for bp in breakpoints:
+        i = bp.message + len(messages) if bp.message < 0 else bp.message
+        if not 0 <= i < len(messages):
+            raise ValueError(f"a cache breakpoint in message {bp.message} of {len(messages)}")
+        content = messages[i].get("content") or ""
+        at = bp.at if bp.at is not None and content[bp.at:].strip() else None
+        if at is not None and at <= 0:
+            continue
+        out.add(Breakpoint(i, at))
+    kept: list[Breakpoint] = []
+    for bp in sorted(out, key=_order):
+        previous = kept[-1] if kept and kept[-1].message == bp.message else None
+        start = (previous.at or 0) if previous is not None else 0
+        content = messages[bp.message].get("content") or ""
+        if bp.at is not None and not content[start:bp.at].strip():
+            continue
+        kept.append(bp)
+    if len(kept) > MAX_BREAKPOINTS:
+        raise ValueError(f"{len(kept)} cache breakpoints: the provider accepts at most {MAX_BREAKPOINTS}")
+    return kept
+
+
+def blocks(messages: Sequence[Message], breakpoints: Iterable[Breakpoint]) -> list[list[tuple[str, bool]]]:
+    """Each message's content as the text blocks the breakpoints cut it into: (text, whether a
+    breakpoint ends the block)."""
+    cuts: dict[int, list[int | None]] = {}
+    for bp in normalized(messages, breakpoints):
+        cuts.setdefault(bp.message, []).append(bp.at)
+    out: list[list[tuple[str, bool]]] = []
     for i, message in enumerate(messages):
-        if i in marked and isinstance(message.get("content"), str):
-            block = {"type": "text", "text": message["content"], "cache_control": {"type": "ephemeral"}}
-            out.append({**message, "content": [block]})
+        content, start, parts = message.get("content") or "", 0, []
+        for at in cuts.get(i, []):
+            end = len(content) if at is None else at
+            parts.append((content[start:end], True))
+            start = end
+        if start < len(content) or not parts:
+            parts.append((content[start:], False))
+        out.append(parts)
+    return out
+
+
+def with_breakpoints(messages: Sequence[Message], breakpoints: Iterable[Breakpoint]) -> list[dict[str, Any]]:
+    """The messages as Anthropic wants them cached (through litellm): a message with a
+    breakpoint goes as text blocks, each block that ends at a breakpoint marked
+    `cache_control: ephemeral`; the others go as they are."""
+    out: list[dict[str, Any]] = []
+    for message, parts in zip(messages, blocks(messages, breakpoints), strict=True):
+        if any(marked for _, marked in parts) and isinstance(message.get("content"), str):
+            content = [{"type": "text", "text": text, **({"cache_control": {"type": "ephemeral"}} if marked else {})}
+                       for text, marked in parts]
+            out.append({**message, "content": content})
         else:
             out.append(dict(message))
     return out
 
 
-def breakpoint_indices(messages: Sequence[Message]) -> list[int]:
-    """Indices of the messages `with_breakpoints` marks."""
-    marked = {len(messages) - 1} if messages else set()
-    if messages and messages[0].get("role") == "system":
-        marked.add(0)
-    return sorted(marked)
+def cached_prefix(previous: Sequence[Message], previous_breakpoints: Iterable[Breakpoint],
+                  current: Sequence[Message], current_breakpoints: Iterable[Breakpoint],
+                  rules: CacheRules) -> list[Message]:
+    """The leading part of `current` the cache can serve after `previous` was sent (an estimate
+    for the budget check, not what the provider reports): with explicit caching, the longest
+    prefix `previous` wrote at one of its breakpoints that ends at one of `current`'s block
+    boundaries; with automatic caching, the messages the two share."""
+    if not rules.explicit:
+        k = 0
+        while k < min(len(previous), len(current)) and previous[k] == current[k]:
+            k += 1
+        return list(current[:k])
+    written = {_prefix_key(previous, bp) for bp in normalized(previous, previous_breakpoints)}
+    marks = normalized(current, current_breakpoints)
+    if not marks:
+        return []
+    ends = [Breakpoint(i) for i in range(marks[-1].message)] + marks  # block boundaries a read may end at
+    hits = [bp for bp in ends if _prefix_key(current, bp) in written]
+    if not hits:
+        return []
+    best = max(hits, key=_order)
+    content = current[best.message].get("content") or ""
+    return [*current[:best.message], {**current[best.message], "content": content[:best.at]}]
+
+
+def _prefix_key(messages: Sequence[Message], bp: Breakpoint) -> tuple[Any, ...]:
+    head = tuple((m.get("role"), m.get("content")) for m in messages[:bp.message])
+    message = messages[bp.message]
+    return (head, message.get("role"), (message.get("content") or "")[:bp.at])
 
 
 @dataclass(frozen=True)
@@ -107,31 +218,36 @@ class Prompt:
 
     at_s: float
     """When it was sent, in seconds (any origin)."""
-    messages: tuple[tuple[str, tuple[int, ...]], ...]
-    """(role, token ids of the content) per message."""
+    messages: tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]
+    """(role, token ids of each content block) per message."""
+    marked: tuple[int, ...] = ()
+    """Indices, over all blocks in prompt order, of the blocks that end at a breakpoint."""
 
 
 OVERHEAD = 3
 """Tokens a chat message costs beyond its content (OpenAI's count; close for others)."""
-
+LOOKBACK_BLOCKS = 20
+"""Anthropic looks for a cached prefix at a breakpoint and at the block boundaries before it,
+about this many blocks back."""
 
 ROLES = {"system": 0, "user": 1, "assistant": 2}
 
 
-def _flat(prompt: Prompt) -> list[int]:
+def _flat(prompt: Prompt) -> tuple[list[int], list[int]]:
+    """The prompt's tokens in one list, and the offsets in it where its blocks end."""
     out: list[int] = []
-    for role, tokens in prompt.messages:
-        out += [-1, -2 - ROLES.get(role, len(ROLES)), -1, *tokens]  # OVERHEAD ids: its header
-    return out
+    ends: list[int] = []
+    for role, parts in prompt.messages:
+        out += [-1, -2 - ROLES.get(role, len(ROLES)), -1]  # OVERHEAD ids: the message's header
+        for tokens in parts:
+            out += tokens
+            ends.append(len(out))
+    return out, ends
 
 
-def _boundaries(prompt: Prompt) -> list[int]:
-    """Token offsets of the ends of the messages, in the flattened prompt."""
-    ends, total = [], 0
-    for _, tokens in prompt.messages:
-        total += OVERHEAD + len(tokens)
-        ends.append(total)
-    return ends
+def input_tokens(prompt: Prompt) -> int:
+    """The request's input tokens: each message's content and overhead, and the reply's 3."""
+    return sum(OVERHEAD + sum(len(t) for t in parts) for _, parts in prompt.messages) + OVERHEAD
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -144,30 +260,27 @@ def _common(a: list[int], b: list[int]) -> int:
 
 def simulate(prompts: Sequence[Prompt], rules: CacheRules) -> list[CacheUse]:
     """What a provider with `rules` would serve from its cache for each prompt of a sequence,
-    each sent after the one before (with the breakpoints of `with_breakpoints` for explicit
-    rules). Message overhead counts as `OVERHEAD` tokens before each message's content."""
+    each sent after the one before (explicit rules: with each prompt's breakpoints, `marked`).
+    Message overhead counts as `OVERHEAD` tokens before each message's content."""
     entries: dict[tuple[int, ...], float] = {}  # a cached prefix (flattened tokens) -> last use
     seen: list[tuple[list[int], float]] = []  # automatic caching: earlier prompts, last use
     uses: list[CacheUse] = []
     for prompt in prompts:
-        flat = _flat(prompt)
-        # the request's input tokens: each message's content and overhead, and the reply's 3
-        total = sum(OVERHEAD + len(t) for _, t in prompt.messages) + OVERHEAD
+        flat, ends = _flat(prompt)
+        total = input_tokens(prompt)
         if rules.explicit:
-            ends = _boundaries(prompt)
-            live = {k: t for k, t in entries.items() if prompt.at_s - t <= rules.ttl_s}
-            read = 0
-            for end in reversed(ends):
-                key = tuple(flat[:end])
-                if end >= rules.min_tokens and key in live:
-                    read, entries[key] = end, prompt.at_s
-                    break
-            marks = [ends[i] for i in breakpoint_indices([{"role": r} for r, _ in prompt.messages])]
+            live = {k for k, t in entries.items() if prompt.at_s - t <= rules.ttl_s}
+            # a read ends at a breakpoint or at a block boundary at most LOOKBACK_BLOCKS before one
+            looked = {j for b in prompt.marked for j in range(max(0, b - LOOKBACK_BLOCKS + 1), b + 1)}
+            hits = [ends[j] for j in looked if ends[j] >= rules.min_tokens and tuple(flat[:ends[j]]) in live]
+            read = max(hits, default=0)
+            if read:
+                entries[tuple(flat[:read])] = prompt.at_s
             written = 0
-            for end in marks:
-                if end >= rules.min_tokens and end > read:
-                    entries[tuple(flat[:end])] = prompt.at_s
-                    written = end - read
+            for b in prompt.marked:
+                if ends[b] >= rules.min_tokens and ends[b] > read:
+                    entries[tuple(flat[:ends[b]])] = prompt.at_s
+                    written = ends[b] - read
             uses.append(CacheUse(total, read, written))
             continue
         best = 0
@@ -183,15 +296,3 @@ def simulate(prompts: Sequence[Prompt], rules: CacheRules) -> list[CacheUse]:
         seen.append((flat, prompt.at_s))
         uses.append(CacheUse(total, read, 0))
     return uses
-
-
-def reusable_messages(previous: Sequence[Message], current: Sequence[Message], rules: CacheRules) -> int:
-    """How many leading messages of `current` the cache can serve after `previous` was sent
-    (whole messages only: an estimate for the budget check, not what the provider reports)."""
-    k = 0
-    while k < min(len(previous), len(current)) and previous[k] == current[k]:
-        k += 1
-    if not rules.explicit:
-        return k
-    written = [i + 1 for i in breakpoint_indices(previous)]  # prefixes the call before wrote
-    return max((n for n in written if n <= k), default=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,8 @@ class LLMClient:
         self._cursor: ReplayCursor | None = None
         self._pending: list[Message] | None = None
         """The messages of the call being made (for the budget check's cache estimate)."""
+        self._pending_breakpoints: list[caching.Breakpoint] = []
+        """Its cache breakpoints."""
         self._window = TokenWindow(settings.tpm_limit, clock) if settings.tpm_limit else None
         self._shared = SharedLedger.from_env(env, clock)
         """Set when this launch is one idea of several: budgets shared with the others."""
@@ -72,21 +74,26 @@ class LLMClient:
         return f"LLM: {s.model}{where}{warning}"
 
     def complete(self, messages: list[Message], *, stage: str, prompt_kind: str,
-                 call_id: str | None = None) -> Completion | ContextOverflow:
+                 call_id: str | None = None,
+                 cache: Sequence[caching.Breakpoint] | None = None) -> Completion | ContextOverflow:
         """Ask the model. Transient failures are retried here; a prompt too long for the model
         comes back as `ContextOverflow`; anything the user must fix raises a UsageError.
-        `call_id` (the caller's name for this exchange) is copied into every event it causes."""
+        `call_id` (the caller's name for this exchange) is copied into every event it causes.
+        `cache`: where the provider should cache the prompt's prefix (`caching.Breakpoint`,
+        sent where the provider caches only what is marked); None: the system message."""
         where = {"stage": stage, "prompt_kind": prompt_kind, "call_id": call_id,
                  "model": self.settings.model}
+        breakpoints = caching.normalized(messages, caching.system_breakpoint(messages) if cache is None else cache)
         estimated = cost.estimate_tokens(messages, self.settings.model)
-        self._pending = messages
+        self._pending, self._pending_breakpoints = messages, breakpoints
         self._check_budget(estimated, where)
         self._pace(estimated, where)
         self._start_replay()
         self.journal.append("llm.request", **where, messages=messages,
+                            cache_breakpoints=[bp.to_json() for bp in breakpoints],
                             estimated_input_tokens=estimated)
         recorded = self._next_recorded(prompt_kind, where)
-        return self._send(messages, estimated, recorded, where)
+        return self._send(messages, breakpoints, estimated, recorded, where)
 
     # -- before sending ---------------------------------------------------------------------
 
@@ -123,14 +130,18 @@ class LLMClient:
             f"lost: continue with --resume {run_dir} --max-cost {suggested:.2f}")
 
     def _cached_guess(self, events: list[Any]) -> int:
-        """Tokens of the next prompt the provider's cache will probably serve: the leading
-        messages it shares with the request before (`caching.reusable_messages`)."""
+        """Tokens of the next prompt the provider's cache will probably serve: the prefix the
+        request before wrote that this one starts with (`caching.cached_prefix`)."""
         rules = caching.rules_for(self.settings.model)
         previous = next((e for e in reversed(events) if e.kind == "llm.request"), None)
         if rules is None or previous is None or self._pending is None:
             return 0
-        n = caching.reusable_messages(previous.data.get("messages") or [], self._pending, rules)
-        shared = cost.estimate_tokens(self._pending[:n], self.settings.model) if n else 0
+        before = previous.data.get("messages") or []
+        marked = previous.data.get("cache_breakpoints")
+        before_marks = (caching.legacy_breakpoints(before) if marked is None
+                        else [caching.Breakpoint.from_json(bp) for bp in marked])
+        prefix = caching.cached_prefix(before, before_marks, self._pending, self._pending_breakpoints, rules)
+        shared = cost.estimate_tokens(prefix, self.settings.model) if prefix else 0
         return shared if shared >= rules.min_tokens else 0
 
     def _pace(self, estimated: int, where: dict[str, Any]) -> None:
@@ -175,14 +186,14 @@ class LLMClient:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _request(self, messages: list[Message]) -> dict[str, Any]:
+    def _request(self, messages: list[Message], breakpoints: list[caching.Breakpoint]) -> dict[str, Any]:
         s = self.settings
         _, model_max = cost.model_limits(s.model)
         max_tokens = min(s.max_output_tokens, model_max or s.max_output_tokens)
-        return request_args(s, messages, max_tokens, self._env)
+        return request_args(s, messages, max_tokens, self._env, breakpoints)
 
-    def _send(self, messages: list[Message], estimated: int, recorded: RecordedReply | None,
-              where: dict[str, Any]) -> Completion | ContextOverflow:
+    def _send(self, messages: list[Message], breakpoints: list[caching.Breakpoint], estimated: int,
+              recorded: RecordedReply | None, where: dict[str, Any]) -> Completion | ContextOverflow:
         s = self.settings
         if recorded is not None:  # a replay: the recorded reply, as a model that stopped
             return self._record(Parsed(recorded.text, "stop"), estimated, recorded, 0.0, 0, where)
@@ -191,7 +202,7 @@ class LLMClient:
             started = self._clock()
             error: Exception | None = None
             try:
-                response = litellm().completion(**self._request(messages))
+                response = litellm().completion(**self._request(messages, breakpoints))
                 parsed = _parse(response)
             except Exception as exc:  # every provider failure; classified below
                 error, parsed = exc, None
@@ -253,8 +264,9 @@ class LLMClient:
 
 
 def request_args(settings: LLMSettings, messages: list[Message], max_tokens: int,
-                 env: Mapping[str, str]) -> dict[str, Any]:
-    """The keyword arguments of one `litellm.completion` call to the configured model."""
+                 env: Mapping[str, str], breakpoints: Sequence[caching.Breakpoint] | None = None) -> dict[str, Any]:
+    """The keyword arguments of one `litellm.completion` call to the configured model, with
+    cache `breakpoints` (None: the system message's) where the provider caches only what is marked."""
     s = settings
     args: dict[str, Any] = {
         "model": s.model, "messages": messages, "timeout": s.timeout_s,
@@ -264,7 +276,8 @@ def request_args(settings: LLMSettings, messages: list[Message], max_tokens: int
     }
     rules = caching.rules_for(s.model)
     if rules is not None and rules.explicit:  # the provider caches only what we mark
-        args["messages"] = caching.with_breakpoints(messages)
+        marks = caching.system_breakpoint(messages) if breakpoints is None else breakpoints
+        args["messages"] = caching.with_breakpoints(messages, marks)
     if s.api_base:
         args["api_base"] = s.api_base
     if s.api_key:

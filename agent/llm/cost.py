@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.journal import Event
 from agent.llm.backend import litellm
-from agent.llm.caching import Prompt, rules_for
+from agent.llm.caching import Breakpoint, Prompt, blocks, rules_for
 from agent.llm.records import Message
 
 Price = tuple[float, float]
@@ -179,8 +179,13 @@ def estimate_call_usd(model: str, input_tokens: int, events: Iterable[Event],
     return p.input * (input_tokens - cached) + p.cache_read * cached + p.output * min(guess, max_output_tokens)
 
 
-def cache_prompt(messages: list[Message], at_s: float = 0.0) -> Prompt:
-    """A request as `caching.simulate` sees it: each message's content in cl100k tokens."""
+def cache_prompt(messages: list[Message], breakpoints: Iterable[Breakpoint], at_s: float = 0.0) -> Prompt:
+    """A request as `caching.simulate` sees it: each message's content in cl100k tokens, cut
+    into the blocks its cache `breakpoints` make (each block encoded on its own, as sent)."""
     encoding = _cl100k()
-    return Prompt(at_s, tuple((m.get("role") or "", tuple(encoding.encode(m.get("content") or "", disallowed_special=())))
-                              for m in messages))
+    parts = blocks(messages, breakpoints)
+    flags = [marked for message in parts for _, marked in message]
+    return Prompt(at_s, tuple((m.get("role") or "", tuple(tuple(encoding.encode(text, disallowed_special=()))
+                                                          for text, _ in message))
+                              for m, message in zip(messages, parts, strict=True)),
+                  tuple(i for i, marked in enumerate(flags) if marked))

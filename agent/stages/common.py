@@ -4,10 +4,15 @@ edit session whose applied edits are each one commit, resumable after a crash.""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent.context import RunContext
 from agent.errors import AgentError, ReplayDiverged
+
+if TYPE_CHECKING:
+    from agent.llm.caching import Breakpoint
 
 PROTECTED = (".git/*", "run_*/*", "logs/*", "idea.json", "preset.json", "journal.jsonl", "journal/*",
              "template.toml", "experiment/*", "harness/*")
@@ -40,11 +45,12 @@ def policy(ctx: RunContext, editable: tuple[str, ...] | None = None):  # noqa: A
 
 
 def ask_text(ctx: RunContext, messages: list[dict[str, str]], *, stage: str, prompt_kind: str,
-             call_id: str) -> str:
-    """The model's answer, shrinking nothing: a context overflow is a stage failure here."""
+             call_id: str, cache: Sequence[Breakpoint] | None = None) -> str:
+    """The model's answer, shrinking nothing: a context overflow is a stage failure here.
+    `cache`: the call's cache breakpoints (None: the system message's)."""
     from agent.llm import ContextOverflow
 
-    answer = ctx.ask(messages, stage=stage, prompt_kind=prompt_kind, call_id=call_id)
+    answer = ctx.ask(messages, stage=stage, prompt_kind=prompt_kind, call_id=call_id, cache=cache)
     if isinstance(answer, ContextOverflow):
         raise StageFailed(f"{stage}: the prompt for {call_id} does not fit the model's context "
                           f"window ({answer}). Use a model with a larger context.")
@@ -53,8 +59,11 @@ def ask_text(ctx: RunContext, messages: list[dict[str, str]], *, stage: str, pro
 
 def edit_session(ctx: RunContext, messages: list[dict[str, str]], *, stage: str, prompt_kind: str,
                  call_id: str, label: str, require_change: bool = True,
-                 editable: tuple[str, ...] | None = None) -> EditOutcome:
-    """Ask for an edit, apply it with bounded reflections, commit each applied reply."""
+                 editable: tuple[str, ...] | None = None,
+                 cache: Sequence[Breakpoint] | None = None) -> EditOutcome:
+    """Ask for an edit, apply it with bounded reflections, commit each applied reply.
+    `cache`: the first call's cache breakpoints (None: the system message's); a reflection
+    marks its last message too, since the next reflection resends it."""
     finished = ctx.find("edit.session_finished", call_id=call_id)
     if finished is not None:
         d = finished.data
@@ -68,8 +77,10 @@ def edit_session(ctx: RunContext, messages: list[dict[str, str]], *, stage: str,
     else:
         ctx.record("edit.session_started", call_id=call_id, head=ctx.ws.head())
     from agent.edits import EditReport, converse
+    from agent.llm.caching import MAX_BREAKPOINTS, Breakpoint, system_breakpoint
 
-    first = ask_text(ctx, messages, stage=stage, prompt_kind=prompt_kind, call_id=call_id)
+    first = ask_text(ctx, messages, stage=stage, prompt_kind=prompt_kind, call_id=call_id, cache=cache)
+    kept = list(system_breakpoint(messages) if cache is None else cache)
     history = [*messages, {"role": "assistant", "content": first}]
     n_reflections = 0
 
@@ -78,8 +89,9 @@ def edit_session(ctx: RunContext, messages: list[dict[str, str]], *, stage: str,
         n_reflections += 1
         history.append({"role": "user", "content": feedback})
         try:
+            marks = [*kept[:1], *kept[1:][-(MAX_BREAKPOINTS - 2):], Breakpoint(len(history) - 1)]
             text = ask_text(ctx, history, stage=stage, prompt_kind="edit.retry",
-                            call_id=f"{call_id}/reflection{n_reflections}")
+                            call_id=f"{call_id}/reflection{n_reflections}", cache=marks)
         except ReplayDiverged as exc:
             raise ReplayDiverged(f"{exc}\nThe recorded edits of {call_id} no longer apply here:\n{feedback}") from exc
         history.append({"role": "assistant", "content": text})

@@ -18,6 +18,7 @@ from agent import hypotheses as hyp
 from agent import judging, notes, prompting, runs
 from agent.context import RunContext
 from agent.errors import ReplayDiverged
+from agent.llm.caching import Breakpoint
 from agent.results import finished_runs, results_table
 from agent.runs import RunAttempt
 from agent.stages.common import StageFailed, ask_text, edit_session, is_completed, prose
@@ -46,10 +47,24 @@ def _files(ctx: RunContext) -> list[dict[str, str]]:
 
 
 def _system(ctx: RunContext) -> dict[str, str]:
+    """The message every turn starts with: the rules, the codebase and the idea (none of which
+    change during the stage, so providers' prompt caches serve it to every turn after the first)."""
     text = prompting.render(
         "system", template_name=ctx.template.name, template_description=ctx.template.description,
-        editable=[*_code_files(ctx), "notes.txt"], command=" ".join(ctx.template.run_command))
+        editable=[*_code_files(ctx), "notes.txt"], command=" ".join(ctx.template.run_command),
+        idea=ctx.idea.fields)
     return {"role": "system", "content": text}
+
+
+def _breakpoints(user: str, plan: str) -> list[Breakpoint]:
+    """Where a turn's prompt is cached: after the system message, and after the plan that opens
+    the turns after run 1's (the same in each of them). The rest of a turn (results, notes, the
+    code) is not marked: the next turn does not start with it."""
+    head = f"Your plan was:\n{plan}"
+    marks = [Breakpoint(0)]
+    if plan and user.startswith(head):
+        marks.append(Breakpoint(1, len(head)))
+    return marks
 
 
 def _notes_tail(ctx: RunContext) -> str:
@@ -108,7 +123,7 @@ def run_stage(ctx: RunContext) -> str:
                  "experiment.failure": f"fix run {run}"}[kind] + f" (attempt {attempt})"
         session = edit_session(ctx, messages, stage=STAGE, prompt_kind=kind, call_id=call_id,
                                label=label, require_change=False,
-                               editable=(*_code_files(ctx), "notes.txt"))
+                               editable=(*_code_files(ctx), "notes.txt"), cache=_breakpoints(user, plan))
         if not plan:
             plan = hyp.strip_blocks(prose(session.first_reply))[:PLAN_CHARS]
         if doc is None:

@@ -166,7 +166,7 @@ def run_stage(ctx: RunContext) -> str:
     summaries = run_summaries(ctx.journal.events())
     system = {"role": "system", "content": prompting.render(
         "system", template_name=ctx.template.name, template_description=ctx.template.description,
-        editable=["plot.py"], command=" ".join(ctx.template.plot_command))}
+        editable=["plot.py"], command=" ".join(ctx.template.plot_command), idea=None)}
     plot_py = ctx.ws.resolve("plot.py")
     user = prompting.render(
         "plot_edit",

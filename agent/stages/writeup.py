@@ -14,6 +14,7 @@ from typing import Any
 
 from agent import prompting
 from agent.context import RunContext
+from agent.notes import recorded_sections
 from agent.results import finished_runs, run_summaries
 from agent.stages import writeup_prompts
 from agent.stages.common import StageFailed, edit_session
@@ -71,9 +72,11 @@ def run_stage(ctx: RunContext) -> str:
         return writeup_prompts.system_message(
             ctx.template.name, ctx.template.description, idea_title=ctx.idea.title,
             idea=ctx.idea.fields["Experiment"], runs=run_list, macros=macros, seed_note=rt.seed_note,
-            comparisons=list(rt.comparisons), hypotheses=list(rt.hypotheses),
+            comparisons=list(rt.verdicts), hypotheses=list(rt.hypotheses),
             references=[e.line() for e in checks.bib_entries(bib)], figures=figures, gate_failures=failing,
-            notes=ctx.ws.resolve("notes.txt").read_text(encoding="utf-8"))
+            notes=writeup_prompts.notes_for_writeup(ctx.ws.resolve("notes.txt").read_text(encoding="utf-8"),
+                                                    [text for _, text, _ in recorded_sections(ctx)],
+                                                    [m.label for m in ctx.template.headline]))
 
     system = shared_system(bib)
 
@@ -82,26 +85,27 @@ def run_stage(ctx: RunContext) -> str:
         return [f for f in grounding.check_paper(tex_path.read_text(encoding="utf-8"), ev, cited)
                 if f.section in titles]
 
+    shared = ""  # the paper before the last drafted part: the next draft starts with it
     for part in sections.DRAFT_ORDER:
         ctx.status(f"drafting {part}")
         slug = _slug(part)
         if part == "Related Work" and ctx.config.literature_search:
             bib = _literature(ctx, bib)
             system = shared_system(bib)
-        user = prompting.render("writeup_section", section=part, stubs=list(sections.stubs(part)),
-                                table_macro=rt.table_macro, tex=tex_path.read_text(encoding="utf-8"))
-        messages = [system, {"role": "user", "content": user}]
+        messages, cached, shared = writeup_prompts.draft(system, part, sections.stubs(part), rt.table_macro,
+                                                         tex_path.read_text(encoding="utf-8"), shared)
         draft = edit_session(ctx, messages, stage=STAGE, prompt_kind="writeup.draft",
-                             call_id=f"writeup/{slug}/draft", label=f"draft {part}", editable=(TEX,))
+                             call_id=f"writeup/{slug}/draft", label=f"draft {part}", editable=(TEX,), cache=cached)
         problems = [f.describe() for f in findings_for(part)]
         problems += [p.describe() for p in checks.check_tex(tex_path.read_text(encoding="utf-8"), latex_dir, rt.names())
                      if p.kind == "placeholder" and part in p.message]
         _record_check(ctx, part, "draft", problems)
         refine = [*messages, {"role": "assistant", "content": draft.final_reply},
-                  {"role": "user", "content": prompting.render("writeup_refine", section=part,
-                                                               figures=figures, problems=problems)}]
+                  {"role": "user", "content": prompting.render("writeup_refine", section=part, problems=problems)}]
+        # the draft's breakpoints: it wrote them, the refine reads them (its own tail is not
+        # marked: no later call starts with it)
         edit_session(ctx, refine, stage=STAGE, prompt_kind="writeup.refine", call_id=f"writeup/{slug}/refine",
-                     label=f"refine {part}", editable=(TEX,), require_change=False)
+                     label=f"refine {part}", editable=(TEX,), require_change=False, cache=cached)
         for attempt in range(1, GROUNDING_FIXES + 1):
             found = findings_for(part)
             _record_check(ctx, part, f"refine/fix{attempt - 1}", [f.describe() for f in found])

@@ -68,6 +68,9 @@ class ResultsTex:
     """Runs that were left out, each with the reason."""
     comparisons: tuple[str, ...] = ()
     """One line per run and headline metric against the baseline, for the prompts."""
+    verdicts: tuple[str, ...] = ()
+    """The same verdicts, one line per run, without the numbers the macros hold: for the
+    writeup's material, which lists the macros too."""
     hypotheses: tuple[str, ...] = ()
     """One line per hypothesis with its verdict (or why there are none), for the prompts."""
     seed_note: str = ""
@@ -303,6 +306,27 @@ def comparison_lines(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequ
     return lines
 
 
+def verdict_lines(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any]) -> list[str]:
+    """Every run against the baseline, one line per run with the verdict on each headline metric
+    (`comparison_lines` without the numbers, which the run's `...Delta`, `...DeltaCI` and
+    `...Verdict` macros hold)."""
+    specs = {s.name: s for s in as_specs(metrics)}
+    runs, _ = _sorted_runs(final_infos)
+    by_run: dict[tuple[str, str], list[stats.RunComparison]] = {}
+    for c in stats.comparisons({r: final_infos[r] for r in runs}, list(specs.values())):
+        by_run.setdefault((c.run, c.against), []).append(c)
+    lines = []
+    for (run, against), found in by_run.items():
+        sizes = {(c.n_run, c.n_against) for c in found}
+        each = len(sizes) > 1  # seeds differ between metrics: say so per metric
+        verdicts = "; ".join(f"{specs[c.metric].label} {c.verdict or NO_INTERVAL}"
+                             + (f" (n = {c.n_run} vs {c.n_against})" if each else "") for c in found)
+        n = "" if each else f"n = {found[0].n_run} vs {found[0].n_against}; "
+        lines.append(f"{run} vs {against} ({n}macros \\{run_prefix(run)}<Metric>Delta, ...DeltaCI, ...Verdict): "
+                     f"{verdicts}")
+    return lines
+
+
 def build_results_tex(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
                       descriptions: Mapping[str, str] | None = None,
                       hypotheses: Mapping[str, Any] | None = None, setup: Sequence[Any] = ()) -> ResultsTex:
@@ -329,6 +353,7 @@ def build_results_tex(final_infos: Mapping[str, Mapping[str, Any]], metrics: Seq
     seed_note = seed_summary([final_infos[r] for r in runs], runs) if runs else ""
     return ResultsTex("\n".join(lines), tuple(macros), "ResultsTable", tuple(skipped),
                       comparisons=tuple(comparison_lines(final_infos, metrics)),
+                      verdicts=tuple(verdict_lines(final_infos, metrics)),
                       hypotheses=tuple(hypotheses_tex.prompt_lines(hypotheses, specs)),
                       seed_note=seed_note, problems=tuple(problems))
 
