@@ -126,7 +126,8 @@ def _files(root: Path, template: Template | None, add: Callable[[str, Verdict, s
         add("files", "missing", f"{', '.join(missing)} (template.toml's 'editable' and run/plot "
             "commands name them): add them to the template folder")
     else:
-        add("files", "ok", ", ".join(f for f in wanted if (root / f).is_file()))
+        made = "" if (root / "notes.txt").is_file() else " (notes.txt: the loop starts one in each run)"
+        add("files", "ok", ", ".join(f for f in wanted if (root / f).is_file()) + made)
 
 
 def _latex(root: Path, add: Callable[[str, Verdict, str], None]) -> None:
