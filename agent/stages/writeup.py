@@ -50,7 +50,8 @@ def run_stage(ctx: RunContext) -> str:
     descriptions = {r.name: summaries.get(r.index, "") for r in runs}
     latex_dir = ctx.ws.resolve("latex")
     judged = _hypotheses(ctx, infos)
-    rt = results_tex.write_results_tex(latex_dir, infos, list(ctx.template.metrics), descriptions, judged)
+    rt = results_tex.write_results_tex(latex_dir, infos, list(ctx.template.metrics), descriptions, judged,
+                                       untrusted=ctx.template.evaluator is None)
     for problem in rt.problems:
         ctx.console.warn(f"results.tex: a record disagrees with its own seeds (the seeds' values are used): {problem}")
     ctx.ws.commit(["latex/results.tex"], "writeup: results.tex generated from the runs' final_info.json")
