@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from agent import stats
-from agent.results import UNTRUSTED
 from agent.paper.build import hypotheses_tex
 from agent.paper.build.macros import (  # noqa: F401  (re-exported: the names other modules import from here)
     RUN_NAME,
@@ -48,6 +47,7 @@ from agent.paper.build.setup_tex import (  # noqa: F401
     setup_macros,
 )
 from agent.paper.build.spec import MetricSpec, as_specs
+from agent.results import UNTRUSTED
 
 RESULTS_FILE = "results.tex"
 NO_INTERVAL = "no interval (1 seed)"
