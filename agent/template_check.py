@@ -206,9 +206,9 @@ def _baseline(template: Template, preset: str | None, options: Options, scratch:
     if contract is not None and contract.PREPARE:
         problem = baseline_check.prepare(template, preset, base, work, options.timeout_s)
         if problem:
-            add("harness caches", "failed", problem)
+            add("caches", "failed", problem)
             return
-        add("harness caches", "ok", f"{contract.PREPARE} filled them for preset {preset or 'default'}")
+        add("caches", "ok", f"{contract.PREPARE} filled them for preset {preset or 'default'}")
     shown = " ".join(template.command_for("run_0"))
     outcome = baseline_check.run_experiment(template, preset, base, work, options.timeout_s)
     if not outcome.ok:

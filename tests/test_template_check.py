@@ -148,7 +148,7 @@ def test_sae_variants_tiny_passes_every_check(capsys):
     code, out = run_check(capsys, str(REPO / "templates" / "sae_variants"), "--preset", "tiny")
     found = lines(out)
     assert code == 0, out
-    for name in ("template.toml", "files", "latex", "ideas", "evaluator", "harness caches", "baseline",
+    for name in ("template.toml", "files", "latex", "ideas", "evaluator", "caches", "baseline",
                  "exports", "provenance", "metrics", "gates", "figures"):
         assert found.get(name, "").startswith("ok"), (name, out)
     assert "Every check passes." in out
