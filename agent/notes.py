@@ -11,6 +11,7 @@ from agent.context import RunContext
 from agent.results import (
     RunRecord,
     config_changes,
+    evaluated,
     finished_runs,
     format_config_changes,
     plus_minus,
@@ -34,6 +35,10 @@ def append_notes(ctx: RunContext, index: int, summary: str | None = None) -> Non
     lines = [f"## Run {index}" + (" (baseline)" if index == 0 else ""),
              f"Recorded by the orchestrator from run_{index}/final_info.json (code commit {(run.commit or '?')[:10]}).",
              ]
+    if not evaluated(ctx.template, run):
+        lines.append("UNTRUSTED: these metrics were written by the experiment itself (its own "
+                     "final_info.json), not by a trusted evaluator"
+                     + (": the template has none." if not ctx.template.evaluator else "."))
     if summary:
         lines.append(f"What was tried: {summary}")
     if index != 0:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.report_data import ReportData
+from agent.results import UNTRUSTED
 
 Level = Literal["problem", "warning", "ok", "info"]
 
@@ -31,7 +32,7 @@ class Check:
 
 
 def checks(data: ReportData) -> list[Check]:
-    found = [_ending(data), _sandbox(data), _gates(data), _grounding(data), _paper(data),
+    found = [_ending(data), _sandbox(data), _evaluator(data), _gates(data), _grounding(data), _paper(data),
              _reproduction(data), _rebuild(data), _secrets(data), _too_large(data), _tex_refused(data), _outside_allowlist(data),
              _figures(data), _git_refused(data), _seeds(data),
              _hypotheses(data)]
@@ -63,6 +64,25 @@ def _sandbox(data: ReportData) -> Check:
         return Check("problem", "UNSANDBOXED: LLM-edited experiments ran as the user, able to write "
                      "anywhere the user can and reach the network.", tuple((s, "") for s in off), "#overview")
     return Check("ok", "Experiments and plots ran in the bubblewrap sandbox.", href="#overview")
+
+
+def _evaluator(data: ReportData) -> Check | None:
+    """Who wrote the metrics: the template's trusted evaluator, or the experiment itself."""
+    template = data.hist.template
+    runs = [r for r in data.runs if not r.problem]
+    if template is None or not runs:
+        return None
+    untrusted = [r.label for r in runs if not r.trusted]
+    if not template.evaluator:
+        return Check("warning", "UNTRUSTED METRICS: the template has no trusted evaluator; every run's "
+                     "metrics were written by the experiment itself (LLM-edited code), not computed by "
+                     "the harness in a process of its own.", tuple((f"{r}: {UNTRUSTED}", "") for r in untrusted),
+                     "#metrics")
+    if untrusted:
+        return Check("problem", f"{len(untrusted)} run(s) have metrics that {template.evaluator} did not "
+                     "write (no provenance naming it).", tuple((r, "") for r in untrusted), "#metrics")
+    return Check("ok", f"Every run's metrics were computed by the trusted evaluator ({template.evaluator}); "
+                 "the loop verified their provenance before recording them.", href="#metrics")
 
 
 def _gates(data: ReportData) -> Check:

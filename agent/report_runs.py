@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.journal import Event
-from agent.results import RunRecord, config_changes, load_run, plus_minus, run_summaries
+from agent.results import RunRecord, config_changes, evaluated, load_run, plus_minus, run_summaries
 from agent.stats import compare_runs
 from agent.template import Metric, Template
 from harness.gates import GateResult
@@ -54,6 +54,8 @@ class RunRow:
     """Why it has no (readable) results; None when it has."""
     committed: bool = True
     """False: its final_info.json is in the work tree only (a launch stopped before recording it)."""
+    trusted: bool = True
+    """False: its metrics were written by the experiment itself, not by a trusted evaluator."""
 
 
 def rows(root: Path, template: Template | None, events: list[Event], committed: set[str]) -> list[RunRow]:
@@ -99,7 +101,8 @@ def rows(root: Path, template: Template | None, events: list[Event], committed: 
             f"{seeds.get('n', 1)} of {len(seeds.get('requested') or [0])} seed(s)" if seeds else "1 seed",
             _seed_problems(seeds), failed, config_changes(base_rec, rec) if i else {}, rec.config,
             {m.name: m.fmt(rec.metrics[m.name]) for m in template.metrics
-             if _number(rec.metrics.get(m.name))}, None, f"run_{i}/final_info.json" in committed))
+             if _number(rec.metrics.get(m.name))}, None, f"run_{i}/final_info.json" in committed,
+            evaluated(template, rec)))
     return rows
 
 

@@ -85,6 +85,18 @@ def load_run(root: Path, index: int, template: Template) -> RunRecord:
     return RunRecord(index, metrics, config, commit if isinstance(commit, str) else None, gates, info)
 
 
+UNTRUSTED = "metrics written by the experiment itself (no trusted evaluator)"
+"""How a run whose metrics no trusted evaluator computed is marked in notes, paper and report."""
+
+
+def evaluated(template: Template, record: RunRecord) -> bool:
+    """Whether the template's trusted evaluator wrote this run's metrics (the loop records an
+    evaluated template's run only once its provenance verifies). Never for a template without
+    an evaluator, whatever its experiment wrote into final_info.json."""
+    prov = record.raw.get("provenance")
+    return bool(template.evaluator) and isinstance(prov, dict) and prov.get("evaluator") == template.evaluator
+
+
 def finished_runs(root: Path, template: Template) -> list[RunRecord]:
     """Every `run_i/` holding a final_info.json, in run order."""
     indices = sorted(int(m.group(1)) for p in root.iterdir()

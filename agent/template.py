@@ -325,3 +325,14 @@ def discover(templates_dir: Path) -> list[Path]:
     if not templates_dir.is_dir():
         return []
     return sorted(p for p in templates_dir.iterdir() if (p / MANIFEST).is_file())
+
+
+if __name__ == "__main__":  # python -m agent.template check templates/<name> (agent.template_check)
+    import sys
+
+    if sys.argv[1:2] != ["check"]:
+        print("usage: python -m agent.template check TEMPLATE_DIR [--preset NAME] [--quick]", file=sys.stderr)
+        sys.exit(2)
+    from agent.template_check import main
+
+    sys.exit(main(sys.argv[2:]))

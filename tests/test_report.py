@@ -201,11 +201,30 @@ def test_reproduction_rebuild_secrets_and_sandbox_reach_the_integrity_panel(run_
     assert read(run_copy / JOURNAL_NAME).events[-1].kind == "secret.blocked"
 
 
+def test_runs_of_a_template_without_an_evaluator_are_marked_untrusted(run_copy):
+    """The toy has no trusted evaluator: its only warning says so, and each run has a badge."""
+    _, html = make_report(run_copy)
+    integrity = html[html.index('id="integrity"'):html.index('id="overview"')]
+    assert "UNTRUSTED METRICS: the template has no trusted evaluator" in integrity
+    assert integrity.count('class="c-warning"') == 1 and 'class="c-problem"' not in integrity
+    metrics = html[html.index('id="metrics"'):html.index('id="figures"')]
+    runs = len(list(run_copy.glob("run_*/final_info.json")))
+    assert runs >= 2 and metrics.count(">untrusted</span>") == runs
+
+
 def test_a_clean_run_says_clean(run_copy):
+    """The same runs as if the template's evaluator had written them: no mark, a clean panel."""
+    manifest = run_copy / "template.toml"
+    manifest.write_text(manifest.read_text().replace('seeds = 1', 'seeds = 1\nevaluator = "harness.sae.evaluator"'))
+    for info in run_copy.glob("run_*/final_info.json"):
+        record = json.loads(info.read_text())
+        info.write_text(json.dumps({**record, "provenance": {"evaluator": "harness.sae.evaluator"}}))
     _, html = make_report(run_copy)
     integrity = html[html.index('id="integrity"'):html.index('id="overview"')]
     assert ">clean<" in integrity and "No check below found a problem or a warning" in integrity
+    assert "computed by the trusted evaluator (harness.sae.evaluator)" in integrity
     assert "not re-executed" in integrity  # what was not checked is said
+    assert ">untrusted</span>" not in html
 
 
 def test_the_review_is_shown_with_its_findings_sentences_and_the_models_form(run_copy):

@@ -41,6 +41,7 @@ def test_writeup_builds_a_grounded_paper_from_the_runs(tmp_path):
     results_tex = (run_dir / "latex" / "results.tex").read_text()
     info1 = json.loads((run_dir / "run_1" / "final_info.json").read_text())
     assert f"{info1['metrics']['final_loss']:.4g}" in results_tex  # the macro holds the run's number
+    assert "Untrusted: metrics written by the experiment itself" in results_tex  # the toy has no evaluator
     assert (run_dir / "paper.pdf").read_bytes().startswith(b"%PDF-")
     review = json.loads((run_dir / "review.json").read_text())
     assert review["grounding"]["clean"] and review["compile"]["status"] == "ok"

@@ -52,7 +52,7 @@ def run_stage(ctx: RunContext) -> str:
     latex_dir = ctx.ws.resolve("latex")
     judged = _hypotheses(ctx, infos)
     rt = results_tex.write_results_tex(latex_dir, infos, list(ctx.template.metrics), descriptions, judged,
-                                     setup=ctx.template.setup)
+                                     setup=ctx.template.setup, untrusted=ctx.template.evaluator is None)
     for problem in rt.problems:
         ctx.console.warn(f"results.tex: a record disagrees with its own seeds (the seeds' values are used): {problem}")
     ctx.ws.commit(["latex/results.tex"], "writeup: results.tex generated from the runs' final_info.json")

@@ -47,6 +47,7 @@ from agent.paper.build.setup_tex import (  # noqa: F401
     setup_macros,
 )
 from agent.paper.build.spec import MetricSpec, as_specs
+from agent.results import UNTRUSTED
 
 RESULTS_FILE = "results.tex"
 NO_INTERVAL = "no interval (1 seed)"
@@ -270,8 +271,9 @@ def _seeds_phrase(final_infos: Mapping[str, Mapping[str, Any]], runs: list[str])
 
 
 def table_caption(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any], any_failed: bool,
-                  marks: frozenset[str]) -> str:
-    """What the results table shows: seeds, what $\\pm$ means, the verdict marks, the gates."""
+                  marks: frozenset[str], untrusted: bool = False) -> str:
+    """What the results table shows: seeds, what $\\pm$ means, the verdict marks, the gates, and
+    (`untrusted`) that no trusted evaluator computed the metrics."""
     runs, _ = _sorted_runs(final_infos)
     seeds, intervals = _seeds_phrase(final_infos, runs)
     caption = f"Headline metrics of the baseline (unmodified template) and every run. {seeds}"
@@ -290,6 +292,8 @@ def table_caption(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequenc
     caption += r" $\uparrow$: higher is better; $\downarrow$: lower is better."
     if any_failed:
         caption += r" $^\dagger$: the run fails a plausibility gate."
+    if untrusted:
+        caption += f" Untrusted: {UNTRUSTED}."
     return caption
 
 
@@ -329,11 +333,13 @@ def verdict_lines(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequenc
 
 def build_results_tex(final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
                       descriptions: Mapping[str, str] | None = None,
-                      hypotheses: Mapping[str, Any] | None = None, setup: Sequence[Any] = ()) -> ResultsTex:
+                      hypotheses: Mapping[str, Any] | None = None, setup: Sequence[Any] = (), *,
+                      untrusted: bool = False) -> ResultsTex:
     """results.tex for these runs: macros for every metric of every run, intervals, deltas and
     verdicts, the setup facts (the preset and the template's `setup`), the results table, and
     (given `hypotheses_verdicts.json`'s document) the hypotheses' macros and table; without one,
-    `\\HypothesesTable` says none were registered."""
+    `\\HypothesesTable` says none were registered. `untrusted`: the template has no trusted
+    evaluator, which the table's caption says."""
     problems: list[str] = []
     macros, skipped = build_macros(final_infos, metrics, problems, setup)
     specs = {s.name: s for s in as_specs(metrics)}
@@ -347,7 +353,7 @@ def build_results_tex(final_infos: Mapping[str, Mapping[str, Any]], metrics: Seq
     lines += [r"\newcommand{\ResultsTabular}{%", tabular.rstrip("\n%") + "}",
               r"\newcommand{\ResultsTable}{%", r"\begin{table}[t]", r"\centering\small",
               r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{\ResultsTabular}",
-              f"\\caption{{{table_caption(final_infos, metrics, any_failed, marks)}}}", r"\label{tab:results}",
+              f"\\caption{{{table_caption(final_infos, metrics, any_failed, marks, untrusted)}}}", r"\label{tab:results}",
               r"\end{table}}"]
     lines += [*hypotheses_tex.hypotheses_table_lines(hypotheses, specs), ""]
     seed_note = seed_summary([final_infos[r] for r in runs], runs) if runs else ""
@@ -373,9 +379,10 @@ def load_final_infos(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def write_results_tex(latex_dir: Path, final_infos: Mapping[str, Mapping[str, Any]], metrics: Sequence[Any],
                       descriptions: Mapping[str, str] | None = None,
-                      hypotheses: Mapping[str, Any] | None = None, setup: Sequence[Any] = ()) -> ResultsTex:
+                      hypotheses: Mapping[str, Any] | None = None, setup: Sequence[Any] = (), *,
+                      untrusted: bool = False) -> ResultsTex:
     """Build results.tex and write it into `latex_dir`."""
-    result = build_results_tex(final_infos, metrics, descriptions, hypotheses, setup)
+    result = build_results_tex(final_infos, metrics, descriptions, hypotheses, setup, untrusted=untrusted)
     latex_dir.mkdir(parents=True, exist_ok=True)
     (latex_dir / RESULTS_FILE).write_text(result.text, encoding="utf-8")
     return result
