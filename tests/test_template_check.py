@@ -1,7 +1,8 @@
 """`python -m agent.template check TEMPLATE`: one plain line per check, and an exit code (0 all
 pass, 1 something missing or failed, 2 usage). On the toy template (no trusted evaluator: it
 passes and says its runs will be marked untrusted), on broken copies of it (each failure named,
-with what to do), and on sae_variants's tiny preset (slow: trains and evaluates a baseline)."""
+with what to do), and on the tiny presets of sae_variants and 2d_diffusion (slow: each trains and
+evaluates a baseline)."""
 
 from __future__ import annotations
 
@@ -152,3 +153,18 @@ def test_sae_variants_tiny_passes_every_check(capsys):
                  "exports", "provenance", "metrics", "gates", "figures"):
         assert found.get(name, "").startswith("ok"), (name, out)
     assert "Every check passes." in out
+
+
+@pytest.mark.slow
+def test_2d_diffusion_tiny_passes_every_check(capsys):
+    """The second template: its four denoisers trained by hand, exported, evaluated by
+    harness.diffusion.evaluator (which runs the sampler itself) in the sandbox; no cache to
+    prepare (its contract has no PREPARE), so the check says nothing about caches."""
+    code, out = run_check(capsys, str(REPO / "templates" / "2d_diffusion"), "--preset", "tiny")
+    found = lines(out)
+    assert code == 0, out
+    for name in ("template.toml", "files", "latex", "ideas", "evaluator", "baseline", "exports",
+                 "provenance", "metrics", "gates", "figures"):
+        assert found.get(name, "").startswith("ok"), (name, out)
+    assert "harness.diffusion.evaluator" in found["provenance"] and "caches" not in found
+    assert "denoiser_spiral.pt2" in found["exports"]
