@@ -120,3 +120,26 @@ def test_the_real_template_runs_its_seeds_and_evaluation_as_slurm_jobs(tmp_path)
     finished = _events(run_dir, "slurm.finished")
     assert len(finished) == len(submitted) == 3 and all(e["status"] == "ok" for e in finished)
     assert not git_status(run_dir), "everything the jobs wrote is committed"
+
+
+@pytest.mark.slow
+def test_the_second_template_runs_its_seeds_and_evaluation_as_slurm_jobs(tmp_path):
+    """2d_diffusion through the same path: its seeds (four denoisers each) and its own evaluator
+    (the DDPM sampler run by the harness) as jobs of the cluster, the aggregate's provenance
+    naming harness.diffusion.evaluator, everything committed."""
+    session = write_session(tmp_path / "session.jsonl", ["ALL_COMPLETED"], ["experiment.plan"])
+    proc = cli("--idea", "cosine_noise_schedule", "--preset", "tiny", "--executor", "slurm",
+               "--model", f"replay:{session}", "--max-runs", "1", "--seeds", "2",
+               "--stages", "experiment", "--runs-dir", str(tmp_path / "runs"), "--quiet", timeout=900)
+    assert proc.returncode == 6, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "runs")
+    submitted = _events(run_dir, "slurm.submitted")
+    assert {e["key"] for e in submitted} == {"run0/attempt1/seed0", "run0/attempt1/seed1", "run0/attempt1/evaluator"}
+    info = json.loads((run_dir / "run_0" / "final_info.json").read_text())
+    assert info["provenance"]["evaluator"] == "harness.diffusion.evaluator"
+    assert info["seeds"]["succeeded"] == [0, 1] and info["seeds"]["independent"] is True
+    assert info["metrics"]["kl_mean"] > 0 and info["seeds"]["ci95"]["kl_mean"]
+    assert all(g["passed"] for g in info["gates"] if g.get("severity", "fail") == "fail")
+    finished = _events(run_dir, "slurm.finished")
+    assert len(finished) == len(submitted) == 3 and all(e["status"] == "ok" for e in finished)
+    assert not git_status(run_dir), "everything the jobs wrote is committed"
