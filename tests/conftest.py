@@ -54,6 +54,7 @@ SHARED_RESOURCES = {
     "tiny_main_job": "tiny_main_job",  # the README's main job on the tiny preset (minutes)
     "cluster": "slurm",  # the one-node SLURM cluster: its 2 CPUs are shared by every job
     "deep_job": "deep_job",  # test_main_job's second launch, on the tiny-deep preset
+    "diffusion_job": "diffusion_job",  # the 2d_diffusion main job on the tiny preset (minutes)
 }
 
 
@@ -79,10 +80,10 @@ AFTER_THE_HARVEST = {"test_evaluator", "test_sae_template", "test_sae_gates", "t
 
 
 def _order(item: pytest.Item) -> int:
-    """The main job first (the longest), then what needs no harvest, then the groups and
+    """The main jobs first (the longest), then what needs no harvest, then the groups and
     modules that read the harness's caches."""
     group = _group(item)
-    if group == "tiny_main_job":
+    if group in ("tiny_main_job", "diffusion_job"):  # the longest, so they start at once
         return 0
     if group is not None:
         return 2
