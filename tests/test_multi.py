@@ -156,3 +156,30 @@ def test_ideas_share_one_cost_budget_and_one_tokens_per_minute_window(tmp_path, 
     assert sleeps == [pytest.approx(60.0)]  # the second idea waited for the first's tokens
     throttled = [e.data for e in read(tmp_path / "b" / "journal.jsonl").events if e.kind == "llm.throttled"]
     assert len(throttled) == 1 and throttled[0]["shared"] is True
+
+
+@pytest.mark.slow
+def test_ideas_of_two_templates_run_side_by_side_each_with_its_own_evaluation(tmp_path):
+    """`--idea toy_idea --idea dual_scale_denoiser`: the toy (no trusted evaluator: its metrics
+    are the experiment's own, marked untrusted) beside 2d_diffusion (its seeds evaluated by
+    harness.diffusion.evaluator), each with its own run directory, history and template."""
+    templates = _templates(tmp_path)
+    shutil.copytree(REPO / "templates" / "2d_diffusion", templates / "2d_diffusion")
+    reference = templates / "2d_diffusion" / "ideas" / "dual_scale_denoiser.session.jsonl"
+    plan = next(json.loads(line)["reply"] for line in reference.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.startswith("//"))
+    write_session(reference, [plan, "ALL_COMPLETED"], ["experiment.plan", "experiment.results"])
+    proc = cli("--idea", "toy_idea", "--idea", "dual_scale_denoiser", "--jobs", "2", "--seeds", "1",
+               "--templates-dir", str(templates), "--max-runs", "3", "--stages", "experiment",
+               "--runs-dir", str(tmp_path / "runs"), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    by_idea = {json.loads((d / "idea.json").read_text())["Name"]: d for d in _run_dirs(tmp_path / "runs")}
+    assert set(by_idea) == {"toy_idea", "dual_scale_denoiser"}
+    diffusion, toy = by_idea["dual_scale_denoiser"], by_idea["toy_idea"]
+    info = json.loads((diffusion / "run_1" / "final_info.json").read_text())
+    assert info["provenance"]["evaluator"] == "harness.diffusion.evaluator"
+    assert info["config"]["denoiser_class"] != "MLPDenoiser" and info["metrics"]["kl_mean"] > 0
+    assert (toy / "run_2" / "final_info.json").is_file()
+    assert "UNTRUSTED" in (toy / "notes.txt").read_text() and "UNTRUSTED" not in (diffusion / "notes.txt").read_text()
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("toy_idea ", "dual_scale_denoiser "))]
+    assert len(rows) == 2 and all("0 done" in r for r in rows)
