@@ -62,8 +62,9 @@ class SetupFact:
     """`SetupModel`: the macro's name (letters only, starting with `Setup`)."""
     paths: tuple[str, ...]
     """Where to look in final_info.json, first found: `config.hidden_dim`, `data.source_label`."""
-    format: Literal["int", "text", "tt"] = "int"
-    """How to print it: an integer with thousands separators, plain text, or typewriter text."""
+    format: Literal["int", "id", "text", "tt"] = "int"
+    """How to print it: an integer with thousands separators, an integer as it is (a seed),
+    plain text, or typewriter text."""
 
 
 @dataclass(frozen=True)
@@ -277,8 +278,8 @@ def _setup(raw: dict[str, Any], i: int, where: Path) -> SetupFact:
             for p in paths):
         raise UsageError(f"{at}: 'paths' must list where final_info.json holds it "
                          "(e.g. [\"config.hidden_dim\"])")
-    if how not in ("int", "text", "tt"):
-        raise UsageError(f"{at}: 'format' must be int, text or tt, not {how!r}")
+    if how not in ("int", "id", "text", "tt"):
+        raise UsageError(f"{at}: 'format' must be int, id, text or tt, not {how!r}")
     unknown = set(raw) - {"macro", "paths", "format"}
     if unknown:
         raise UsageError(f"{at}: unknown field(s) {', '.join(sorted(unknown))}")

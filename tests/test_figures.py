@@ -136,3 +136,19 @@ def test_missing_or_broken_declarations_say_what_to_do(tmp_path: Path) -> None:
     assert "plot.py wrote no figures.json" in figures.run(root, root / "figures.json", TOML)["problems"][0]
     assert figure_spec.figure_files({"figures": [{"file": "a.png"}, {"file": "../b.png"}, {"file": "c.txt"}, 3]}) == ["a.png"]
     assert figure_spec.figure_files("nonsense") == []
+
+
+def test_four_panels_are_a_two_by_two_grid_without_empty_slots(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-dataset figures have four panels: they fill a 2x2 grid (a 3-column grid left two
+    empty slots beside the fourth); three or fewer stay in one row."""
+    import matplotlib.pyplot as plt
+
+    kept: list[Any] = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    panels = [{"kind": "bar", "y": "explained_variance"}, {"kind": "bar", "y": "l0"},
+              {"kind": "line", "x": "alpha", "y": "l0"}, {"kind": "scatter", "x": "l0", "y": "explained_variance"}]
+    assert _draw(tmp_path, {"figures": [{"file": "metrics.png", "panels": panels}]})["problems"] == []
+    (fig,) = kept
+    assert len(fig.axes) == 4 and fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == (2, 2)
+    assert all(ax.get_visible() and ax.has_data() for ax in fig.axes)

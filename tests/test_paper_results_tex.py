@@ -423,3 +423,13 @@ def test_the_caption_says_when_nothing_differs_or_nothing_has_an_interval() -> N
     text = build_results_tex(one_seed_baseline, l0).text
     assert "No difference to the baseline has an interval (one side has a single seed)." in text
     assert "(the baseline: 1 seed)" in text and "detectably" not in text
+
+
+def test_a_seed_is_printed_as_it_is_and_a_count_with_separators() -> None:
+    """`format = "id"` (a seed, a year): no thousands separator; `int`: with one."""
+    from agent.template import SetupFact
+
+    info = {"metrics": {"l0": 1.0}, "setup": {"eval_seed": 2020, "n_train": 8000}}
+    got = _defined({"run_0": info}, setup=(SetupFact("SetupEvalSeed", ("setup.eval_seed",), "id"),
+                                           SetupFact("SetupTrainPoints", ("setup.n_train",), "int")))
+    assert got["SetupEvalSeed"] == "2020" and got["SetupTrainPoints"] == "8{,}000"

@@ -62,7 +62,7 @@ def render(fig: dict[str, Any], runs: dict[str, dict[str, Any]], metrics: dict[s
 
     plt.rcParams.update({"text.usetex": False})
     panels = fig["panels"]
-    cols = min(3, len(panels))
+    cols = 2 if len(panels) == 4 else min(3, len(panels))  # four panels: a 2x2 grid, no empty slots
     rows = math.ceil(len(panels) / cols)
     figure, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.6 * rows), squeeze=False)
     for ax, panel in zip(axes.flat, panels, strict=False):

@@ -38,10 +38,10 @@ def dig(info: Mapping[str, Any], path: str) -> Any:
 def _setup_value(value: Any, how: str) -> tuple[str, float | None] | None:
     from pylatex.utils import escape_latex
 
-    if how == "int":
+    if how in ("int", "id"):  # "id": a seed or a year, printed without thousands separators
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
             return None
-        return f"{int(value):,}".replace(",", "{,}"), float(value)
+        return (str(int(value)) if how == "id" else f"{int(value):,}".replace(",", "{,}")), float(value)
     if not isinstance(value, str) or not value:
         return None
     text = escape_latex(value)
