@@ -74,7 +74,8 @@ class LaunchConfig:
     allow_failing_gates: bool = False
     """Write the paper even when runs fail the plausibility gates (the paper says so)."""
     literature_search: bool = False
-    """Let the writeup search Semantic Scholar / OpenAlex (cached; skipped offline)."""
+    """Let the writeup search the literature (`agent.literature`: Semantic Scholar, OpenAlex,
+    arXiv; cached in the run's `literature/`, committed; skipped when a session is replayed)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

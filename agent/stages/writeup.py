@@ -159,19 +159,29 @@ def _record_check(ctx: RunContext, part: str, after: str, findings: list[str]) -
 
 
 def _literature(ctx: RunContext, bib: str) -> str:
-    """Add what a literature search finds to references.bib (cached; skipped when offline)."""
+    """Add what the literature layer finds to references.bib: the idea's novelty-search papers,
+    then a search for its title (cached in the run's `literature/`, committed with the bib; a
+    replayed session asks no service: offline, from the caches only)."""
+    from agent.literature import Mode
     from agent.paper.build import literature
 
     done = ctx.find("literature.searched")
     if done is None:
-        result = literature.search(ctx.idea.title)
+        mode: Mode = "offline" if ctx.model.startswith("replay:") else "live"
+        result = literature.search(ctx.idea.title, cache=ctx.ws.resolve(literature.RUN_DIR), mode=mode,
+                                   also_read=literature.idea_caches(ctx.idea.path, ctx.idea.name))
         added: list[str] = []
         if result.papers:
             bib, added = literature.merge_into_bib(bib, result.papers)
             ctx.ws.resolve("latex/references.bib").write_text(bib, encoding="utf-8")
-            ctx.ws.commit(["latex/references.bib"], f"writeup: {len(added)} references from a literature search")
-        ctx.record("literature.searched", query=ctx.idea.title, added=added, skipped=result.skipped,
-                   cached=result.cached)
+        files = [str(p.relative_to(ctx.ws.root)) for p in result.used]
+        ctx.ws.commit(["latex/references.bib", *files],
+                      f"writeup: {len(added)} references from a literature search ({mode})")
+        ctx.record("literature.searched", query=ctx.idea.title, mode=mode, added=added, skipped=result.skipped,
+                   cached=result.cached, files=files,
+                   searches=[{"query": s.query, "source": s.source, "status": s.status, "reason": s.reason,
+                              "cache_key": s.cache_key, "from_cache": s.from_cache,
+                              "papers": [r.summary() for r in s.records]} for s in result.searches])
         if result.skipped:
             ctx.console.warn(result.skipped)
     path = ctx.ws.resolve("latex/references.bib")

@@ -6,6 +6,7 @@
   `macros` (the macro record and number printing), `setup_tex` (setup facts, seeds, gates),
   `hypotheses_tex` (the pre-registered hypotheses' macros and `\\HypothesesTable`).
 - `sections`: the parts of the paper in drafting order and the skeleton stubs they replace.
-- `literature`: the citation search of the Related Work section.
+- `literature`: the Related Work's citations from `agent.literature` (the idea's novelty papers,
+  then a search for its title) merged into references.bib.
 - `compile`: pdflatex + bibtex + chktex through the executor, errors returned as values.
 """
