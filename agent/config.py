@@ -75,6 +75,8 @@ class LaunchConfig:
     """Write the paper even when runs fail the plausibility gates (the paper says so)."""
     literature_search: bool = False
     """Let the writeup search Semantic Scholar / OpenAlex (cached; skipped offline)."""
+    allow_not_novel: bool = False
+    """Run an idea whose novelty check found it "not novel" (refused otherwise)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

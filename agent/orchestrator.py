@@ -52,6 +52,9 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
     idea = ideas.load(ideas.find(config.idea or "", templates_dir, config.template))
     template = template_mod.load(templates_dir / idea.template)
     ideas.check_binding(idea, template)
+    novelty_warning = ideas.check_novelty(idea, config.allow_not_novel)
+    if novelty_warning:
+        console.warn(novelty_warning)
     preset = presets.choose(template, config.preset)
     from agent.llm import preflight, resolve_model
 
@@ -68,6 +71,7 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
             "launch.started", config=config.to_dict(), idea=idea.name, idea_path=str(idea.path),
             template=template.name, template_root=str(template.root), preset=preset,
             model=choice.model, model_source=choice.source, setup_commit=Workspace(staging).head(),
+            novelty=idea.novelty, novelty_warning=novelty_warning,
             preflight_warning=warning, sandbox=sandbox_note, devices=list(pool.gpus) or "cpu")
 
     ws = Workspace.create(
