@@ -197,7 +197,7 @@ def _novelty_reason(idea: Idea) -> str:
     provenance = idea.fields.get("provenance")
     novelty = provenance.get("novelty") if isinstance(provenance, dict) else None
     reason = novelty.get("reason") if isinstance(novelty, dict) else None
-    return reason if isinstance(reason, str) else ""
+    return reason.strip().rstrip(".") if isinstance(reason, str) else ""
 
 
 if __name__ == "__main__":  # `python -m agent.ideas`: generate ideas (agent.ideation)

@@ -46,13 +46,19 @@ def _stage_fn(name: str) -> Stage:
     return stage
 
 
-def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = None) -> LaunchResult:
-    """Validate everything that can be validated, then create the run directory and go."""
-    templates_dir = templates_dir or paths.TEMPLATES
+def check_idea(config: LaunchConfig, templates_dir: Path) -> tuple[ideas.Idea, template_mod.Template, str | None]:
+    """The idea, its template and a novelty warning, or a UsageError before anything (an LLM
+    call included) happens: unknown or malformed idea, assumptions its template does not meet,
+    found "not novel" without --allow-not-novel."""
     idea = ideas.load(ideas.find(config.idea or "", templates_dir, config.template))
     template = template_mod.load(templates_dir / idea.template)
     ideas.check_binding(idea, template)
-    novelty_warning = ideas.check_novelty(idea, config.allow_not_novel)
+    return idea, template, ideas.check_novelty(idea, config.allow_not_novel)
+
+
+def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = None) -> LaunchResult:
+    """Validate everything that can be validated, then create the run directory and go."""
+    idea, template, novelty_warning = check_idea(config, templates_dir or paths.TEMPLATES)
     if novelty_warning:
         console.warn(novelty_warning)
     preset = presets.choose(template, config.preset)

@@ -65,7 +65,7 @@ class FakeLiterature:
         self.answer, self.cache_file = answer, cache_file
         self.log: list[str] = []
 
-    def search(self, query: str, limit: int = 10, source: str | None = None) -> Found:
+    def search(self, query: str, *, limit: int = 10, source: str | None = None) -> Found:
         self.log.append(query)
         return self.answer
 
@@ -310,3 +310,69 @@ def test_launch_cli_refuses_a_not_novel_idea_before_anything_is_created(tmp_path
     # with the flag it gets past the novelty check (and stops at the missing recording)
     assert main([*argv, "--allow-not-novel"]) == 2
     assert "replay file /nonexistent does not exist" in capsys.readouterr().err
+
+
+# --- the reference session, offline end to end -------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _repo_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A templates dir holding sae_variants (its reference ideation session included), with no
+    credentials in the environment."""
+    import shutil
+
+    for var in ("AGENT_MODEL", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates" / "sae_variants", templates / "sae_variants",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return templates
+
+
+def test_reference_session_replays_offline_into_launchable_ideas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("agent.literature")
+    from agent.config import LaunchConfig
+    from agent.ideation.cli import main
+    from agent.orchestrator import check_idea
+
+    templates = _repo_copy(tmp_path, monkeypatch)
+    assert main(["--template", "sae_variants", "-n", "2", "--templates-dir", str(templates)]) == 0
+    out = capsys.readouterr().out
+    assert "REPLAY" in out and "2 written, 0 failed" in out
+    generated = tmp_path / "ideas" / "generated" / "sae_variants"
+    novel = ideas.load(generated / "frequency_weighted_l1.json")
+    taken = ideas.load(generated / "batch_topk_sae.json")
+    assert (novel.novelty, taken.novelty) == ("novel", "not novel")
+    prov = novel.fields["provenance"]
+    assert prov["replay"] and prov["novelty"]["literature_mode"] == "replay"
+    assert all(q["status"] == "ok" and q["from_cache"] for q in prov["novelty"]["queries"])
+    assert len(prov["literature_files"]) == 2
+    assert all((generated / f).is_file() for f in prov["literature_files"])
+    # the launch's checks, which come before any LLM call, pass for the novel one ...
+    idea, template, warning = check_idea(LaunchConfig(idea="frequency_weighted_l1"), templates)
+    assert idea.path == generated / "frequency_weighted_l1.json" and template.name == "sae_variants"
+    assert warning is None
+    # ... and refuse the one that is not novel, unless the user insists
+    with pytest.raises(UsageError, match="NOT NOVEL.*2412.06410"):
+        check_idea(LaunchConfig(idea="batch_topk_sae"), templates)
+    assert "not novel" in str(check_idea(LaunchConfig(idea="batch_topk_sae", allow_not_novel=True), templates)[2])
+
+
+def test_reference_session_with_an_empty_offline_literature_gives_unknown(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("agent.literature")
+    from agent.ideation.cli import main
+
+    templates = _repo_copy(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    assert main(["--template", "sae_variants", "-n", "1", "--templates-dir", str(templates), "--out", str(out),
+                 "--literature", "offline", "--literature-cache", str(tmp_path / "empty")]) == 0
+    assert "novelty: unknown" in capsys.readouterr().out
+    idea = ideas.load(out / "frequency_weighted_l1.json")  # the model said "novel"; nothing was searched
+    assert idea.novelty == "unknown" and idea.fields["novel"] is False
+    queries = idea.fields["provenance"]["novelty"]["queries"]
+    assert [q["status"] for q in queries] == ["unavailable", "unavailable"]
+    assert "novelty unknown" in str(ideas.check_novelty(idea, allow_not_novel=False))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.ideation.replies import Usage
+from agent.ideation.session import LiteratureMode
 
 REFERENCE_DIR = "ideation"
 REFERENCE_SESSION = "reference.session.jsonl"
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _literature(mode: str, cache: Path) -> Any:
+def _literature(mode: LiteratureMode, cache: Path) -> Any:
     try:
         from agent.literature import Literature
     except ImportError as exc:
@@ -157,8 +158,10 @@ def report(result: Any, console: Any) -> int:
     u = result.usage
     console.info(f"ideation: {len(written)} written, {len(failed)} failed; {u.calls} LLM calls, "
                  f"{u.input_tokens} tokens in, {u.output_tokens} out, cost {_money(u)}; journal {result.journal}")
-    if written:
+    if written and result.findable:
         console.info(f"launch one with: python -m agent.launch --idea {written[0].name}")
+    elif written:
+        console.info("--idea NAME finds ideas under ideas/generated/<template>/: move a file there to launch it")
     if result.stopped:
         console.error(f"stopped by --max-cost: {result.stopped}")
         return 4

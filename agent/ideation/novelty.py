@@ -30,7 +30,7 @@ ABSTRACT_CHARS = 600
 class Literature(Protocol):
     """What the check needs of `agent.literature.Literature`."""
 
-    def search(self, query: str, limit: int = 10, source: str | None = None) -> Any: ...
+    def search(self, query: str, *, limit: int = 10, source: str | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -137,10 +137,13 @@ def check(model: Model, literature: Literature, idea: dict[str, Any], *, index: 
     ]
 
     def cites_seen(obj: dict[str, Any]) -> list[str]:
-        if "decision" not in obj:
+        # With nothing shown, the outcome is `unknown` whatever the reply names (recorded as
+        # unseen); with papers shown, a decision may rest only on them.
+        shown = seen(searches)
+        if "decision" not in obj or not shown:
             return []
-        unseen = [p for p in obj["papers"] if p not in seen(searches)]
-        problems = [f"papers: {p} was not among the results you were shown" for p in unseen]
+        problems = [f"papers: {p} was not among the results you were shown" for p in obj["papers"]
+                    if p not in shown]
         if obj["decision"] == "not_novel" and not obj["papers"]:
             problems.append("papers: name the paper(s) shown to you that already do this idea")
         return problems

@@ -18,6 +18,18 @@ PROMPT_FILES = ("ideation_system", "ideation_generate", "ideation_reflect", "ide
 LITERATURE_SUFFIX = ".literature"
 
 
+def shown(text: str) -> str:
+    """An absolute path (or `replay:PATH`) relative to the repository when it lies inside it,
+    so the provenance reads the same on every checkout; anything else as it is."""
+    from agent.paths import REPO
+
+    prefix = "replay:" if text.startswith("replay:") else ""
+    path = Path(text[len(prefix):])
+    if not path.is_absolute() or not path.resolve().is_relative_to(REPO):
+        return text
+    return prefix + str(path.resolve().relative_to(REPO))
+
+
 def default_out(templates_dir: Path, template: str) -> Path:
     """`<repo>/ideas/generated/<template>/`, where `--idea NAME` finds them."""
     return ideas.generated_dir(templates_dir) / template

@@ -76,6 +76,8 @@ class Outcome:
     ideas: list[Written | Failed] = field(default_factory=list)
     stopped: str | None = None
     """Why the session stopped early (the cost budget), None if it ran to the end."""
+    findable: bool = True
+    """Whether `--idea NAME` finds the ideas where they were written."""
 
 
 class Recorder:
@@ -100,7 +102,9 @@ def _novelty_provenance(checked: Checked, settings: Settings) -> dict[str, Any]:
     return {
         "outcome": checked.novelty, "reason": checked.reason,
         "decision": checked.decision, "model_reason": checked.model_reason,
-        "papers_relied_on": checked.papers, "rounds": checked.rounds,
+        "papers_relied_on": [p for p in checked.papers if p in seen(checked.searches)],
+        "papers_named_unseen": [p for p in checked.papers if p not in seen(checked.searches)],
+        "rounds": checked.rounds,
         "literature_mode": settings.literature_mode,
         "queries": [{"query": a.query, "status": a.search.status, "reason": a.search.reason,
                      "cache_key": a.search.cache_key, "from_cache": a.search.from_cache,
@@ -138,7 +142,7 @@ def one(settings: Settings, model: Recorder, literature: Any, journal: Journal, 
         **fields, "Name": name, "novel": checked.novelty == "novel", "novelty": checked.novelty,
         "template": settings.template.name,
         "provenance": {
-            "generated_by": "python -m agent.ideas", "model": settings.model,
+            "generated_by": "python -m agent.ideas", "model": output.shown(settings.model),
             "replay": settings.model.startswith("replay:"),
             "proposed_name": fields["Name"], "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "prompts_sha256": output.prompt_hashes(),
@@ -146,7 +150,7 @@ def one(settings: Settings, model: Recorder, literature: Any, journal: Journal, 
             "reflections": drafted.reflections, "notes": list(drafted.notes),
             "novelty": _novelty_provenance(checked, settings),
             "literature_files": copied, "usage": usage.to_json(),
-            "journal": str(journal.path),
+            "journal": output.shown(str(journal.path)),
         },
     }
     path = output.write_idea(settings.out_dir, name, record)
@@ -164,7 +168,8 @@ def run(settings: Settings, model: Model, literature_for: Callable[[], Any], jou
     recorder = Recorder(model)
     existing = output.existing_ideas(settings.templates_dir, settings.template.name)
     taken = output.taken_names(settings.templates_dir, settings.out_dir)
-    result = Outcome(journal.path, recorder.usage)
+    result = Outcome(journal.path, recorder.usage, findable=settings.out_dir.resolve() == output.default_out(
+        settings.templates_dir, settings.template.name).resolve())
     journal.append("ideation.started", template=settings.template.name, n=settings.n,
                    model=settings.model, literature=settings.literature_mode,
                    out_dir=str(settings.out_dir), prompts_sha256=output.prompt_hashes())
