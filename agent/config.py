@@ -76,6 +76,8 @@ class LaunchConfig:
     literature_search: bool = False
     """Let the writeup search the literature (`agent.literature`: Semantic Scholar, OpenAlex,
     arXiv; cached in the run's `literature/`, committed; skipped when a session is replayed)."""
+    allow_not_novel: bool = False
+    """Run an idea whose novelty check found it "not novel" (refused otherwise)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

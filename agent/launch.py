@@ -1,8 +1,8 @@
 """Command line: `python -m agent.launch --idea NAME` (thin: parse, hand over, print, exit).
 
 Exit codes: 0 done; 1 an unexpected error (a bug of ours, a full disk; journaled with its
-traceback, resumable); 2 bad input, missing credentials or a busy run directory (nothing
-created); 3 the template or machine cannot run (e.g. the baseline fails); 4 stopped on purpose
+traceback, resumable); 2 bad input, missing credentials, a busy run directory or an idea found
+"not novel" without --allow-not-novel (nothing created); 3 the template or machine cannot run (e.g. the baseline fails); 4 stopped on purpose
 and resumable (cost budget, LLM unavailable); 5 a replayed session diverged; 6 a stage failed;
 130 interrupted.
 Only this module prints; everything it shows is also in the run's journal.
@@ -27,7 +27,8 @@ model selection (first that applies):
   token out) checks that the provider takes the key and knows the model.
 
 exit codes: 0 done, 1 unexpected error (traceback in RUN_DIR/crashes/, resumable), 2 bad
-input, credentials or a busy run directory (nothing created; a key rejected mid-run keeps
+input, credentials, a busy run directory or a "not novel" idea without --allow-not-novel
+(nothing created; a key rejected mid-run keeps
 its run directory, resumable once fixed), 3 template/baseline broken,
 4 stopped and resumable (--resume RUN_DIR), 5 replay diverged, 6 a stage failed,
 130 interrupted.
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "GPUs (one per process), the CPU cores, each model's --tpm-limit and "
                            "--max-cost")
     what.add_argument("--template", help="template folder, when the idea name is ambiguous")
+    what.add_argument("--allow-not-novel", action="store_true",
+                      help="run an idea whose novelty check found it \"not novel\" (refused otherwise)")
     what.add_argument("--templates-dir", default=None, help="where templates live (default: the repository's templates/)")
     what.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run directory")
     what.add_argument("--stages", type=_stages, default=STAGES, metavar="LIST",
@@ -179,7 +182,7 @@ def config_from_args(args: argparse.Namespace) -> LaunchConfig:
         price_per_mtok=args.price_per_mtok, llm_timeout_s=args.llm_timeout,
         preflight_call=args.preflight_call, sandbox=args.sandbox, runs_dir=args.runs_dir, stages=stages, quiet=args.quiet,
         max_reflections=args.max_reflections, allow_failing_gates=args.allow_failing_gates,
-        literature_search=args.literature_search,
+        literature_search=args.literature_search, allow_not_novel=args.allow_not_novel,
     )
 
 
@@ -226,7 +229,8 @@ def _many(args: argparse.Namespace, argv: list[str] | None, console: object) -> 
     templates_dir = Path(args.templates_dir).resolve() if args.templates_dir else paths.TEMPLATES
     try:
         for name in args.idea:
-            ideas.load(ideas.find(name, templates_dir, args.template))
+            ideas.check_novelty(ideas.load(ideas.find(name, templates_dir, args.template)),
+                                args.allow_not_novel)
     except AgentError as exc:
         console.error(f"{exc}\nnothing was started")  # type: ignore[attr-defined]
         return exc.exit_code

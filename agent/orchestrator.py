@@ -46,12 +46,21 @@ def _stage_fn(name: str) -> Stage:
     return stage
 
 
-def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = None) -> LaunchResult:
-    """Validate everything that can be validated, then create the run directory and go."""
-    templates_dir = templates_dir or paths.TEMPLATES
+def check_idea(config: LaunchConfig, templates_dir: Path) -> tuple[ideas.Idea, template_mod.Template, str | None]:
+    """The idea, its template and a novelty warning, or a UsageError before anything (an LLM
+    call included) happens: unknown or malformed idea, assumptions its template does not meet,
+    found "not novel" without --allow-not-novel."""
     idea = ideas.load(ideas.find(config.idea or "", templates_dir, config.template))
     template = template_mod.load(templates_dir / idea.template)
     ideas.check_binding(idea, template)
+    return idea, template, ideas.check_novelty(idea, config.allow_not_novel)
+
+
+def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = None) -> LaunchResult:
+    """Validate everything that can be validated, then create the run directory and go."""
+    idea, template, novelty_warning = check_idea(config, templates_dir or paths.TEMPLATES)
+    if novelty_warning:
+        console.warn(novelty_warning)
     preset = presets.choose(template, config.preset)
     from agent.llm import preflight, resolve_model
 
@@ -68,6 +77,7 @@ def launch(config: LaunchConfig, console: Console, templates_dir: Path | None = 
             "launch.started", config=config.to_dict(), idea=idea.name, idea_path=str(idea.path),
             template=template.name, template_root=str(template.root), preset=preset,
             model=choice.model, model_source=choice.source, setup_commit=Workspace(staging).head(),
+            novelty=idea.novelty, novelty_warning=novelty_warning,
             preflight_warning=warning, sandbox=sandbox_note, devices=list(pool.gpus) or "cpu")
 
     ws = Workspace.create(

@@ -34,7 +34,7 @@ from agent.secrets import SecretScanner
 
 AUTHOR_NAME = "trusted-scientist"
 AUTHOR_EMAIL = "agent@trusted-scientist.invalid"
-_SKIP_FROM_TEMPLATE = {"ideas", "__pycache__", ".git", ".pytest_cache"}
+_SKIP_FROM_TEMPLATE = {"ideas", "ideation", "__pycache__", ".git", ".pytest_cache"}
 STEP_TRAILER = "Agent-Step"
 """Git trailer naming the orchestrator step a commit belongs to, so a step whose journal
 event was lost in a crash is found in the history instead of being done twice."""
