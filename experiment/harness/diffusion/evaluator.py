@@ -19,16 +19,15 @@ the means over the seeds with their intervals (`harness.seeds.aggregate`).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from harness import evaluation
 from harness import provenance as prov
 from harness.diffusion import contract
 
@@ -57,26 +56,6 @@ def _read_meta(run_dir: Path) -> tuple[bytes, dict[str, Any]]:
     return raw, meta
 
 
-def _ignored(run_dir: Path) -> dict[str, Any] | None:
-    """Final-info files the experiment wrote itself: named, hashed, their metrics listed by
-    name only (the values stay out of this record, so nothing can cite them)."""
-    found = {}
-    for name in (prov.EXPERIMENT_FINAL_INFO, "final_info.json"):
-        path = run_dir / name
-        if not path.is_file():
-            continue
-        entry: dict[str, Any] = {"sha256": prov.sha256_file(path)}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            metrics = data.get("metrics") if isinstance(data, dict) else None
-            entry["metric_names"] = sorted(str(k) for k in metrics)[:200] \
-                if isinstance(metrics, dict) else []
-        except (ValueError, UnicodeDecodeError):
-            entry["metric_names"] = []
-        found[name] = entry
-    if not found:
-        return None
-    return {"files": found, "note": "written by experiment.py, not by the evaluator: ignored"}
 
 
 def _loaded(run_dir: Path, device: str) -> dict[str, Any]:
@@ -94,7 +73,7 @@ def _loaded(run_dir: Path, device: str) -> dict[str, Any]:
     meta_raw, meta = _read_meta(run_dir)
     values = betas(meta.get("schedule"))  # ScheduleError (a ValueError) says what is wrong
     return {"dir": run_dir, "archives": archives, "meta_raw": meta_raw, "meta": meta,
-            "betas": values, "ignored": _ignored(run_dir),
+            "betas": values, "ignored": evaluation.ignored_final_info(run_dir),
             "programs": {d: GraphProgram(a, device) for d, a in archives.items()}}
 
 
@@ -250,7 +229,7 @@ def evaluate_seeds(run_dir: Path, seeds: list[int], preset_name: str | None,
     start = time.perf_counter()
     run_dir = run_dir.resolve()
     preset, device = resolve(preset_name), _device()
-    outcomes = _outcomes(run_dir / seeds_mod.OUTCOMES)
+    outcomes = evaluation.seed_outcomes(run_dir / seeds_mod.OUTCOMES)
     held_out = _held_out(preset)
     records, failed = {}, {}
     for seed in seeds:
@@ -291,54 +270,16 @@ def evaluate_seeds(run_dir: Path, seeds: list[int], preset_name: str | None,
                                     manifest=manifest)
 
 
-def _outcomes(path: Path) -> dict[int, dict[str, Any]]:
-    """How each seed's process ended, as the loop recorded it (absent when run by hand)."""
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {int(o["seed"]): o for o in data.get("seeds", []) if isinstance(o, dict)}
 
 
-def _preset(args: argparse.Namespace, run_dir: Path) -> str | None:
-    if args.preset:
-        return str(args.preset)
-    if os.environ.get("EXPERIMENT_PRESET"):
-        return os.environ["EXPERIMENT_PRESET"]
-    for folder in run_dir.resolve().parents[:2]:  # run_i/ or run_i/seed_k/ by hand
-        path = folder / "preset.json"
-        if path.is_file():
-            found = json.loads(path.read_text(encoding="utf-8")).get("preset")
-            return str(found) if found else None
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=contract.EVALUATOR, description=__doc__)
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--preset", default=None)
-    parser.add_argument("--manifest", type=Path, default=None,
-                        help="template.toml with the gates (default: ./template.toml)")
-    parser.add_argument("--seeds", default=None, metavar="LIST",
-                        help="evaluate run_dir/seed_<k>/ for each seed (e.g. 0,1,2) and write the "
-                             "run's final_info.json with the means and their intervals")
-    args = parser.parse_args(argv)
-    from harness import seeds
     from harness.diffusion.presets import PresetUnavailable
-    from harness.graph_run import Refused
 
-    try:
-        preset = _preset(args, args.run_dir)
-        if args.seeds is not None:
-            record = evaluate_seeds(args.run_dir, seeds.parse_seeds(args.seeds), preset,
-                                    args.manifest)
-        else:
-            record = evaluate_run(args.run_dir, preset, args.manifest)
-    except (EvaluationError, Refused, ValueError, PresetUnavailable) as exc:
-        print(f"evaluator: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    print(f"evaluator: wrote {args.run_dir}/final_info.json in "
-          f"{record['timings']['evaluator_s']:.1f} s")
-    return 0
+    return evaluation.cli(argv, prog=contract.EVALUATOR, description=__doc__,
+                          evaluate_run=evaluate_run, evaluate_seeds=evaluate_seeds,
+                          errors=(EvaluationError, PresetUnavailable))
 
 
 if __name__ == "__main__":
