@@ -167,3 +167,21 @@ def test_idea_changing_what_the_evaluation_fixes_is_refused_with_the_templates_r
     assert "loss" not in message.split("sampler", 1)[1].split(".")[0], "only what is refused is named"
     fields["requires"] = {}
     ideas.check_binding(ideas.load(_write_idea(tmp_path, "same_sampler", fields)), template)
+
+
+def test_a_2d_diffusion_idea_that_changes_the_sampler_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    """The diffusion evaluator runs its own DDPM sampler: an idea declaring a new sampler (DDIM)
+    cannot be evaluated, and says why; the same idea changing only the schedule binds."""
+    from tests.conftest import REPO
+
+    root = REPO / "templates" / "2d_diffusion"
+    fields = json.loads((root / "ideas" / "cosine_noise_schedule.json").read_text(encoding="utf-8"))
+    folder = tmp_path / "2d_diffusion" / "ideas"
+    folder.mkdir(parents=True)
+    (folder / "ddim.json").write_text(json.dumps({**fields, "Name": "ddim", "requires": {
+        **fields.get("requires", {}), "changes": ["noise_schedule", "sampler"]}}), encoding="utf-8")
+    template = template_mod.load(root)
+    with pytest.raises(UsageError) as info:
+        ideas.check_binding(ideas.load(folder / "ddim.json"), template)
+    assert "changes the sampler" in str(info.value) and "DDPM ancestral sampling" in str(info.value)
+    ideas.check_binding(ideas.load(root / "ideas" / "cosine_noise_schedule.json"), template)

@@ -303,3 +303,22 @@ def test_cache_hits_are_shown_in_the_report_and_the_replay_timeline(run_copy):
     timeline = subprocess.run([sys.executable, "-m", "agent.replay", str(run_copy)], cwd=REPO,
                               capture_output=True, text=True, timeout=120)
     assert f"({1234 * n:,} input tokens from the provider's cache)" in timeline.stdout, timeline.stdout[:2000]
+
+
+def test_a_generated_ideas_novelty_evidence_is_shown(run_copy):
+    """A generated idea carries its novelty check: the page shows the outcome, every search with
+    its status, and the papers seen, the ones the decision relied on marked."""
+    idea = json.loads((run_copy / "idea.json").read_text(encoding="utf-8"))
+    idea.update(novelty="unknown", provenance={"novelty": {
+        "outcome": "unknown", "reason": "a search was rate limited", "literature_mode": "live",
+        "queries": [{"query": "momentum <b>quadratic</b>", "status": "ok", "papers": ["arxiv:1"]},
+                    {"query": "heavy ball", "status": "rate_limited", "reason": "429 past the deadline",
+                     "papers": []}],
+        "papers_seen": [{"ref": "arxiv:1", "title": "On momentum", "year": 1964}],
+        "papers_relied_on": ["arxiv:1"]}})
+    (run_copy / "idea.json").write_text(json.dumps(idea), encoding="utf-8")
+    proc, html = make_report(run_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert "Novelty check: <strong>unknown</strong>" in html and "2 search(es), 1 paper(s) seen" in html
+    assert "rate_limited (429 past the deadline)" in html and "On momentum" in html and "relied on" in html
+    assert "momentum &lt;b&gt;quadratic&lt;/b&gt;" in html  # model-written text is escaped
