@@ -165,11 +165,14 @@ def test_ideas_of_two_templates_run_side_by_side_each_with_its_own_evaluation(tm
     harness.diffusion.evaluator), each with its own run directory, history and template."""
     templates = _templates(tmp_path)
     shutil.copytree(REPO / "templates" / "2d_diffusion", templates / "2d_diffusion")
+    toml = templates / "toy_template" / "template.toml"  # one --preset for both: the toy gets a tiny too
+    toml.write_text(toml.read_text(encoding="utf-8") + '\n[presets.tiny]\ndescription = "the toy as it is"\n',
+                    encoding="utf-8")
     reference = templates / "2d_diffusion" / "ideas" / "dual_scale_denoiser.session.jsonl"
     plan = next(json.loads(line)["reply"] for line in reference.read_text(encoding="utf-8").splitlines()
                 if line.strip() and not line.startswith("//"))
     write_session(reference, [plan, "ALL_COMPLETED"], ["experiment.plan", "experiment.results"])
-    proc = cli("--idea", "toy_idea", "--idea", "dual_scale_denoiser", "--jobs", "2", "--seeds", "1",
+    proc = cli("--idea", "toy_idea", "--idea", "dual_scale_denoiser", "--jobs", "2", "--preset", "tiny",
                "--templates-dir", str(templates), "--max-runs", "3", "--stages", "experiment",
                "--runs-dir", str(tmp_path / "runs"), timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
