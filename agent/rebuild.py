@@ -29,13 +29,13 @@ _SKIPPED_STAGES = ("journal", "replay")
 _NOT_COMPARED = re.compile(r"(^|/|_)(stdout\.txt|stderr\.txt)$|(^|/)(seed_outcomes\.json|cached_from\.json)$"
                            r"|^logs/|\.(pdf|png|jpg|svg)$")
 """Outputs whose bytes hold timings, paths or renderer details: present on both sides is enough."""
-# Keys whose values differ between two executions of the same code: times, commit ids, and
-# hashes of files that hold them (a record's written_at, the exported graphs' archives); the
-# evaluated weights' hash is not among them, so identical weights are still required.
-_VOLATILE_KEYS = re.compile(r"(^|_)(at|commit|sha|time|timestamp|ts|written_at|duration_s|wall_s|"
-                            r"final_info_sha256|encode_sha256|decode_sha256|meta_sha256|"
-                            r"seconds|elapsed|latency_s|started|finished|timings|source|path|"
-                            r"cached_from_commit)$")
+# Keys whose values differ between two executions of the same code: times (`*_s` seconds,
+# `ms_per_*`), commit ids, and hashes of files that hold them (a record's written_at, the exported
+# archives, whatever the template's contract names them); the evaluated weights' and the
+# harness's hashes are not among them, so identical weights and harness are still required.
+_VOLATILE_KEYS = re.compile(r"(^|_)(at|commit|sha|time|timestamp|ts|written_at|s|ms|"
+                            r"seconds|elapsed|started|finished|timings|source|path)$"
+                            r"|^ms_per_\w+$|^(?!weights_|harness_)\w+_sha256$")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _DURATION = re.compile(r"\b\d+(?:\.\d+)? ?(?:s|ms|seconds)\b")
 _SHA = re.compile(r"\b(?:commit\s+[0-9a-f]{7,40}|(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40})\b")

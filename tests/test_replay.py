@@ -219,3 +219,29 @@ def test_a_stopped_launch_commits_its_last_events_too(tmp_path):
     assert read_run(tmp_path / "clone").events[-1].kind == "launch.stopped"
     timeline = replay(str(tmp_path / "clone"))
     assert timeline.returncode == 0 and "stopped: ReplayDiverged" in timeline.stdout
+
+
+def test_a_rebuild_ignores_timings_and_archive_hashes_of_any_template_but_not_values_or_weights():
+    """Two executions of the same code differ in their timings (`train_s`, `ms_per_step`) and the
+    bytes of their exported archives (hashed under each template's contract keys,
+    `encode_sha256`, `denoiser_moons_sha256`); the values, the evaluated weights' hash and the
+    harness's hash must still agree."""
+    from agent.rebuild import _json_difference
+
+    a = {"metrics": {"kl_mean": 0.7}, "training": {"seed_0": {"circle": {"ms_per_step": 3.6, "train_s": 1.7,
+                                                                         "final_loss": 0.63}}},
+         "provenance": {"denoiser_moons_sha256": "aa", "encode_sha256": "bb", "weights_sha256": "w",
+                        "harness_sha256": "h"}}
+    b = json.loads(json.dumps(a))
+    b["training"]["seed_0"]["circle"].update(ms_per_step=3.9, train_s=2.0)
+    b["provenance"].update(denoiser_moons_sha256="cc", encode_sha256="dd")
+    assert _json_difference(a, b, "", 0.0, 0.0) is None
+    for path, value in ((("metrics", "kl_mean"), 0.71), (("provenance", "weights_sha256"), "x"),
+                        (("provenance", "harness_sha256"), "x"),
+                        (("training", "seed_0", "circle", "final_loss"), 0.64)):
+        c = json.loads(json.dumps(a))
+        node = c
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        assert _json_difference(a, c, "", 0.0, 0.0), path
