@@ -96,3 +96,45 @@ def cli(argv: list[str] | None, *, prog: str, description: str | None,
     print(f"evaluator: wrote {args.run_dir}/final_info.json in "
           f"{record['timings']['evaluator_s']:.1f} s")
     return 0
+
+
+def weights_sha256(weights: list[tuple[str, Any]]) -> str:
+    """sha256 of the evaluated weights, given as (label, tensor) in a fixed order: labels,
+    shapes, dtypes and bytes. Equal for two runs with the same parameters, whatever their
+    archives' other bytes (an archive also records where and when it was written)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for label, tensor in weights:
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{label}:{tuple(tensor.shape)}:{flat.dtype}\0".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_check(path: Path, weights: dict[str, Any]) -> dict[str, Any] | None:
+    """Whether the safetensors file at `path` holds exactly `weights` ({name in the checkpoint:
+    the tensor the graphs evaluated}), read as a header and raw bytes (no code). None when
+    there is no checkpoint."""
+    import torch
+    from safetensors.torch import load
+
+    if not path.is_file():
+        return None
+    raw = path.read_bytes()
+    entry: dict[str, Any] = {"path": path.name, "sha256": prov.sha256_bytes(raw)}
+    try:
+        saved = load(raw)
+    except Exception as exc:  # safetensors raises its own error type for a malformed file
+        return {**entry, "matches_evaluated": False,
+                "problem": f"not a readable safetensors file ({type(exc).__name__})"}
+    differs = [name for name, weight in weights.items()
+               if (found := saved.get(name)) is None or found.shape != weight.shape
+               or not torch.equal(found.to(weight.device, weight.dtype), weight)]
+    entry["matches_evaluated"] = not differs
+    if differs:
+        entry["problem"] = (f"{', '.join(sorted(set(differs))[:6])} differ from the weights of "
+                            "the graphs evaluated")
+    return entry

@@ -19,7 +19,6 @@ the means over the seeds with their intervals (`harness.seeds.aggregate`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -78,51 +77,18 @@ def _loaded(run_dir: Path, device: str) -> dict[str, Any]:
 
 
 def weights_sha256(programs: dict[str, Any]) -> str:
-    """sha256 of the evaluated weights (dataset, names, shapes, dtypes, bytes), whatever the
-    archives' other bytes."""
-    import torch
-
-    digest = hashlib.sha256()
-    for d in contract.DATASETS:
-        weights = programs[d].weights
-        for fqn in sorted(weights):
-            w = weights[fqn].detach().cpu().contiguous().reshape(-1)
-            digest.update(f"{d}:{fqn}:{tuple(weights[fqn].shape)}:{w.dtype}\0".encode())
-            digest.update(w.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 of the evaluated weights (`harness.evaluation.weights_sha256`), dataset by dataset."""
+    return evaluation.weights_sha256([(f"{d}:{fqn}", programs[d].weights[fqn])
+                                      for d in contract.DATASETS for fqn in sorted(programs[d].weights)])
 
 
 def checkpoint_check(run_dir: Path, programs: dict[str, Any]) -> dict[str, Any] | None:
-    """Whether `denoiser.safetensors` holds exactly the weights of the graphs evaluated (read
-    with safetensors: a header and raw bytes, no code). None when there is no checkpoint."""
-    import torch
-    from safetensors.torch import load
-
+    """Whether `denoiser.safetensors` holds exactly the weights of the graphs evaluated."""
     from harness.diffusion.export import WRAPPED
 
-    path = run_dir / contract.CHECKPOINT
-    if not path.is_file():
-        return None
-    raw = path.read_bytes()
-    entry: dict[str, Any] = {"path": path.name, "sha256": prov.sha256_bytes(raw)}
-    try:
-        saved = load(raw)
-    except Exception as exc:  # safetensors raises its own error type for a malformed file
-        return {**entry, "matches_evaluated": False,
-                "problem": f"not a readable safetensors file ({type(exc).__name__})"}
-    differs = []
-    for d in contract.DATASETS:
-        for fqn, weight in programs[d].weights.items():
-            name = f"{d}.{fqn.removeprefix(WRAPPED)}"
-            found = saved.get(name)
-            if found is None or found.shape != weight.shape or not torch.equal(
-                    found.to(weight.device, weight.dtype), weight):
-                differs.append(name)
-    entry["matches_evaluated"] = not differs
-    if differs:
-        entry["problem"] = (f"{', '.join(sorted(differs)[:6])} differ from the weights of the "
-                            "graphs evaluated")
-    return entry
+    weights = {f"{d}.{fqn.removeprefix(WRAPPED)}": w
+               for d in contract.DATASETS for fqn, w in programs[d].weights.items()}
+    return evaluation.checkpoint_check(run_dir / contract.CHECKPOINT, weights)
 
 
 def _held_out(preset: Any) -> dict[str, Any]:

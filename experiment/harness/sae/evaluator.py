@@ -112,51 +112,17 @@ def graph_sae(encode: bytes, decode: bytes, meta: dict[str, Any], device: str) -
 
 
 def checkpoint_check(run_dir: Path, programs: list[Any]) -> dict[str, Any] | None:
-    """Whether `run_i/sae.safetensors` holds exactly the weights of the graphs evaluated (read
-    with safetensors: a header and raw bytes, no code). None when there is no checkpoint."""
-    import torch
-    from safetensors.torch import load
-
-    path = run_dir / contract.CHECKPOINT
-    if not path.is_file():
-        return None
-    raw = path.read_bytes()
-    entry: dict[str, Any] = {"path": path.name, "sha256": prov.sha256_bytes(raw)}
-    try:
-        saved = load(raw)
-    except Exception as exc:  # safetensors raises its own error type for a malformed file
-        return {**entry, "matches_evaluated": False,
-                "problem": f"not a readable safetensors file ({type(exc).__name__})"}
-    differs = []
-    for program in programs:
-        for fqn, weight in program.weights.items():
-            name = fqn.removeprefix("sae.")  # export wraps the SAE as `sae`
-            found = saved.get(name)
-            if found is None or found.shape != weight.shape or not torch.equal(
-                    found.to(weight.device, weight.dtype), weight):
-                differs.append(name)
-    entry["matches_evaluated"] = not differs
-    if differs:
-        entry["problem"] = (f"{', '.join(sorted(set(differs))[:6])} differ from the weights of "
-                            "the graphs evaluated")
-    return entry
+    """Whether `run_i/sae.safetensors` holds exactly the weights of the graphs evaluated."""
+    # export wraps the SAE as `sae`
+    weights = {fqn.removeprefix("sae."): w for program in programs for fqn, w in program.weights.items()}
+    return evaluation.checkpoint_check(run_dir / contract.CHECKPOINT, weights)
 
 
 def weights_sha256(programs: list[Any]) -> str:
-    """sha256 of the evaluated weights (names, shapes, dtypes, bytes): equal for two SAEs with
-    the same parameters, whatever their archives' bytes (an archive also records where and when
-    it was written)."""
-    import hashlib
-
-    import torch
-
-    digest = hashlib.sha256()
-    for i, program in enumerate(programs):
-        for fqn in sorted(program.weights):
-            weight = program.weights[fqn].detach().cpu().contiguous().reshape(-1)
-            digest.update(f"{i}:{fqn}:{tuple(program.weights[fqn].shape)}:{weight.dtype}\0".encode())
-            digest.update(weight.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 of the evaluated weights (`harness.evaluation.weights_sha256`), program by program."""
+    return evaluation.weights_sha256([(f"{i}:{fqn}", program.weights[fqn])
+                                      for i, program in enumerate(programs)
+                                      for fqn in sorted(program.weights)])
 
 
 def _read_meta(run_dir: Path) -> tuple[bytes, dict[str, Any]]:
