@@ -376,3 +376,19 @@ def test_reference_session_with_an_empty_offline_literature_gives_unknown(tmp_pa
     queries = idea.fields["provenance"]["novelty"]["queries"]
     assert [q["status"] for q in queries] == ["unavailable", "unavailable"]
     assert "novelty unknown" in str(ideas.check_novelty(idea, allow_not_novel=False))
+
+
+@pytest.mark.parametrize("name", ["../../templates/toy_template/ideas/toy_idea", "/tmp/evil", "Toy Idea",
+                                  "a", "x" * 80, "idea.json"])
+def test_a_name_that_is_no_plain_file_stem_is_sent_back_and_nothing_is_written_outside(tmp_path: Path,
+                                                                                      name: str) -> None:
+    """The model names the idea, and the name becomes a file name: a path, an absolute path,
+    spaces, a dot or a length out of bounds are schema errors sent back; the fixed reply is
+    written under the output folder only."""
+    result, model = run(tmp_path, [idea_reply(name), idea_reply("plain_name", done=True), query(),
+                                   decide("novel", [])])
+    assert [k for k, _ in model.asked][:2] == ["idea.generate", "idea.fix"]
+    assert "Name" in model.asked[1][1][-1]["content"]
+    (only,) = written(result)
+    assert only.name == "plain_name" and only.path.parent.name != "ideas"
+    assert not (tmp_path / "evil.json").exists() and not Path("/tmp/evil.json").exists()
